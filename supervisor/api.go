@@ -1,0 +1,60 @@
+package supervisor
+
+import (
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options describe one supervised run.
+type Options struct {
+	Path string   // executable to run, already resolved (see LookPath)
+	Args []string // argv, Args[0] as the user gave it
+	Env  []string // nil means os.Environ()
+	Dir  string   // "" means the current directory
+
+	// Stdin, Stdout, Stderr default to the supervisor's own.
+	Stdin, Stdout, Stderr *os.File
+
+	Tracker       TrackerKind // "" means TrackAuto
+	TrackCreation bool        // also watch shmget/semget/msgget where allowed
+
+	// Terminate decides, from the command's status, whether descendants
+	// still running after the command exited are terminated (SIGTERM, Grace,
+	// SIGKILL) before Run returns. nil leaves them running.
+	Terminate func(ws unix.WaitStatus) bool
+	Grace     time.Duration // default 5s
+
+	// Started is called right after the command started (journal).
+	Started func(pid int, at time.Time)
+	// Joined is called as tree members are learned (journal); may be nil.
+	Joined func(pid int, at time.Time)
+	// Logf receives diagnostics meant for the user's stderr; may be nil.
+	Logf func(format string, args ...any)
+}
+
+// Result is the outcome of a supervised run.
+type Result struct {
+	Pid     int
+	Status  unix.WaitStatus
+	Started time.Time
+	Ended   time.Time
+	Tree    *Tree
+	// Terminated lists descendants that had to be signalled after the command
+	// exited, and Killed those that needed SIGKILL.
+	Terminated, Killed []int
+	// Remaining lists descendants left running (Terminate returned false).
+	Remaining []int
+}
+
+// ExecError is a failure to start the command, with the exit status env(1)
+// uses for it: 127 not found, 126 found but not executable.
+type ExecError struct {
+	Cmd  string
+	Code int
+	Err  error
+}
+
+func (e *ExecError) Error() string { return e.Cmd + ": " + e.Err.Error() }
+func (e *ExecError) Unwrap() error { return e.Err }

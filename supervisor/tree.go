@@ -1,0 +1,122 @@
+package supervisor
+
+import (
+	"sort"
+	"syscall"
+	"time"
+)
+
+// Span is a time during which a pid was a member of the tree. End is zero
+// when the member was still running when tracking finished.
+type Span struct {
+	Start, End time.Time
+}
+
+// Slack widens every membership test: the kernel stamps IPC objects with
+// whole seconds, so an action at second s may have happened up to a second
+// before or after a span boundary taken from a finer clock.
+const Slack = time.Second
+
+// Tree is the set of processes that were ever part of the command's tree,
+// as one tracker saw it. It implements ipcdiff.Tree.
+type Tree struct {
+	Tracker string // mechanism that produced it ("perf", "perf+syscalls", "proc-connector", "poll")
+	Root    int    // the command's pid
+	// Exact is true when the tracker saw every fork of the tree (no lost
+	// events), so a pid it did not see was certainly not a member.
+	Exact bool
+	// Note says why the tree is not exact, or what degraded.
+	Note string
+	// CreationTracked is true when every shmget/semget/msgget of the tree was
+	// observed (syscall tracepoints, no lost events).
+	CreationTracked bool
+
+	spans   map[int][]Span
+	created map[string]map[int]bool
+}
+
+// NewTree returns an empty tree for tracker name rooted at pid root.
+func NewTree(name string, root int) *Tree {
+	return &Tree{Tracker: name, Root: root, spans: map[int][]Span{}, created: map[string]map[int]bool{}}
+}
+
+// Join records that pid became a member at time at.
+func (t *Tree) Join(pid int, at time.Time) {
+	s := t.spans[pid]
+	if n := len(s); n > 0 && s[n-1].End.IsZero() {
+		return // already a live member
+	}
+	t.spans[pid] = append(s, Span{Start: at})
+}
+
+// Leave records that member pid exited at time at.
+func (t *Tree) Leave(pid int, at time.Time) {
+	s := t.spans[pid]
+	if n := len(s); n > 0 && s[n-1].End.IsZero() {
+		s[n-1].End = at
+	}
+}
+
+// IsLive reports whether pid is currently a member (joined and not left).
+func (t *Tree) IsLive(pid int) bool {
+	s := t.spans[pid]
+	return len(s) > 0 && s[len(s)-1].End.IsZero()
+}
+
+// SawCreate records that the tree created object typ/id.
+func (t *Tree) SawCreate(typ string, id int) {
+	m := t.created[typ]
+	if m == nil {
+		m = map[int]bool{}
+		t.created[typ] = m
+	}
+	m[id] = true
+}
+
+// Spans returns the membership spans of pid.
+func (t *Tree) Spans(pid int) []Span { return t.spans[pid] }
+
+// Pids returns every pid that was ever a member, sorted.
+func (t *Tree) Pids() []int {
+	p := make([]int, 0, len(t.spans))
+	for pid := range t.spans {
+		p = append(p, pid)
+	}
+	sort.Ints(p)
+	return p
+}
+
+// Member implements ipcdiff.Tree.
+func (t *Tree) Member(pid int, from, to time.Time) (member, exact bool) {
+	if pid <= 0 {
+		return false, true
+	}
+	from, to = from.Add(-Slack), to.Add(Slack)
+	for _, s := range t.spans[pid] {
+		if !s.Start.After(to) && (s.End.IsZero() || !s.End.Before(from)) {
+			return true, t.Exact
+		}
+	}
+	return false, t.Exact
+}
+
+// Created implements ipcdiff.Tree.
+func (t *Tree) Created(typ string, id int) (created, tracked bool) {
+	return t.created[typ][id], t.CreationTracked
+}
+
+// Alive implements ipcdiff.Tree: members not seen to exit that still exist.
+func (t *Tree) Alive() []int {
+	var live []int
+	for _, pid := range t.Pids() {
+		if t.IsLive(pid) && processExists(pid) {
+			live = append(live, pid)
+		}
+	}
+	return live
+}
+
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}
