@@ -33,11 +33,14 @@ type Tree struct {
 
 	spans   map[int][]Span
 	created map[string]map[int]bool
+	// foreign holds, per pid, when a process outside the tree was seen
+	// taking that pid number after it had been a member (pid reuse).
+	foreign map[int][]time.Time
 }
 
 // NewTree returns an empty tree for tracker name rooted at pid root.
 func NewTree(name string, root int) *Tree {
-	return &Tree{Tracker: name, Root: root, spans: map[int][]Span{}, created: map[string]map[int]bool{}}
+	return &Tree{Tracker: name, Root: root, spans: map[int][]Span{}, created: map[string]map[int]bool{}, foreign: map[int][]time.Time{}}
 }
 
 // Join records that pid became a member at time at.
@@ -53,6 +56,32 @@ func (t *Tree) Join(pid int, at time.Time) {
 func (t *Tree) Leave(pid int, at time.Time) {
 	s := t.spans[pid]
 	if n := len(s); n > 0 && s[n-1].End.IsZero() {
+		s[n-1].End = at
+	}
+}
+
+// Foreign records that a process outside the tree took the number of
+// former (or current) member pid at time at: pid reuse. The member must
+// have died before, so an open span of pid ends at at; later activity of
+// that pid number is not the tree's until pid joins again.
+func (t *Tree) Foreign(pid int, at time.Time) {
+	if len(t.spans[pid]) == 0 {
+		return // never a member: nothing to guard
+	}
+	t.Leave(pid, at)
+	t.foreign[pid] = append(t.foreign[pid], at)
+}
+
+// Reused returns the times a process outside the tree was seen taking the
+// number of member pid (see Foreign).
+func (t *Tree) Reused(pid int) []time.Time { return t.foreign[pid] }
+
+// extend moves the end of pid's last, ended span to at when at is later:
+// a thread of the member outlived its thread-group leader, whose exit
+// ended the span.
+func (t *Tree) extend(pid int, at time.Time) {
+	s := t.spans[pid]
+	if n := len(s); n > 0 && !s[n-1].End.IsZero() && at.After(s[n-1].End) {
 		s[n-1].End = at
 	}
 }

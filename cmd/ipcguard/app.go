@@ -1,12 +1,133 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
-// run is the whole program; it returns the exit status.
-func run(args []string) int {
-	fmt.Fprintln(os.Stderr, "ipcguard: not implemented yet")
-	return 125
+// Exit statuses of ipcguard's own, as env(1) and timeout(1) use them.
+const (
+	exitUsage       = 125 // bad usage, or ipcguard failed before the command ran
+	exitNotExec     = 126 // the command was found but cannot be run
+	exitNotFound    = 127 // the command was not found
+	exitInternalErr = 125
+)
+
+// usageError is a mistake in the command line or environment settings.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// statusError carries the status ipcguard must end with.
+type statusError struct{ ws unix.WaitStatus }
+
+func (e *statusError) Error() string { return fmt.Sprintf("status %v", e.ws) }
+
+func exited(code int) unix.WaitStatus { return unix.WaitStatus(code << 8) }
+
+const appHelp = `ipcguard runs COMMAND and, if it fails, removes the System V IPC objects
+(shared memory segments, semaphore sets, message queues) that COMMAND's
+process tree created — and nothing else.
+
+The kernel keeps SysV IPC objects after the process that made them dies, so a
+crashing program leaks them until shmget/semget fail with ENOSPC. ipcguard
+snapshots /proc/sysvipc before COMMAND starts, tracks every process of its
+tree, and when COMMAND exits non-zero or dies from a signal it removes the new
+objects that the kernel's pid records (or a creation tracker) tie to the tree,
+unless someone else still uses them. Whatever the evidence does not settle is
+kept and reported.
+
+Otherwise ipcguard is transparent: same stdin, stdout, stderr, environment and
+signal dispositions; signals are forwarded to COMMAND; COMMAND's exit status is
+ipcguard's, and if COMMAND died from a signal ipcguard dies from the same one.
+
+Exit status:
+  COMMAND's own status (or its signal)
+  125  ipcguard itself failed (bad usage, cannot start)
+  126  COMMAND was found but could not be executed
+  127  COMMAND was not found
+
+Example:
+  ipcguard -- ./run-tests.sh --suite ipc
+  ipcguard --report /tmp/ipc.json -- sh -c 'ipcmk -M 4096; exit 3'`
+
+// newApp builds the command line interface.
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:        "ipcguard",
+		Usage:       "run a command; if it fails, remove the SysV IPC objects it created",
+		UsageText:   "ipcguard [options] [--] COMMAND [ARGS...]\nipcguard --cmd 'COMMAND LINE'\nipcguard run|ls|sweep [options]",
+		Description: appHelp,
+		Version:     version,
+		Writer:      stdout,
+		ErrWriter:   stderr,
+		Commands:    []*cli.Command{runCommand, lsCommand, sweepCommand},
+		// Never let urfave/cli call os.Exit: deferred cleanup must run.
+		ExitErrHandler:         func(*cli.Context, error) {},
+		OnUsageError:           onUsageError,
+		HideHelpCommand:        false,
+		UseShortOptionHandling: false,
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = onUsageError
+	}
+	return app
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return &usageError{strings.TrimPrefix(err.Error(), "flag provided but not defined: ")}
+}
+
+// subcommandArg reports whether the first argument selects something other
+// than running a command: a subcommand, help or version. Anything else —
+// options, "--", a command name — means "run".
+func subcommandArg(arg string) bool {
+	switch arg {
+	case "run", "ls", "sweep", "help", "h", "-h", "--help", "-v", "--version":
+		return true
+	}
+	return false
+}
+
+// run is the whole program; it returns the status ipcguard must end with.
+func run(args []string) unix.WaitStatus {
+	return runWith(args, os.Stdout, os.Stderr)
+}
+
+func runWith(args []string, stdout, stderr io.Writer) unix.WaitStatus {
+	if len(args) < 2 {
+		fmt.Fprintln(stderr, "ipcguard: no command given (see ipcguard --help)")
+		return exited(exitUsage)
+	}
+	argv := append([]string{args[0]}, args[1:]...)
+	if !subcommandArg(args[1]) {
+		argv = append([]string{args[0], "run"}, args[1:]...)
+	}
+	err := newApp(stdout, stderr).Run(argv)
+	var st *statusError
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exited(0)
+	case errors.As(err, &st):
+		return st.ws
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "ipcguard: %s (see ipcguard --help)\n", ue.msg)
+		return exited(exitUsage)
+	default:
+		fmt.Fprintf(stderr, "ipcguard: %v\n", oneLine(err))
+		return exited(exitUsage)
+	}
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }

@@ -1,9 +1,13 @@
 // Command ipcguard runs a command and, when it fails, removes the System V
-// IPC objects its process tree created.
+// IPC objects its process tree created, and nothing else.
 package main
 
-import "os"
+import (
+	"os"
+
+	"github.com/ipcguard/ipcguard/supervisor"
+)
 
 var version = "dev"
 
-func main() { os.Exit(run(os.Args)) }
+func main() { supervisor.Exit(run(os.Args)) }

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ipcguard/ipcguard/ipcdiff"
+	"golang.org/x/sys/unix"
+)
+
+func TestParseKey(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int32
+		bad  bool
+	}{
+		{"0x1234", 0x1234, false},
+		{"4660", 0x1234, false},
+		{"0xffffffff", -1, false},
+		{"-2147483648", -1 << 31, false},
+		{"0x80000000", -1 << 31, false},
+		{"0x100000000", 0, true},
+		{"zz", 0, true},
+		{"", 0, true},
+	} {
+		got, err := parseKey(c.in)
+		if (err != nil) != c.bad || (!c.bad && got != c.want) {
+			t.Errorf("parseKey(%q) = %d, %v", c.in, got, err)
+		}
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	got, err := splitCommand(`prog -a "two words" 'x y' z\ w`)
+	if err != nil || !reflect.DeepEqual(got, []string{"prog", "-a", "two words", "x y", "z w"}) {
+		t.Fatalf("splitCommand = %q, %v", got, err)
+	}
+	for _, bad := range []string{`prog "unbalanced`, `prog 'x`, ``, `   `} {
+		if _, err := splitCommand(bad); err == nil {
+			t.Errorf("splitCommand(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseRunConfig(t *testing.T) {
+	cfg, err := parseRunConfig([]string{"sh", "-c", "x", "--help"}, "", "always", "shm,msg", []string{"0x10,5", "0x20"}, "poll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.argv, []string{"sh", "-c", "x", "--help"}) || cfg.on != "always" ||
+		cfg.types.Has(ipcdiff.TypeSem) || !cfg.types.Has(ipcdiff.TypeMsg) || len(cfg.keepKeys) != 3 || !cfg.keepKeys[0x20] {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	for _, c := range []struct {
+		args              []string
+		cmd, on, types, k string
+		tracker           string
+		msg               string
+	}{
+		{nil, "", "failure", "shm", "", "auto", "no command"},
+		{[]string{"x"}, "y", "failure", "shm", "", "auto", "not both"},
+		{[]string{"x"}, "", "sometimes", "shm", "", "auto", "--on"},
+		{[]string{"x"}, "", "failure", "shm,pipe", "", "auto", "--types"},
+		{[]string{"x"}, "", "failure", "", "", "auto", "--types"},
+		{[]string{"x"}, "", "failure", "shm", "nokey", "auto", "--keep-key"},
+		{[]string{"x"}, "", "failure", "shm", "", "ebpf", "--tracker"},
+		{nil, `a "b`, "failure", "shm", "", "auto", "--cmd"},
+	} {
+		var keys []string
+		if c.k != "" {
+			keys = []string{c.k}
+		}
+		_, err := parseRunConfig(c.args, c.cmd, c.on, c.types, keys, c.tracker)
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%+v: err %v, want one mentioning %q", c, err, c.msg)
+		}
+	}
+}
+
+func TestWantCleanup(t *testing.T) {
+	sig := unix.WaitStatus(unix.SIGKILL)
+	for _, c := range []struct {
+		on   string
+		ws   unix.WaitStatus
+		want bool
+	}{
+		{"failure", exited(0), false}, {"failure", exited(3), true}, {"failure", sig, true},
+		{"always", exited(0), true}, {"never", exited(3), false}, {"never", sig, false},
+	} {
+		if got, why := wantCleanup(c.on, c.ws); got != c.want || why == "" {
+			t.Errorf("wantCleanup(%s, %v) = %v %q", c.on, c.ws, got, why)
+		}
+	}
+}
+
+func TestSubcommandDispatch(t *testing.T) {
+	var out, errb bytes.Buffer
+	if ws := runWith([]string{"ipcguard", "--no-such-flag", "true"}, &out, &errb); ws.ExitStatus() != exitUsage {
+		t.Fatalf("unknown flag: status %v", ws)
+	}
+	if lines := strings.Split(strings.TrimSpace(errb.String()), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "ipcguard: ") {
+		t.Fatalf("unknown flag: want one stderr line, got %q", errb.String())
+	}
+	errb.Reset()
+	if ws := runWith([]string{"ipcguard", "--grace", "soon", "true"}, &out, &errb); ws.ExitStatus() != exitUsage || strings.Count(errb.String(), "\n") != 1 {
+		t.Fatalf("bad duration: status %v, stderr %q", ws, errb.String())
+	}
+	out.Reset()
+	if ws := runWith([]string{"ipcguard", "--help"}, &out, &errb); ws.ExitStatus() != 0 || !strings.Contains(out.String(), "Exit status") {
+		t.Fatalf("--help: status %v, output %q", ws, out.String())
+	}
+	out.Reset()
+	if ws := runWith([]string{"ipcguard", "--version"}, &out, &errb); ws.ExitStatus() != 0 || !strings.Contains(out.String(), version) {
+		t.Fatalf("--version: status %v, output %q", ws, out.String())
+	}
+}
+
+func TestSummary(t *testing.T) {
+	r := &Report{Objects: []reportObj{
+		{Type: "shm", ID: 1, Action: actRemoved}, {Type: "sem", ID: 0, Action: actRemoved},
+		{Type: "shm", ID: 2, Action: actKept, Reason: "attached by pid 812 (postgres)"},
+	}}
+	want := "ipcguard: removed 2 (shm 1, sem 0); kept 1 (shm 2: attached by pid 812 (postgres))"
+	if got := summary(r); got != want {
+		t.Fatalf("summary = %q\nwant      %q", got, want)
+	}
+	if summary(&Report{}) != "" {
+		t.Fatalf("summary of nothing is not empty")
+	}
+}

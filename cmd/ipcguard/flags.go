@@ -1,0 +1,151 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/shlex"
+	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/ipcguard/ipcguard/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+// config is a parsed run: plain values, testable without the CLI.
+type config struct {
+	argv       []string
+	on         string // failure, always, never
+	dryRun     bool
+	quiet      bool
+	strict     bool
+	leave      bool // leave descendants running
+	sweepFirst bool
+	types      ipcdiff.TypeSet
+	keepKeys   map[int32]bool
+	grace      time.Duration
+	report     string
+	tracker    supervisor.TrackerKind
+	stateDir   string
+}
+
+var runFlags = []cli.Flag{
+	&cli.StringFlag{Name: "cmd", Aliases: []string{"c"}, EnvVars: []string{"IPCGUARD_CMD"},
+		Usage: "the command as one string, split like a shell does (for init scripts and config files)"},
+	&cli.StringFlag{Name: "on", Value: "failure", EnvVars: []string{"IPCGUARD_ON"},
+		Usage: "when to clean up: failure (non-zero exit or death by signal), always, never"},
+	&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, EnvVars: []string{"IPCGUARD_DRY_RUN"},
+		Usage: "decide everything, remove nothing, report what would be removed"},
+	&cli.StringFlag{Name: "types", Value: "shm,sem,msg", EnvVars: []string{"IPCGUARD_TYPES"},
+		Usage: "object types that may be removed"},
+	&cli.StringSliceFlag{Name: "keep-key", EnvVars: []string{"IPCGUARD_KEEP_KEYS"},
+		Usage: "never remove objects with this key (0x hex or decimal; repeatable)"},
+	&cli.BoolFlag{Name: "strict", EnvVars: []string{"IPCGUARD_STRICT"},
+		Usage: "remove only objects with pid or creation evidence, never on window evidence alone"},
+	&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: []string{"IPCGUARD_GRACE"},
+		Usage: "on failure, time between SIGTERM and SIGKILL for descendants still running"},
+	&cli.BoolFlag{Name: "leave-descendants", EnvVars: []string{"IPCGUARD_LEAVE_DESCENDANTS"},
+		Usage: "do not terminate descendants still running when the command fails; objects they use are kept"},
+	&cli.StringFlag{Name: "report", EnvVars: []string{"IPCGUARD_REPORT"},
+		Usage: "write a JSON report to `FILE` (- for stderr)"},
+	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, EnvVars: []string{"IPCGUARD_QUIET"},
+		Usage: "no summary line on stderr"},
+	&cli.StringFlag{Name: "tracker", Value: "auto", EnvVars: []string{"IPCGUARD_TRACKER"},
+		Usage: "how to follow the process tree: auto, perf, proc-connector, poll"},
+	&cli.StringFlag{Name: "state-dir", EnvVars: []string{"IPCGUARD_STATE_DIR"},
+		Usage: "where run journals live (default $XDG_RUNTIME_DIR/ipcguard, /run/ipcguard for root)"},
+	&cli.BoolFlag{Name: "sweep", EnvVars: []string{"IPCGUARD_SWEEP"},
+		Usage: "first finish the cleanup of runs whose ipcguard died (see ipcguard sweep)"},
+}
+
+var runCommand = &cli.Command{
+	Name:      "run",
+	Usage:     "run COMMAND; clean up its IPC objects if it fails (the default)",
+	UsageText: "ipcguard [run] [options] [--] COMMAND [ARGS...]",
+	Flags:     runFlags,
+	Action: func(c *cli.Context) error {
+		cfg, err := parseRunConfig(c.Args().Slice(), c.String("cmd"), c.String("on"), c.String("types"),
+			c.StringSlice("keep-key"), c.String("tracker"))
+		if err != nil {
+			return err
+		}
+		cfg.dryRun, cfg.quiet, cfg.strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
+		cfg.leave, cfg.sweepFirst = c.Bool("leave-descendants"), c.Bool("sweep")
+		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
+		if cfg.grace < 0 {
+			return usagef("--grace must not be negative")
+		}
+		return &statusError{guard(cfg, c.App.ErrWriter)}
+	},
+}
+
+// parseRunConfig checks and converts the values that need it.
+func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string, tracker string) (config, error) {
+	var cfg config
+	switch {
+	case cmdLine != "" && len(args) > 0:
+		return cfg, usagef("give the command either with --cmd or after the options, not both")
+	case cmdLine != "":
+		argv, err := splitCommand(cmdLine)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.argv = argv
+	case len(args) > 0:
+		cfg.argv = args
+	default:
+		return cfg, usagef("no command given")
+	}
+	switch on {
+	case "failure", "always", "never":
+		cfg.on = on
+	default:
+		return cfg, usagef("--on %q: want failure, always or never", on)
+	}
+	ts, err := ipcdiff.ParseTypeSet(types)
+	if err != nil {
+		return cfg, usagef("--types %q: want a list of shm, sem, msg", types)
+	}
+	cfg.types = ts
+	cfg.keepKeys = map[int32]bool{}
+	for _, k := range keepKeys {
+		for _, f := range strings.Split(k, ",") {
+			key, err := parseKey(strings.TrimSpace(f))
+			if err != nil {
+				return cfg, err
+			}
+			cfg.keepKeys[key] = true
+		}
+	}
+	switch tk := supervisor.TrackerKind(tracker); tk {
+	case supervisor.TrackAuto, supervisor.TrackPerf, supervisor.TrackProcCon, supervisor.TrackPoll:
+		cfg.tracker = tk
+	default:
+		return cfg, usagef("--tracker %q: want auto, perf, proc-connector or poll", tracker)
+	}
+	return cfg, nil
+}
+
+// splitCommand splits a command line the way a shell splits words.
+func splitCommand(line string) ([]string, error) {
+	argv, err := shlex.Split(line)
+	if err != nil {
+		return nil, usagef("--cmd %q: %v (unbalanced quote or trailing backslash?)", line, err)
+	}
+	if len(argv) == 0 {
+		return nil, usagef("--cmd: empty command")
+	}
+	return argv, nil
+}
+
+// parseKey parses an IPC key as ipcs prints it (0x hex) or in decimal,
+// negative decimal as /proc/sysvipc prints it included.
+func parseKey(s string) (int32, error) {
+	if s == "" {
+		return 0, usagef("--keep-key: empty key")
+	}
+	v, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || v < -1<<31 || v > 1<<32-1 {
+		return 0, usagef("--keep-key %q: want a key like 0x0000162e or 5678", s)
+	}
+	return int32(uint32(v)), nil
+}

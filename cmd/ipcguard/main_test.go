@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/ipcguard/ipcguard/internal/nstest"
+)
+
+// envGuardBin carries the path of the ipcguard binary under test (a
+// world-executable copy) to every process of the test run: isolated children
+// re-run TestMain and must find it there instead of building it again.
+const envGuardBin = "IPCGUARD_E2E_BINARY"
+
+// keepAlive holds the write end of the pipe whose closing (when this process
+// ends, however it ends) tells the janitor to remove the binary's directory.
+var keepAlive *os.File
+
+// TestMain builds the binary under test once, in the top process, then hands
+// over to nstest.Main (helper dispatch, isolation, host guard).
+//
+// The binary is $IPCGUARD_BIN when set (the Makefile sets it), otherwise built
+// from this package with go build. Either way it is copied into a 0755
+// temporary directory, so that the unprivileged test bodies (uid 65534) can
+// execute it.
+func TestMain(m *testing.M) {
+	if os.Getenv(envGuardBin) == "" {
+		path, err := prepareGuard()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: preparing the ipcguard binary: %v\n", err)
+			os.Exit(2)
+		}
+		os.Setenv(envGuardBin, path)
+	}
+	nstest.Main(m, helpers)
+}
+
+func prepareGuard() (string, error) {
+	dir, err := os.MkdirTemp("", "ipcguard-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	if err := startJanitor(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	dst := filepath.Join(dir, "ipcguard")
+	if src := os.Getenv("IPCGUARD_BIN"); src != "" {
+		return dst, copyExecutable(src, dst)
+	}
+	cmd := exec.Command("go", "build", "-o", dst, ".")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build: %w", err)
+	}
+	return dst, os.Chmod(dst, 0o755)
+}
+
+// startJanitor starts a shell that removes dir once this process is gone
+// (nstest.Main ends the process with os.Exit: no deferred cleanup runs).
+func startJanitor(dir string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("/bin/sh", "-c", `cat >/dev/null; rm -rf -- "$0"`, dir)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return err
+	}
+	r.Close()
+	go cmd.Wait() //nolint:errcheck // the janitor outlives us on purpose
+	keepAlive = w
+	return nil
+}
+
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

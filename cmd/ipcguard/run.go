@@ -1,0 +1,268 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/ipcguard/ipcguard/internal/journal"
+	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/ipcguard/ipcguard/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// procRoot is where proc is mounted.
+const procRoot = "/proc"
+
+// wantCleanup applies the --on policy to the command's status.
+func wantCleanup(on string, ws unix.WaitStatus) (bool, string) {
+	failed := ws.Signaled() || ws.ExitStatus() != 0
+	how := fmt.Sprintf("exit status %d", ws.ExitStatus())
+	if ws.Signaled() {
+		how = "killed by " + unix.SignalName(ws.Signal())
+	}
+	switch {
+	case on == "never":
+		return false, "--on never"
+	case on == "always":
+		return true, "--on always (" + how + ")"
+	case failed:
+		return true, "command failed (" + how + ")"
+	}
+	return false, "command succeeded (--on failure)"
+}
+
+// guard runs the command under supervision and cleans up after it. It
+// returns the status ipcguard must end with.
+func guard(cfg config, stderr io.Writer) unix.WaitStatus {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "ipcguard: "+format+"\n", args...) }
+
+	sink, err := openReport(cfg.report, stderr)
+	if err != nil {
+		logf("%s", err)
+		return exited(exitUsage)
+	}
+	path, err := supervisor.LookPath(cfg.argv[0], os.Environ())
+	if err != nil {
+		var ee *supervisor.ExecError
+		if errors.As(err, &ee) {
+			logf("%s", ee)
+			return exited(ee.Code)
+		}
+		logf("%s", err)
+		return exited(exitUsage)
+	}
+	if cfg.sweepFirst {
+		sweepAll(sweepConfig{stateDir: cfg.stateDir, quiet: cfg.quiet}, stderr)
+	}
+
+	fs, _ := ipcdiff.NewFS(procRoot)
+	rep := &Report{Version: 1, Command: cfg.argv, Policy: reportPolicy{On: cfg.on, DryRun: cfg.dryRun,
+		Strict: cfg.strict, Types: cfg.types.String(), KeepKeys: keyStrings(cfg.keepKeys)},
+		Objects: []reportObj{}}
+	warn := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		rep.Warnings = append(rep.Warnings, msg)
+		logf("%s", msg)
+	}
+
+	before, err := fs.Snapshot(cfg.types)
+	if err != nil {
+		warn("cannot read /proc/sysvipc (%v): running the command without IPC cleanup", err)
+		before = nil
+	}
+	var jr *journal.Journal
+	if before != nil {
+		jr = beginJournal(cfg, before, warn)
+	}
+
+	opts := supervisor.Options{
+		Path: path, Args: cfg.argv,
+		Tracker: cfg.tracker, TrackCreation: before != nil,
+		Grace: cfg.grace,
+		Terminate: func(ws unix.WaitStatus) bool {
+			clean, _ := wantCleanup(cfg.on, ws)
+			return clean && !cfg.leave && before != nil
+		},
+		Logf: func(format string, args ...any) { logf(format, args...) },
+	}
+	if jr != nil {
+		opts.Started = func(pid int, at time.Time) {
+			st, _ := journal.ProcessStart(pid)
+			jr.Command(pid, st, at)
+		}
+		opts.Joined = jr.Join
+	}
+	res, err := supervisor.Run(opts)
+	if err != nil {
+		if jr != nil {
+			jr.Done()
+		}
+		var ee *supervisor.ExecError
+		if errors.As(err, &ee) {
+			logf("%s", ee)
+			return exited(ee.Code)
+		}
+		logf("%s", oneLine(err))
+		return exited(exitInternalErr)
+	}
+	rep.Pid = res.Pid
+	setStatus(rep, res.Status)
+	rep.Descendants = reportDesc{Terminated: nonNil(res.Terminated), Killed: nonNil(res.Killed), Remaining: nonNil(res.Remaining)}
+	tree := res.Tree
+	rep.Tracker = reportTree{Name: tree.Tracker, Exact: tree.Exact, CreationTracked: tree.CreationTracked,
+		Pids: len(tree.Pids()), Note: tree.Note}
+
+	clean, why := wantCleanup(cfg.on, res.Status)
+	rep.Cleanup, rep.Why = clean && before != nil, why
+	if before != nil && (clean || sink != nil) {
+		cleanupAfter(cfg, fs, before, res, jr, rep, clean, warn)
+	}
+	if jr != nil {
+		if err := jr.Done(); err != nil {
+			warn("removing the run journal: %v", err)
+		}
+	}
+	if sink != nil {
+		if err := sink.write(rep, stderr); err != nil {
+			logf("writing the report: %v", err)
+		}
+	}
+	if !cfg.quiet && rep.Cleanup {
+		if line := summary(rep); line != "" {
+			fmt.Fprintln(stderr, line)
+		}
+	}
+	return res.Status
+}
+
+func nonNil(p []int) []int {
+	if p == nil {
+		return []int{}
+	}
+	return p
+}
+
+func keyStrings(keys map[int32]bool) []string {
+	out := []string{}
+	for k := range keys {
+		out = append(out, ipcdiff.KeyString(k))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any)) *journal.Journal {
+	dir, err := journal.StateDir(cfg.stateDir)
+	if err != nil {
+		warn("no run journal (%v): a crash of ipcguard would leave no record for 'ipcguard sweep'", err)
+		return nil
+	}
+	self, _ := journal.SelfStart()
+	keys := make([]int32, 0, len(cfg.keepKeys))
+	for k := range cfg.keepKeys {
+		keys = append(keys, k)
+	}
+	h := journal.Header{Version: 1, SupervisorPid: os.Getpid(), SupervisorStart: self,
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Started: before.Taken, Types: cfg.types,
+		Argv: cfg.argv, Strict: cfg.strict, KeepKeys: keys, OnPolicy: cfg.on}
+	j, err := journal.Begin(dir, h, before)
+	if err != nil {
+		warn("no run journal (%v): a crash of ipcguard would leave no record for 'ipcguard sweep'", err)
+		return nil
+	}
+	return j
+}
+
+// cleanupAfter takes the second snapshot, attributes the new objects and,
+// when clean is set, removes those the evidence gives to the tree.
+func cleanupAfter(cfg config, fs ipcdiff.FS, before *ipcdiff.Snapshot, res *supervisor.Result,
+	jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any)) {
+	after, err := fs.Snapshot(cfg.types)
+	if err != nil {
+		warn("cannot read /proc/sysvipc after the run (%v): nothing removed", err)
+		return
+	}
+	objs := ipcdiff.Diff(before, after)
+	rep.Snapshot = reportSnap{Before: before.Len(), After: after.Len(), New: len(objs)}
+	rep.Window.Start, rep.Window.End = before.Taken, after.Taken
+	if !clean {
+		for _, o := range objs {
+			rep.Objects = append(rep.Objects, newReportObj(ipcdiff.Decision{Object: o, Reason: rep.Why}, actKept, ""))
+			rep.Kept++
+		}
+		return
+	}
+	if len(objs) == 0 {
+		return
+	}
+	if err := ipcdiff.Gather(fs, objs); err != nil {
+		warn("gathering evidence: %v", err)
+	}
+	pol := ipcdiff.Policy{Types: cfg.types, KeepKeys: cfg.keepKeys, Strict: cfg.strict,
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: before.Taken, End: after.Taken}
+	if jr != nil {
+		pol.Contended, pol.ContendedWhy = jr.Overlapped()
+	} else {
+		pol.Contended, pol.ContendedWhy = true, "no state directory to tell whether other runs overlapped"
+	}
+	decisions, contended := ipcdiff.Attribute(objs, res.Tree, &ipcdiff.LiveProcs{Root: procRoot}, pol)
+	ipcdiff.SortDecisions(decisions)
+	rep.Window.Contended, rep.Window.Why = contended != "", contended
+	applyDecisions(fs, decisions, cfg.dryRun, rep)
+}
+
+// applyDecisions removes (or, dry, would remove) what the decisions give to
+// the tree, and records every object in the report.
+func applyDecisions(fs ipcdiff.FS, ds []ipcdiff.Decision, dryRun bool, rep *Report) {
+	for _, d := range ds {
+		switch {
+		case !d.Remove:
+			rep.Objects = append(rep.Objects, newReportObj(d, actKept, ""))
+			rep.Kept++
+		case dryRun:
+			rep.Objects = append(rep.Objects, newReportObj(d, actWouldRemove, ""))
+		default:
+			action, errText := removeOne(fs, d)
+			rep.Objects = append(rep.Objects, newReportObj(d, action, errText))
+			switch action {
+			case actRemoved:
+				rep.Removed++
+			case actFailed:
+				rep.Failed++
+			default:
+				rep.Kept++
+			}
+		}
+	}
+}
+
+// removeOne removes one object and says how it went, for the report.
+func removeOne(fs ipcdiff.FS, d ipcdiff.Decision) (action, errText string) {
+	out, err := ipcdiff.Remove(fs, d.Object)
+	switch out.Result {
+	case ipcdiff.Removed, ipcdiff.RemovedDeferred, ipcdiff.AlreadyGone:
+		return actRemoved, ""
+	case ipcdiff.Changed:
+		return actKept, fmt.Sprintf("id %d now names another object (key %s, creator uid %d): left alone",
+			d.ID, ipcdiff.KeyString(out.Found.Key), out.Found.CUID)
+	}
+	if err == nil {
+		err = out.Err
+	}
+	return actFailed, unwrapErrno(err)
+}
+
+// unwrapErrno gives the innermost error text ("operation not permitted").
+func unwrapErrno(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}

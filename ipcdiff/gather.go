@@ -1,0 +1,72 @@
+package ipcdiff
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Gather collects the evidence attribution needs beyond /proc/sysvipc, for
+// the new objects only: per-semaphore pids and waiters of new sets, and the
+// live processes that map new segments still attached (nattch > 0). Objects
+// that vanished meanwhile are left as they are (removal will find them
+// gone); other failures are returned joined, and the objects they concern
+// simply carry less evidence — which can only keep them, never remove them.
+func Gather(fs FS, objs []Object) error {
+	var errs []error
+	for _, e := range Enrich(objs) {
+		if !errors.Is(e.Err, ErrVanished) {
+			errs = append(errs, &e)
+		}
+	}
+	attached := map[int]bool{}
+	for _, o := range objs {
+		if o.Shm != nil && o.Shm.Nattch > 0 {
+			attached[o.ID] = true
+		}
+	}
+	if len(attached) == 0 {
+		return errors.Join(errs...)
+	}
+	// An incomplete map (other users' maps unreadable) only names fewer
+	// attachers: nattch > 0 keeps the segment either way.
+	who, _, err := fs.Attachers(attached)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("reading /proc/*/maps: %w", err))
+	}
+	for i := range objs {
+		if objs[i].Shm != nil {
+			objs[i].Attachers = who[objs[i].ID]
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IdentSet is a set of object identities, such as a journal's record of the
+// snapshot taken before a run.
+type IdentSet interface {
+	Contains(Ident) bool
+}
+
+// DiffIdents returns the objects of after whose identity is not in before.
+func DiffIdents(before IdentSet, after *Snapshot) []Object {
+	var out []Object
+	for i := range after.Shm {
+		s := after.Shm[i]
+		if id := s.ident(); !before.Contains(id) {
+			out = append(out, Object{Ident: id, Shm: &s})
+		}
+	}
+	for i := range after.Sem {
+		s := after.Sem[i]
+		if id := s.ident(); !before.Contains(id) {
+			out = append(out, Object{Ident: id, Sem: &s})
+		}
+	}
+	for i := range after.Msg {
+		m := after.Msg[i]
+		if id := m.ident(); !before.Contains(id) {
+			out = append(out, Object{Ident: id, Msg: &m})
+		}
+	}
+	return out
+}

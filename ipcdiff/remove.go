@@ -1,0 +1,190 @@
+package ipcdiff
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// RemoveResult is what became of an object Remove was asked to remove.
+type RemoveResult uint8
+
+const (
+	// Removed: IPC_RMID succeeded and the object is destroyed.
+	Removed RemoveResult = iota + 1
+	// RemovedDeferred: IPC_RMID succeeded on a segment that is still
+	// attached; the kernel marked it (SHM_DEST, key cleared) and destroys it
+	// at the last detach.
+	RemovedDeferred
+	// AlreadyGone: the object no longer existed (or a segment was already
+	// marked for destruction). Not an error.
+	AlreadyGone
+	// Changed: the id now names a different object (another key or
+	// creator): Remove refused to touch it.
+	Changed
+	// Failed: the re-check or IPC_RMID failed (EPERM, EACCES, ...); see Err.
+	Failed
+)
+
+var resultNames = [...]string{
+	Removed: "removed", RemovedDeferred: "removed (destroyed at last detach)",
+	AlreadyGone: "already gone", Changed: "identity changed, kept", Failed: "failed",
+}
+
+func (r RemoveResult) String() string {
+	if int(r) < len(resultNames) && resultNames[r] != "" {
+		return resultNames[r]
+	}
+	return fmt.Sprintf("RemoveResult(%d)", uint8(r))
+}
+
+// RemoveOutcome reports one removal.
+type RemoveOutcome struct {
+	Result RemoveResult
+	// Found is the identity now at the object's id when Result is Changed.
+	Found Ident
+	// Err is why a removal failed (Result Failed); it wraps the errno, so
+	// errors.Is(o.Err, unix.EPERM) works.
+	Err error
+}
+
+// Remove removes object o with IPC_RMID, but only if its id still names the
+// same object: right before removing, it reads the object's current
+// identity (type, id, key, cuid) with IPC_STAT, which costs one syscall;
+// when the caller may not read the object (EACCES), with *_STAT_ANY, and only
+// when that is not conclusive, from /proc/sysvipc. An object that is gone is
+// AlreadyGone; one whose identity changed is kept (Changed). The error is
+// non-nil exactly when the outcome is Failed and equals outcome.Err: the
+// caller reports it and goes on with the other objects.
+//
+// Ids carry a sequence number, so between the re-check and IPC_RMID the id
+// cannot be reused by a new object (that takes 2^16 allocations at the same
+// index); the re-check guards against the much longer window between the
+// snapshot and the removal.
+func Remove(fs FS, o Object) (RemoveOutcome, error) {
+	res, found, err := recheck(fs, o.Ident)
+	switch res {
+	case AlreadyGone:
+		return RemoveOutcome{Result: AlreadyGone}, nil
+	case Changed:
+		return RemoveOutcome{Result: Changed, Found: found}, nil
+	case Failed:
+		return failed(o.Ident, "re-check", err)
+	}
+	if err := rmFuncs[o.Type](o.ID); err != nil {
+		if isGone(err) {
+			return RemoveOutcome{Result: AlreadyGone}, nil
+		}
+		return failed(o.Ident, "IPC_RMID", err)
+	}
+	if o.Type == TypeShm {
+		// Attached segments are only marked: say so.
+		var b statBuf
+		if ipcStatID(TypeShm, o.ID, &b) == 0 && b.perm().Mode&ShmDest != 0 {
+			return RemoveOutcome{Result: RemovedDeferred}, nil
+		}
+	}
+	return RemoveOutcome{Result: Removed}, nil
+}
+
+func failed(id Ident, op string, err error) (RemoveOutcome, error) {
+	err = fmt.Errorf("ipcdiff: removing %s %d (key %s): %s: %w", id.Type, id.ID, KeyString(id.Key), op, err)
+	return RemoveOutcome{Result: Failed, Err: err}, err
+}
+
+// recheck compares the object the kernel holds at want.ID now with want.
+// It returns 0 when it is the same object, AlreadyGone when there is none
+// (or a segment already marked for destruction), Changed with the identity
+// found when another object holds the id, Failed with the error otherwise.
+func recheck(fs FS, want Ident) (RemoveResult, Ident, error) {
+	if want.Type >= numTypes || want.ID < 0 {
+		return Failed, Ident{}, fmt.Errorf("%w: %v", ErrUsage, want)
+	}
+	var b statBuf
+	e := ipcStatID(want.Type, want.ID, &b)
+	switch {
+	case e == 0:
+	case e == unix.EINVAL || e == unix.EIDRM:
+		return AlreadyGone, Ident{}, nil
+	case e == unix.EACCES || e == unix.EPERM:
+		// Not readable by us (removal may still be allowed: owner or
+		// creator). *_STAT_ANY by index needs no permission.
+		found, ok := statAnyID(want.Type, want.ID, &b)
+		if !ok {
+			return recheckProc(fs, want)
+		}
+		if !found {
+			return AlreadyGone, Ident{}, nil
+		}
+	default:
+		return Failed, Ident{}, e
+	}
+	p := b.perm()
+	cur := Ident{Type: want.Type, ID: want.ID, Key: p.Key, CUID: p.Cuid}
+	if want.Type == TypeShm && p.Mode&ShmDest != 0 {
+		// IPC_RMID already ran: the key is cleared and the segment goes at
+		// the last detach.
+		return AlreadyGone, cur, nil
+	}
+	if cur != want {
+		return Changed, cur, nil
+	}
+	return 0, cur, nil
+}
+
+// statAnyID looks id up by its index with *_STAT_ANY. found says the object
+// is there (b then holds it); ok false means the answer is not conclusive
+// (a kernel before 4.17 lacks *_STAT_ANY and says EINVAL, like a free index).
+func statAnyID(t Type, id int, b *statBuf) (found, ok bool) {
+	// The index is the id's low 15 bits, or 24 with ipcmni_extend.
+	for _, shift := range []uint{ipcmniShift, 24} {
+		got, e := statIndex(t, id&(1<<shift-1), b)
+		if e == 0 && got == id {
+			return true, true
+		}
+	}
+	return false, false
+}
+
+// recheckProc is the slow path of recheck: find the id in /proc/sysvipc.
+func recheckProc(fs FS, want Ident) (RemoveResult, Ident, error) {
+	s, err := fs.Snapshot(1 << want.Type)
+	if err != nil {
+		return Failed, Ident{}, err
+	}
+	cur, mode, ok := s.find(want.Type, want.ID)
+	switch {
+	case !ok:
+		return AlreadyGone, Ident{}, nil
+	case want.Type == TypeShm && mode&ShmDest != 0:
+		return AlreadyGone, cur, nil
+	case cur != want:
+		return Changed, cur, nil
+	}
+	return 0, cur, nil
+}
+
+// find returns the identity and mode of object id of type t in s.
+func (s *Snapshot) find(t Type, id int) (Ident, uint32, bool) {
+	switch t {
+	case TypeShm:
+		for i := range s.Shm {
+			if s.Shm[i].ID == id {
+				return s.Shm[i].ident(), s.Shm[i].Perms, true
+			}
+		}
+	case TypeSem:
+		for i := range s.Sem {
+			if s.Sem[i].ID == id {
+				return s.Sem[i].ident(), s.Sem[i].Perms, true
+			}
+		}
+	case TypeMsg:
+		for i := range s.Msg {
+			if s.Msg[i].ID == id {
+				return s.Msg[i].ident(), s.Msg[i].Perms, true
+			}
+		}
+	}
+	return Ident{}, 0, false
+}

@@ -1,0 +1,200 @@
+package ipcdiff
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Commands of shmctl, semctl and msgctl (linux/ipc.h, shm.h, sem.h, msg.h);
+// x/sys/unix lacks most of them.
+const (
+	ipcRMID = 0
+	ipcStat = 2
+	ipcInfo = 3
+
+	shmStat    = 13
+	shmInfo    = 14
+	shmStatAny = 15 // Linux 4.17
+
+	cmdGetPid   = 11
+	cmdGetNcnt  = 14
+	cmdGetZcnt  = 15
+	semStat     = 18
+	semInfo     = 19
+	semStatAny  = 20 // Linux 4.17
+	msgStat     = 11
+	msgInfo     = 12
+	msgStatAny  = 13 // Linux 4.17
+	ipc64Flag   = 0x100
+	ipcmniShift = 15 // index bits of an id; 24 with the ipcmni_extend boot option
+)
+
+// statBuf is big enough for shmid64_ds, semid64_ds, msqid64_ds and the
+// *info structs on every architecture, and aligned for all of them. Every
+// one begins with a struct ipc64_perm.
+type statBuf [32]uint64
+
+func (b *statBuf) perm() *unix.SysvIpcPerm { return (*unix.SysvIpcPerm)(unsafe.Pointer(b)) }
+
+// ipcVersion is ORed into the cmd of the calls that fill a struct. Only
+// architectures whose native syscalls parse an IPC version (32-bit x86, arm,
+// mips, powerpc, ...) want IPC_64 (0x100) there; on amd64 and arm64 the
+// 64-bit layout is the only one and the kernel refuses the flag with EINVAL
+// (checked on 6.18/amd64). Probe instead of keeping a list of architectures:
+// IPC_INFO needs no object.
+var ipcVersion = sync.OnceValue(func() int {
+	var b statBuf
+	if _, _, e := unix.Syscall(unix.SYS_SHMCTL, 0, ipcInfo|ipc64Flag, uintptr(unsafe.Pointer(&b))); e == 0 {
+		return ipc64Flag
+	}
+	return 0
+})
+
+// ctl calls shmctl, semctl or msgctl on id with cmd and arg (semctl's union
+// semun is passed by value: a pointer or nothing).
+func ctl(t Type, id, semnum, cmd int, arg unsafe.Pointer) (int, unix.Errno) {
+	var r uintptr
+	var e unix.Errno
+	switch t {
+	case TypeShm:
+		r, _, e = unix.Syscall(unix.SYS_SHMCTL, uintptr(id), uintptr(cmd), uintptr(arg))
+	case TypeSem:
+		r, _, e = unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+	case TypeMsg:
+		r, _, e = unix.Syscall(unix.SYS_MSGCTL, uintptr(id), uintptr(cmd), uintptr(arg))
+	default:
+		return 0, unix.EINVAL
+	}
+	return int(r), e
+}
+
+// statAnyCmd is the *_STAT_ANY command per type.
+var statAnyCmd = [numTypes]int{TypeShm: shmStatAny, TypeSem: semStatAny, TypeMsg: msgStatAny}
+
+// ipcStatID fills b for the object with this id (IPC_STAT): EINVAL or EIDRM
+// when no object has this id, EACCES when the caller may not read it.
+func ipcStatID(t Type, id int, b *statBuf) unix.Errno {
+	_, e := ctl(t, id, 0, ipcStat|ipcVersion(), unsafe.Pointer(b))
+	return e
+}
+
+// statIndex fills b for the object at kernel index idx with *_STAT_ANY
+// (no read permission needed) and returns its id. EINVAL when the index is
+// free, and also on kernels before 4.17 that lack the command.
+func statIndex(t Type, idx int, b *statBuf) (int, unix.Errno) {
+	return ctl(t, idx, 0, statAnyCmd[t]|ipcVersion(), unsafe.Pointer(b))
+}
+
+// semCtl is semctl(id, semnum, cmd) for the commands that return a number.
+func semCtl(id, semnum, cmd int) (int, error) {
+	r, e := ctl(TypeSem, id, semnum, cmd, nil)
+	if e != 0 {
+		return 0, e
+	}
+	return r, nil
+}
+
+// semGetPid is semctl(id, semnum, GETPID): the pid of the last process to
+// change semaphore semnum (semop, SETVAL, SETALL, SEM_UNDO at exit).
+func semGetPid(id, semnum int) (int, error) { return semCtl(id, semnum, cmdGetPid) }
+
+// semGetNcnt is semctl(id, semnum, GETNCNT): processes waiting for an increase.
+func semGetNcnt(id, semnum int) (int, error) { return semCtl(id, semnum, cmdGetNcnt) }
+
+// semGetZcnt is semctl(id, semnum, GETZCNT): processes waiting for zero.
+func semGetZcnt(id, semnum int) (int, error) { return semCtl(id, semnum, cmdGetZcnt) }
+
+// SemStates returns the per-semaphore state (semctl GETPID, GETNCNT,
+// GETZCNT) of the nsems semaphores of set id. Errors wrap the errno:
+// EINVAL or EIDRM when the set is gone, EACCES when the caller may not read it.
+func SemStates(id, nsems int) ([]SemState, error) {
+	if nsems < 0 {
+		return nil, fmt.Errorf("%w: nsems %d", ErrUsage, nsems)
+	}
+	st := make([]SemState, nsems)
+	for n := range st {
+		var err error
+		if st[n].Pid, err = semGetPid(id, n); err != nil {
+			return nil, fmt.Errorf("semctl(%d, %d, GETPID): %w", id, n, err)
+		}
+		if st[n].NCnt, err = semGetNcnt(id, n); err != nil {
+			return nil, fmt.Errorf("semctl(%d, %d, GETNCNT): %w", id, n, err)
+		}
+		if st[n].ZCnt, err = semGetZcnt(id, n); err != nil {
+			return nil, fmt.Errorf("semctl(%d, %d, GETZCNT): %w", id, n, err)
+		}
+	}
+	return st, nil
+}
+
+// rmid is IPC_RMID on id; it returns the errno, or nil.
+func rmid(t Type, id int) error {
+	if _, e := ctl(t, id, 0, ipcRMID, nil); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// rmFuncs are the removal primitives by type.
+var rmFuncs = [numTypes]func(id int) error{TypeShm: rmShm, TypeSem: rmSem, TypeMsg: rmMsg}
+
+// rmShm marks segment id for destruction (IPC_RMID): destroyed at once when
+// nothing is attached, else at the last detach.
+func rmShm(id int) error { return rmid(TypeShm, id) }
+
+// rmSem removes semaphore set id at once, waking its waiters with EIDRM.
+func rmSem(id int) error { return rmid(TypeSem, id) }
+
+// rmMsg removes message queue id at once, waking its waiters with EIDRM.
+func rmMsg(id int) error { return rmid(TypeMsg, id) }
+
+// ErrVanished means an object was gone, or its id named another object, when
+// it was looked at again.
+var ErrVanished = errors.New("ipcdiff: object vanished")
+
+// ObjectError is a failure concerning one object of a batch.
+type ObjectError struct {
+	Ident
+	Err error
+}
+
+func (e *ObjectError) Error() string { return e.Ident.String() + ": " + e.Err.Error() }
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+// isGone reports whether an errno says the object no longer exists.
+func isGone(err error) bool { return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EIDRM) }
+
+// Enrich fills Sems (semctl GETPID, GETNCNT, GETZCNT of every semaphore)
+// of the semaphore sets among objs, normally the new objects Diff found.
+// A set that is gone (EINVAL, EIDRM) or unreadable (EACCES) keeps Sems nil
+// and gets an ObjectError (wrapping ErrVanished for a set that is gone, so
+// errors.Is(err, ErrVanished) tells the two apart); the others are still
+// filled.
+func Enrich(objs []Object) []ObjectError {
+	var errs []ObjectError
+	for i := range objs {
+		o := &objs[i]
+		if o.Type != TypeSem || o.Sem == nil {
+			continue
+		}
+		st, err := SemStates(o.ID, o.Sem.NSems)
+		if err != nil {
+			o.Sems = nil
+			if isGone(err) {
+				err = fmt.Errorf("%w: %w", ErrVanished, err)
+			}
+			errs = append(errs, ObjectError{Ident: o.Ident, Err: err})
+			continue
+		}
+		o.Sems = st
+	}
+	return errs
+}
+
+// errESRCH is what reading /proc/PID files of a process that just exited
+// may return.
+var errESRCH error = unix.ESRCH

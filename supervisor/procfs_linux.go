@@ -1,0 +1,144 @@
+package supervisor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errProcStat is wrapped by every /proc/PID/stat parse failure.
+var errProcStat = errors.New("parsing /proc/PID/stat")
+
+// procFS is a mount point of procfs; tests point it at fixtures.
+type procFS string
+
+// defaultProc is the real /proc.
+const defaultProc procFS = "/proc"
+
+func (fs procFS) path(elem ...string) string {
+	return filepath.Join(append([]string{string(fs)}, elem...)...)
+}
+
+// procStat is what the tree trackers need from one /proc/PID/stat.
+type procStat struct {
+	Pid   int
+	Comm  string
+	State byte
+	Ppid  int
+	// Start is the start time in clock ticks after boot (field 22).
+	Start uint64
+}
+
+// stat reads /proc/PID/stat.
+func (fs procFS) stat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fs.path(strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat parses one /proc/PID/stat. The command name is between the
+// first '(' and the LAST ')': it may itself hold parentheses and spaces.
+func parseProcStat(b []byte) (procStat, error) {
+	var s procStat
+	open := bytes.IndexByte(b, '(')
+	closing := bytes.LastIndexByte(b, ')')
+	if open < 0 || closing < open {
+		return s, fmt.Errorf("%w: no (comm)", errProcStat)
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(b[:open])))
+	if err != nil {
+		return s, fmt.Errorf("%w: pid: %w", errProcStat, err)
+	}
+	s.Pid = pid
+	s.Comm = string(b[open+1 : closing])
+	// Fields after comm, numbered from 3 (state).
+	f := bytes.Fields(b[closing+1:])
+	if len(f) < 20 { // through field 22, starttime
+		return s, fmt.Errorf("%w: %d fields after comm, want >= 20", errProcStat, len(f))
+	}
+	if len(f[0]) != 1 {
+		return s, fmt.Errorf("%w: state %q", errProcStat, f[0])
+	}
+	s.State = f[0][0]
+	if s.Ppid, err = strconv.Atoi(string(f[1])); err != nil {
+		return s, fmt.Errorf("%w: ppid: %w", errProcStat, err)
+	}
+	if s.Start, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
+		return s, fmt.Errorf("%w: starttime: %w", errProcStat, err)
+	}
+	return s, nil
+}
+
+// userHZ is the unit of /proc/PID/stat times (USER_HZ, 100 on every Linux
+// architecture Go supports).
+const userHZ = 100
+
+// ticksToWall converts a start time in clock ticks after boot into wall
+// time (10 ms resolution). It measures the boot time each call: the
+// boot-time clock keeps running through suspend, as start times do.
+func ticksToWall(ticks uint64) time.Time {
+	var boot, real unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot) != nil || unix.ClockGettime(unix.CLOCK_REALTIME, &real) != nil {
+		return time.Time{}
+	}
+	sinceBoot := time.Duration(ticks) * (time.Second / userHZ)
+	return time.Unix(0, real.Nano()-boot.Nano()+int64(sinceBoot))
+}
+
+// procStartTime returns the start time of pid (ticks after boot), the
+// identity of a pid against reuse: (pid, start) names one process.
+func procStartTime(pid int) (uint64, error) {
+	s, err := defaultProc.stat(pid)
+	return s.Start, err
+}
+
+// children lists the children of every thread of pid, from
+// /proc/PID/task/*/children (CONFIG_PROC_CHILDREN). A pid that is gone
+// yields no children and no error.
+func (fs procFS) children(pid int, into []int) ([]int, error) {
+	dir := fs.path(strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			return into, nil
+		}
+		return into, err
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "children"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+				continue // the thread exited meanwhile
+			}
+			return into, err
+		}
+		into = parseChildren(b, into)
+	}
+	return into, nil
+}
+
+// parseChildren appends the pids of one /proc/PID/task/TID/children file
+// (space separated) to into; anything that is not a pid is skipped.
+func parseChildren(b []byte, into []int) []int {
+	for _, f := range bytes.Fields(b) {
+		if n, err := strconv.Atoi(string(f)); err == nil && n > 0 {
+			into = append(into, n)
+		}
+	}
+	return into
+}
+
+// hasChildrenFiles reports whether this kernel has
+// /proc/PID/task/TID/children.
+func (fs procFS) hasChildrenFiles() bool {
+	_, err := os.Stat(fs.path("thread-self", "children"))
+	return err == nil
+}

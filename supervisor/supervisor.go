@@ -1,0 +1,243 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// defaultGrace is the time descendants get between SIGTERM and SIGKILL.
+const defaultGrace = 5 * time.Second
+
+// Run starts the command of opts and supervises it until it has exited:
+//
+//   - This process becomes a child subreaper: orphaned descendants of the
+//     command are reparented to it and reaped.
+//   - Every catchable signal (see forwarded) is caught from before the
+//     fork and forwarded once to the command; SIGCHLD drives the one loop
+//     that waits for children. Run must be the only code of the process
+//     that starts and waits for children while it runs.
+//   - The command runs in its own process group. When this process is in
+//     the foreground of its controlling terminal the command's group gets
+//     the foreground, and job control (Ctrl-Z, fg, bg) is passed through.
+//   - The command inherits the standard streams of opts (default: this
+//     process's), every descriptor this process inherited without
+//     close-on-exec, the environment, working directory, umask, resource
+//     limits, signal mask and the inherited SIG_IGN of SIGHUP and SIGINT.
+//
+// Once the command has exited, remaining descendants are terminated
+// (SIGTERM, opts.Grace, SIGKILL) if opts.Terminate says so and are left
+// running otherwise; Result.Remaining lists those left running, or that
+// could not be killed. Signals that arrive from then on
+// are dropped. Run returns the tree the tracker saw; Result.Tree is never
+// nil.
+//
+// A command that cannot be started is an *ExecError (127 not found, 126
+// not executable). Other errors mean Run could not supervise at all.
+func Run(opts Options) (*Result, error) {
+	if len(opts.Args) == 0 {
+		return nil, errors.New("supervisor: no command")
+	}
+	path := opts.Path
+	if path == "" {
+		p, err := LookPath(opts.Args[0], opts.Env)
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	if opts.Dir != "" {
+		if st, err := os.Stat(opts.Dir); err != nil {
+			return nil, fmt.Errorf("supervisor: working directory: %w", err)
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("supervisor: working directory %s: %w", opts.Dir, syscall.ENOTDIR)
+		}
+	}
+	env := opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	files := []*os.File{opts.Stdin, opts.Stdout, opts.Stderr}
+	for i, std := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if files[i] == nil {
+			files[i] = std
+		}
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = defaultGrace
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+
+	if err := setSubreaper(); err != nil {
+		return nil, fmt.Errorf("supervisor: becoming a child subreaper: %w", err)
+	}
+	sigs := notify()
+	defer sigs.stop()
+	tty := openTerminal()
+	defer tty.close()
+
+	kind := opts.Tracker
+	if kind == "" {
+		kind = TrackAuto
+	}
+	tr, trErr := newTracker(kind, opts.TrackCreation)
+	if tr != nil && opts.Joined != nil {
+		tr.setJoined(opts.Joined)
+	}
+
+	attr := &syscall.ProcAttr{
+		Dir:   opts.Dir,
+		Env:   env,
+		Files: []uintptr{files[0].Fd(), files[1].Fd(), files[2].Fd()},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	if tty.isForeground() {
+		attr.Sys.Foreground = true
+		attr.Sys.Ctty = tty.fd
+	}
+	st := start(path, opts.Args, attr, tr, tty)
+	if st.trErr != nil {
+		trErr = st.trErr
+		tr = nil
+	}
+	if st.err != nil {
+		if tr != nil {
+			tr.finish()
+		}
+		return nil, execError(opts.Args[0], st.err)
+	}
+	if st.noForeground != nil {
+		opts.Logf("supervisor: cannot give the terminal to the command: %v", st.noForeground)
+	}
+	for _, f := range files {
+		runtime.KeepAlive(f)
+	}
+	if opts.Started != nil {
+		opts.Started(st.pid, st.at)
+	}
+
+	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf}
+	s.wait()
+	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended}
+	s.reclaimTerminal()
+
+	if opts.Terminate != nil && opts.Terminate(s.ws) {
+		res.Terminated, res.Killed, res.Remaining = s.terminate(opts.Grace)
+	} else {
+		s.reap()
+		for _, d := range descendants() {
+			res.Remaining = append(res.Remaining, d.pid)
+		}
+	}
+
+	if tr != nil {
+		res.Tree = tr.finish()
+	}
+	if res.Tree == nil {
+		res.Tree = NewTree("none", st.pid)
+		if trErr != nil {
+			res.Tree.Note = trErr.Error()
+		}
+	}
+	return res, nil
+}
+
+// started is the outcome of start.
+type started struct {
+	pid          int
+	at           time.Time
+	err          error // the command could not be started
+	trErr        error // the tracker could not be prepared (tracker dropped)
+	noForeground error // started, but without the terminal's foreground
+}
+
+// start forks and executes the command on a new goroutine locked to its
+// OS thread: the tracker's beforeStart opens its events on that thread,
+// the fork inherits them, and the goroutine ends still locked, so that the
+// thread exits and no later Go thread is forked from it (and inherits
+// them).
+func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal) started {
+	c := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread goes away with the goroutine.
+		var st started
+		if tr != nil {
+			if err := tr.beforeStart(); err != nil {
+				st.trErr = err
+				tr.finish()
+				tr = nil
+			}
+		}
+		st.pid, st.err = syscall.ForkExec(path, args, attr)
+		if st.err != nil && attr.Sys.Foreground {
+			// The child may have taken the foreground before it failed.
+			tty.setForeground(tty.pgrp)
+			// Failing to hand the terminal over (it went away, or this
+			// process left the foreground meanwhile) must not keep the
+			// command from running: try again in the background. An
+			// exec failure fails again, the same way.
+			attr.Sys.Foreground = false
+			pid, err := syscall.ForkExec(path, args, attr)
+			if err == nil {
+				st.noForeground = st.err
+			}
+			st.pid, st.err = pid, err
+		}
+		st.at = time.Now()
+		if st.err == nil && tr != nil {
+			tr.started(st.pid, st.at)
+		}
+		c <- st
+	}()
+	return <-c
+}
+
+// supervision is the state of one run between the fork and the command's
+// end.
+type supervision struct {
+	pid  int // the command, leader of its own process group
+	sigs *signals
+	tty  *terminal
+	// handed is true while the command's group holds the terminal's
+	// foreground because this process gave it.
+	handed  bool
+	stopped bool // the command is stopped (as last reported by wait4)
+	done    bool // the command has exited and was reaped
+	ws      unix.WaitStatus
+	ended   time.Time
+	logf    func(format string, args ...any)
+}
+
+// wait forwards signals and reaps children until the command has exited.
+func (s *supervision) wait() {
+	s.reap()
+	for !s.done {
+		select {
+		case <-s.sigs.chld:
+			s.reap()
+		case sig := <-s.sigs.c:
+			s.forward(sig.(syscall.Signal))
+		}
+	}
+}
+
+// forward passes sig to the command. The command is not reaped before
+// s.done, so its pid cannot have been reused.
+func (s *supervision) forward(sig syscall.Signal) {
+	if s.done {
+		return
+	}
+	if sig == unix.SIGCONT && s.stopped && s.tty != nil {
+		s.resume()
+		return
+	}
+	unix.Kill(s.pid, sig)
+}

@@ -1,0 +1,542 @@
+package supervisor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// perfTracker follows the tree with perf_event_open task events: a dummy
+// software event with task=1 and inherit=1, opened on the forking thread
+// once per CPU, so every process forked from it (and their descendants)
+// carries a copy that writes PERF_RECORD_FORK/EXIT into our ring buffers.
+// Only the tree carries the events: every fork record is the tree's, except
+// the supervisor's own. As root it also opens the syscall tracepoints
+// sys_exit_{shm,sem,msg}get the same way, into the same buffers, and
+// records the ids the tree obtained.
+type perfTracker struct {
+	trackBase
+	creation bool // creation tracking asked for
+
+	clock  int32 // clock of record times: CLOCK_MONOTONIC
+	off    int64 // wall ns minus record-clock ns
+	bufs   []*perfBuf
+	fds    []int // every event fd, closed at finish
+	tpType map[uint16]string
+	tracks bool     // all three tracepoints open on every CPU
+	notes  []string // degradations found while opening
+
+	stopFd int
+	done   chan struct{}
+
+	// Under mu:
+	root     int
+	recs     []perfRecord // decoded, not applied yet (newer than the cut, or before started)
+	lost     uint64       // records the kernel dropped (PERF_RECORD_LOST)
+	throttle bool         // sampling was throttled: tracepoint samples dropped
+	tree     *Tree        // set by finish
+}
+
+func newPerfTracker(creation bool) *perfTracker {
+	return &perfTracker{creation: creation, stopFd: -1}
+}
+
+func (t *perfTracker) name() string {
+	if t.tracks {
+		return "perf+syscalls"
+	}
+	return string(TrackPerf)
+}
+
+// perfBuf is one per-CPU ring buffer.
+type perfBuf struct {
+	fd      int
+	mem     []byte
+	meta    *unix.PerfEventMmapPage
+	data    []byte
+	scratch []byte
+}
+
+// Ring buffer size: 1 metadata page + perfPages data pages (power of 2),
+// smaller when the locked-memory limit refuses it.
+const perfPages = 16
+
+func probePerf() error {
+	attr := dummyAttr(unix.CLOCK_MONOTONIC, 0)
+	attr.Bits &^= unix.PerfBitInherit
+	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return perfOpenError(err)
+	}
+	return unix.Close(fd)
+}
+
+func dummyAttr(clock int32, wakeup uint32) unix.PerfEventAttr {
+	a := unix.PerfEventAttr{
+		Type:        unix.PERF_TYPE_SOFTWARE,
+		Config:      unix.PERF_COUNT_SW_DUMMY,
+		Sample_type: unix.PERF_SAMPLE_TID | unix.PERF_SAMPLE_TIME,
+		Bits: unix.PerfBitInherit | unix.PerfBitExcludeKernel | unix.PerfBitExcludeHv |
+			unix.PerfBitTask | unix.PerfBitSampleIDAll | unix.PerfBitUseClockID,
+		Clockid: clock,
+	}
+	if wakeup > 0 {
+		a.Bits |= unix.PerfBitWatermark
+		a.Wakeup = wakeup
+	}
+	a.Size = uint32(unsafe.Sizeof(a))
+	return a
+}
+
+func tracepointAttr(clock int32, id uint64) unix.PerfEventAttr {
+	a := unix.PerfEventAttr{
+		Type:        unix.PERF_TYPE_TRACEPOINT,
+		Config:      id,
+		Sample:      1, // every event
+		Sample_type: unix.PERF_SAMPLE_TID | unix.PERF_SAMPLE_TIME | unix.PERF_SAMPLE_RAW,
+		Bits:        unix.PerfBitInherit | unix.PerfBitSampleIDAll | unix.PerfBitUseClockID,
+		Clockid:     clock,
+	}
+	a.Size = uint32(unsafe.Sizeof(a))
+	return a
+}
+
+func perfOpenError(err error) error {
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		if b, rerr := os.ReadFile("/proc/sys/kernel/perf_event_paranoid"); rerr == nil {
+			return fmt.Errorf("perf_event_open: %w (perf_event_paranoid=%s)", err, strings.TrimSpace(string(b)))
+		}
+	}
+	return fmt.Errorf("perf_event_open: %w", err)
+}
+
+// beforeStart opens the events on the calling (locked) thread.
+func (t *perfTracker) beforeStart() error {
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return err
+	}
+	// Record times are CLOCK_MONOTONIC, converted to wall time with the
+	// offset measured here: records of different CPUs are sorted by time,
+	// which a wall clock stepped meanwhile would break, and the syscall
+	// tracepoints refuse CLOCK_REALTIME (EINVAL) while sharing a buffer
+	// needs one clock.
+	t.clock = unix.CLOCK_MONOTONIC
+	var real, mono unix.Timespec
+	unix.ClockGettime(unix.CLOCK_REALTIME, &real)
+	unix.ClockGettime(t.clock, &mono)
+	t.off = real.Nano() - mono.Nano()
+	for _, cpu := range cpus {
+		buf, err := t.openCPU(cpu)
+		if err != nil {
+			t.closeAll()
+			return err
+		}
+		t.bufs = append(t.bufs, buf)
+	}
+	if t.creation {
+		if err := t.openSyscalls(cpus); err != nil {
+			t.notes = append(t.notes, "syscalls: "+err.Error())
+		}
+	}
+	if t.stopFd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		t.closeAll()
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	t.done = make(chan struct{})
+	go t.loop()
+	return nil
+}
+
+func (t *perfTracker) openCPU(cpu int) (*perfBuf, error) {
+	pagesize := os.Getpagesize()
+	for pages := perfPages; ; pages /= 2 {
+		attr := dummyAttr(t.clock, uint32(pages*pagesize/4))
+		fd, err := unix.PerfEventOpen(&attr, 0, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+		if err != nil {
+			return nil, perfOpenError(err)
+		}
+		mem, err := unix.Mmap(fd, 0, (1+pages)*pagesize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			unix.Close(fd)
+			if errors.Is(err, unix.EPERM) && pages > 1 {
+				continue // locked-memory limit: try a smaller buffer
+			}
+			return nil, fmt.Errorf("perf mmap: %w", err)
+		}
+		t.fds = append(t.fds, fd)
+		b := &perfBuf{fd: fd, mem: mem, meta: (*unix.PerfEventMmapPage)(unsafe.Pointer(&mem[0]))}
+		off, size := uint64(pagesize), uint64(pages*pagesize)
+		if b.meta.Data_offset != 0 {
+			off, size = b.meta.Data_offset, b.meta.Data_size
+		}
+		b.data = mem[off : off+size]
+		return b, nil
+	}
+}
+
+// syscallEvents are the tracepoints creation tracking needs, by object type.
+var syscallEvents = [...]struct{ typ, event string }{
+	{"shm", "sys_exit_shmget"},
+	{"sem", "sys_exit_semget"},
+	{"msg", "sys_exit_msgget"},
+}
+
+func (t *perfTracker) openSyscalls(cpus []int) error {
+	dir, err := tracefsEvents()
+	if err != nil {
+		return err
+	}
+	ids := map[uint16]string{}
+	for _, e := range syscallEvents {
+		b, err := os.ReadFile(filepath.Join(dir, "syscalls", e.event, "id"))
+		if err != nil {
+			return err
+		}
+		id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 16)
+		if err != nil {
+			return fmt.Errorf("%s id: %w", e.event, err)
+		}
+		ids[uint16(id)] = e.typ
+	}
+	var opened []int
+	fail := func(err error) error {
+		for _, fd := range opened {
+			unix.Close(fd)
+		}
+		return err
+	}
+	for i := range cpus {
+		for id := range ids {
+			attr := tracepointAttr(t.clock, uint64(id))
+			fd, err := unix.PerfEventOpen(&attr, 0, cpus[i], -1, unix.PERF_FLAG_FD_CLOEXEC)
+			if err != nil {
+				return fail(perfOpenError(err))
+			}
+			opened = append(opened, fd)
+			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_OUTPUT, t.bufs[i].fd); err != nil {
+				return fail(fmt.Errorf("PERF_EVENT_IOC_SET_OUTPUT: %w", err))
+			}
+		}
+	}
+	t.fds = append(t.fds, opened...)
+	t.tpType = ids
+	t.tracks = true
+	return nil
+}
+
+// tracefsEvents finds <tracefs>/events, mounting tracefs at its standard
+// place when it is not mounted and we may (root).
+func tracefsEvents() (string, error) {
+	cands := []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
+	for _, d := range cands {
+		_, err := os.Stat(filepath.Join(d, "events"))
+		if err == nil {
+			return filepath.Join(d, "events"), nil
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return "", fmt.Errorf("%w (creation tracking needs root)", err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return "", errors.New("tracefs not mounted (creation tracking needs root)")
+	}
+	if err := unix.Mount("nodev", cands[0], "tracefs", 0, ""); err != nil {
+		return "", fmt.Errorf("mounting tracefs on %s: %w", cands[0], err)
+	}
+	return filepath.Join(cands[0], "events"), nil
+}
+
+// onlineCPUs parses /sys/devices/system/cpu/online ("0-3,5").
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
+}
+
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("cpu list %q: %w", s, err)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) == 0 {
+		return nil, fmt.Errorf("cpu list %q: empty", s)
+	}
+	return cpus, nil
+}
+
+func (t *perfTracker) started(pid int, at time.Time) {
+	t.mu.Lock()
+	t.root = pid
+	t.b = newBuilder(t.name(), pid)
+	t.b.join(pid, at)
+	t.mu.Unlock()
+}
+
+// loop drains the buffers when they fill to their watermark, and at least
+// every perfInterval so members reach the hook soon.
+func (t *perfTracker) loop() {
+	defer close(t.done)
+	pfds := make([]unix.PollFd, 1, 1+len(t.bufs))
+	pfds[0] = unix.PollFd{Fd: int32(t.stopFd), Events: unix.POLLIN}
+	for _, b := range t.bufs {
+		pfds = append(pfds, unix.PollFd{Fd: int32(b.fd), Events: unix.POLLIN})
+	}
+	for {
+		_, err := unix.Poll(pfds, int(perfInterval/time.Millisecond))
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		if pfds[0].Revents != 0 {
+			return
+		}
+		for i := 1; i < len(pfds); i++ {
+			if pfds[i].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				pfds[i].Fd = -1 // the forking thread exited; its buffer is still read
+			}
+		}
+		t.drain(false)
+	}
+}
+
+const perfInterval = 50 * time.Millisecond
+
+// perfReorder is how long a record may take between its timestamp and its
+// appearance in a buffer; records newer than that are applied next time,
+// when every buffer has caught up (records of different CPUs are unordered).
+const perfReorder = 5 * time.Millisecond
+
+// drain reads every buffer and applies, in time order, the records old
+// enough that no earlier one can still appear (all of them when final).
+func (t *perfTracker) drain(final bool) {
+	var clk unix.Timespec
+	unix.ClockGettime(t.clock, &clk)
+	cut := uint64(clk.Nano() - int64(perfReorder))
+	t.mu.Lock()
+	for _, b := range t.bufs {
+		b.read(func(rec []byte) {
+			r, ok := decodePerfRecord(rec, t.tpType)
+			if ok {
+				t.recs = append(t.recs, r)
+			}
+		})
+	}
+	var joins []member
+	if t.root != 0 {
+		recs := t.recs
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].time < recs[j].time })
+		n := len(recs)
+		if !final {
+			n = sort.Search(len(recs), func(i int) bool { return recs[i].time > cut })
+		}
+		for _, r := range recs[:n] {
+			t.apply(r)
+		}
+		t.recs = append(recs[:0], recs[n:]...)
+		joins = t.takeJoins()
+	}
+	t.mu.Unlock()
+	t.report(joins)
+}
+
+// apply applies one record; call with mu held.
+func (t *perfTracker) apply(r perfRecord) {
+	at := time.Unix(0, int64(r.time)+t.off)
+	switch r.kind {
+	case unix.PERF_RECORD_LOST, unix.PERF_RECORD_LOST_SAMPLES:
+		t.lost += r.lost
+	case unix.PERF_RECORD_THROTTLE:
+		t.throttle = true
+	case unix.PERF_RECORD_FORK:
+		// Every process carrying our events descends from the forking
+		// thread: a fork is the tree's unless the supervisor forked.
+		if r.pid == r.ppid || r.ppid == selfPid || r.pid == selfPid {
+			return
+		}
+		t.b.join(r.pid, at)
+	case unix.PERF_RECORD_EXIT:
+		if r.pid != selfPid {
+			t.b.exit(r.pid, r.tid, at)
+		}
+	case unix.PERF_RECORD_SAMPLE:
+		if r.pid != selfPid && r.ret >= 0 && r.typ != "" {
+			t.b.tree.SawCreate(r.typ, int(r.ret))
+		}
+	}
+}
+
+// finish drains everything and returns the tree.
+func (t *perfTracker) finish() *Tree {
+	if t.done != nil {
+		unix.Write(t.stopFd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		<-t.done
+		t.done = nil
+	}
+	t.mu.Lock()
+	if t.tree != nil {
+		t.mu.Unlock()
+		return t.tree
+	}
+	t.mu.Unlock()
+	if t.root != 0 {
+		t.drain(true)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closeAll()
+	if t.root == 0 {
+		t.b = newBuilder(t.name(), 0)
+	}
+	tr := t.b.tree
+	tr.Tracker = t.name()
+	tr.Exact = t.lost == 0
+	tr.CreationTracked = t.tracks && t.lost == 0 && !t.throttle
+	notes := t.notes
+	if t.lost > 0 {
+		notes = append(notes, fmt.Sprintf("perf: %d records lost (ring buffer overflow): the tree may be incomplete", t.lost))
+	}
+	if t.tracks && t.throttle {
+		notes = append(notes, "perf: syscall sampling was throttled: creations may have been missed")
+	}
+	tr.Note = joinNotes(append([]string{tr.Note}, notes...)...)
+	t.tree = tr
+	return tr
+}
+
+func (t *perfTracker) closeAll() {
+	for _, b := range t.bufs {
+		unix.Munmap(b.mem)
+	}
+	t.bufs = nil
+	for _, fd := range t.fds {
+		unix.Close(fd)
+	}
+	t.fds = nil
+	if t.stopFd >= 0 {
+		unix.Close(t.stopFd)
+		t.stopFd = -1
+	}
+}
+
+// read hands each complete record between tail and head to fn, then
+// releases the space to the kernel.
+func (b *perfBuf) read(fn func(rec []byte)) {
+	head := atomic.LoadUint64(&b.meta.Data_head) // load-acquire
+	tail := atomic.LoadUint64(&b.meta.Data_tail)
+	size := uint64(len(b.data))
+	for tail < head {
+		off := tail % size
+		// Records are 8-byte aligned: a header never wraps.
+		sz := uint64(binary.NativeEndian.Uint16(b.data[off+6:]))
+		if sz < 8 || sz > head-tail {
+			tail = head // corrupt: skip everything
+			break
+		}
+		rec := b.data[off : off+min(sz, size-off)]
+		if off+sz > size {
+			b.scratch = append(append(b.scratch[:0], rec...), b.data[:off+sz-size]...)
+			rec = b.scratch
+		}
+		fn(rec)
+		tail += sz
+	}
+	atomic.StoreUint64(&b.meta.Data_tail, tail) // store-release
+}
+
+// perfRecord is one decoded ring-buffer record.
+type perfRecord struct {
+	kind           uint32 // unix.PERF_RECORD_*
+	pid, ppid, tid int
+	time           uint64 // record clock, ns
+	lost           uint64 // PERF_RECORD_LOST(_SAMPLES): records dropped
+	typ            string // PERF_RECORD_SAMPLE of a syscall tracepoint: object type
+	ret            int64  // ... and the syscall's return value
+}
+
+// decodePerfRecord decodes one record of our events (sample_type
+// TID|TIME[|RAW], sample_id_all). ok is false for records we do not use or
+// cannot read.
+func decodePerfRecord(rec []byte, tpType map[uint16]string) (r perfRecord, ok bool) {
+	ne := binary.NativeEndian
+	if len(rec) < 8 {
+		return r, false
+	}
+	r.kind = ne.Uint32(rec)
+	body := rec[8:]
+	switch r.kind {
+	case unix.PERF_RECORD_FORK, unix.PERF_RECORD_EXIT:
+		// u32 pid, ppid, tid, ptid; u64 time; sample_id
+		if len(body) < 24 {
+			return r, false
+		}
+		r.pid, r.ppid = int(ne.Uint32(body)), int(ne.Uint32(body[4:]))
+		r.tid = int(ne.Uint32(body[8:]))
+		r.time = ne.Uint64(body[16:])
+		return r, true
+	case unix.PERF_RECORD_LOST, unix.PERF_RECORD_LOST_SAMPLES:
+		// LOST: u64 id, lost; LOST_SAMPLES: u64 lost; then sample_id
+		// (pid/tid, time) at the end.
+		n := 16
+		if r.kind == unix.PERF_RECORD_LOST_SAMPLES {
+			n = 8
+		}
+		if len(body) < n+16 {
+			return r, false
+		}
+		r.lost = ne.Uint64(body[n-8:])
+		r.time = ne.Uint64(body[n+8:])
+		return r, true
+	case unix.PERF_RECORD_THROTTLE:
+		// u64 time, id, stream_id; sample_id
+		if len(body) < 8 {
+			return r, false
+		}
+		r.time = ne.Uint64(body)
+		return r, true
+	case unix.PERF_RECORD_SAMPLE:
+		// u32 pid, tid; u64 time; u32 size; raw (common fields 8 bytes,
+		// int __syscall_nr at 8, long ret at 16).
+		if len(body) < 20 {
+			return r, false
+		}
+		r.pid, r.tid = int(ne.Uint32(body)), int(ne.Uint32(body[4:]))
+		r.time = ne.Uint64(body[8:])
+		size := int(ne.Uint32(body[16:]))
+		raw := body[20:]
+		if size < 24 || len(raw) < size {
+			return r, false
+		}
+		r.typ = tpType[ne.Uint16(raw)]
+		r.ret = int64(ne.Uint64(raw[16:]))
+		return r, r.typ != ""
+	}
+	return r, false
+}
