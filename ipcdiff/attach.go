@@ -12,7 +12,9 @@ import (
 // Attachers finds the live processes that map the segments shmids: it reads
 // /proc/PID/maps of every process and looks for lines whose path is
 // "/SYSV%08x" (the segment's key, " (deleted)" after it) and whose inode
-// column is the shmid. It returns shmid -> sorted pids for the segments
+// column is the shmid. Only processes in the IPC namespace of the calling
+// thread count (/proc/PID/ns/ipc): shmids of other namespaces are other
+// segments. It returns shmid -> sorted pids for the segments
 // someone maps, and the sorted pids whose maps could not be read (EACCES for
 // another user's processes when not root): when unreadable is not empty the
 // map is incomplete, and an absent shmid does not mean "attached by nobody".
@@ -35,6 +37,10 @@ func (fs FS) Attachers(shmids map[int]bool) (attachers map[int][]int, unreadable
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// Processes of other IPC namespaces (containers, parallel tests) share
+	// the pid namespace but not the ids: keep only those in ours, as seen by
+	// the calling thread. Without the link (old kernels, fixtures) no filter.
+	self, selfErr := os.Readlink(fs.Path("thread-self", "ns", "ipc"))
 	bp := getBuf()
 	defer putBuf(bp)
 	var found []int // reused per process
@@ -42,6 +48,20 @@ func (fs FS) Attachers(shmids map[int]bool) (attachers map[int][]int, unreadable
 		pid, ok := pidName(name)
 		if !ok {
 			continue
+		}
+		if selfErr == nil {
+			ns, err := os.Readlink(fs.Path(name, "ns", "ipc"))
+			switch {
+			case err == nil:
+			case errors.Is(err, os.ErrNotExist), errors.Is(err, errESRCH):
+				continue // exited
+			default:
+				unreadable = append(unreadable, pid)
+				continue
+			}
+			if ns != self {
+				continue
+			}
 		}
 		b, err := readAll(fs.Path(name, "maps"), *bp)
 		*bp = b

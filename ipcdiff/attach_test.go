@@ -10,7 +10,8 @@ import (
 // The fixture /proc has: 100 (real maps of a process with shmids 0 and 1
 // attached), 200 (decoys: /tmp/SYSV..., /SYSVnot-a-segment, plus shmids 2
 // and 1 read-only), 300 (exited: no maps), 400 (maps unreadable: a
-// directory), self (not a pid).
+// directory), 500 (the maps of 100, but in another IPC namespace), self
+// (not a pid); thread-self/ns/ipc is our namespace.
 func TestAttachersFixture(t *testing.T) {
 	fs, err := NewFS(filepath.Join(fixtures, "proc"))
 	if err != nil {

@@ -23,8 +23,9 @@ func TestMain(m *testing.M) {
 
 // ipcHelper is a running (or finished) nstest ipc helper and what it made.
 type ipcHelper struct {
-	pid int
-	ids map[Type][]int
+	pid  int
+	ids  map[Type][]int
+	done chan struct{} // closed once a started helper is reaped
 }
 
 // runIPC runs the ipc helper with steps to completion.
@@ -54,41 +55,42 @@ func startIPC(t *testing.T, steps ...string) ipcHelper {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	done := make(chan struct{})
+	var werr error
+	go func() {
+		werr = cmd.Wait()
+		close(done)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-exited
+		<-done
 	})
 	waitFor(t, "helper ready", func() bool {
 		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("ipc helper %v exited early: %v\n%s", steps, err, stderr.String())
+		case <-done:
+			t.Fatalf("ipc helper %v exited early: %v\n%s", steps, werr, stderr.String())
 		default:
 		}
 		_, err := os.Stat(ready)
 		return err == nil
 	})
-	return ipcHelper{pid: cmd.Process.Pid, ids: readIDs(t, out)}
+	return ipcHelper{pid: cmd.Process.Pid, ids: readIDs(t, out), done: done}
 }
 
-// stopIPC kills a helper started by startIPC and waits until the kernel has
-// detached what it had attached (its pid gone from /proc).
+// stopIPC kills a helper started by startIPC and waits until it is reaped:
+// then all its threads have exited and the kernel has detached what it had
+// attached. (A zombie group leader is not enough: other threads may still
+// hold the address space.)
 func stopIPC(t *testing.T, h ipcHelper) {
 	t.Helper()
 	if err := syscall.Kill(h.pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "helper gone", func() bool {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.pid))
-		if err != nil {
-			return true
-		}
-		// A zombie (state Z) has released its memory and detached.
-		i := bytes.LastIndexByte(b, ')')
-		return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
-	})
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("helper %d not reaped 10 s after SIGKILL", h.pid)
+	}
 }
 
 func readIDs(t *testing.T, path string) map[Type][]int {

@@ -702,6 +702,42 @@ func TestTrackerParseCPUList(t *testing.T) {
 	}
 }
 
+// benchKinds are the trackers benchmarked: perf without and with the
+// syscall tracepoints.
+var benchKinds = []string{"perf", "perf+syscalls", "proccon", "poll"}
+
+func benchTracker(b *testing.B, name string) func() tracker {
+	var kind TrackerKind
+	creation := false
+	switch name {
+	case "perf":
+		kind = TrackPerf
+	case "perf+syscalls":
+		kind, creation = TrackPerf, true
+		if os.Geteuid() != 0 {
+			b.Skip("creation tracking needs root")
+		}
+	case "proccon":
+		kind = TrackProcCon
+	case "poll":
+		kind = TrackPoll
+	default:
+		return nil
+	}
+	if _, err := newTracker(kind, creation); err != nil {
+		b.Skipf("%s: %v", kind, err)
+	}
+	return func() tracker {
+		switch kind {
+		case TrackPerf:
+			return newPerfTracker(creation)
+		case TrackProcCon:
+			return newProcConTracker()
+		}
+		return newPollTracker(defaultProc)
+	}
+}
+
 // BenchmarkTrackerStart measures a tracker's set-up and tear-down: open
 // (on a locked thread), started on a running process, finish.
 func BenchmarkTrackerStart(b *testing.B) {
@@ -711,15 +747,13 @@ func BenchmarkTrackerStart(b *testing.B) {
 	}
 	defer sleeper.Wait()
 	defer sleeper.Process.Kill()
-	for _, kind := range trackerKinds {
-		b.Run(benchName(kind), func(b *testing.B) {
-			if _, err := newTracker(kind, true); err != nil {
-				b.Skipf("%s: %v", kind, err)
-			}
+	for _, name := range benchKinds {
+		b.Run(name, func(b *testing.B) {
+			mk := benchTracker(b, name)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			for b.Loop() {
-				tr, _ := newTrackerUnprobed(kind, true)
+				tr := mk()
 				if err := tr.beforeStart(); err != nil {
 					b.Fatal(err)
 				}
@@ -733,21 +767,17 @@ func BenchmarkTrackerStart(b *testing.B) {
 // BenchmarkTrackerRun measures a whole tracked run of /bin/true (fork,
 // exec, wait) against an untracked one.
 func BenchmarkTrackerRun(b *testing.B) {
-	for _, kind := range append([]TrackerKind{"none"}, trackerKinds...) {
-		b.Run(benchName(kind), func(b *testing.B) {
-			if kind != "none" {
-				if _, err := newTracker(kind, true); err != nil {
-					b.Skipf("%s: %v", kind, err)
-				}
-			}
+	for _, name := range append([]string{"none"}, benchKinds...) {
+		b.Run(name, func(b *testing.B) {
+			mk := benchTracker(b, name)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}}
 			argv := []string{"/bin/true"}
 			for b.Loop() {
 				var tr tracker
-				if kind != "none" {
-					tr, _ = newTrackerUnprobed(kind, true)
+				if mk != nil {
+					tr = mk()
 					if err := tr.beforeStart(); err != nil {
 						b.Fatal(err)
 					}
@@ -769,25 +799,4 @@ func BenchmarkTrackerRun(b *testing.B) {
 			}
 		})
 	}
-}
-
-func benchName(k TrackerKind) string {
-	if k == TrackProcCon {
-		return "proccon"
-	}
-	return string(k)
-}
-
-// newTrackerUnprobed is newTracker without the probe of explicit kinds
-// (TrackAuto pays no probe either).
-func newTrackerUnprobed(kind TrackerKind, creation bool) (tracker, error) {
-	switch kind {
-	case TrackPerf:
-		return newPerfTracker(creation), nil
-	case TrackProcCon:
-		return newProcConTracker(), nil
-	case TrackPoll:
-		return newPollTracker(defaultProc), nil
-	}
-	return newTracker(kind, creation)
 }

@@ -1,4 +1,4 @@
-package main
+package main_test
 
 // Helpers of the end-to-end suite: running the built ipcguard binary, reading
 // /proc/sysvipc of the current IPC namespace (a small parser of our own: the
@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
 	"golang.org/x/sys/unix"
@@ -174,6 +173,9 @@ func (p *guardProc) start() *guardProc {
 
 func (p *guardProc) pid() int { return p.cmd.Process.Pid }
 
+// exited reports whether ipcguard has ended (a zombie until wait reaps it).
+func (p *guardProc) exited() bool { return p.done || !alive(p.pid()) }
+
 // wait waits for ipcguard to end (at most 90 s from its creation).
 func (p *guardProc) wait() guardResult {
 	p.e.t.Helper()
@@ -196,6 +198,8 @@ func (p *guardProc) wait() guardResult {
 
 func (p *guardProc) run() guardResult {
 	p.e.t.Helper()
+	t0 := time.Now()
+	defer func() { p.e.t.Logf("TIMING %v %q", time.Since(t0), p.cmd.Args[1:]) }()
 	return p.start().wait()
 }
 
@@ -442,13 +446,20 @@ func (e *env) removeObjects(objs []sysvObj) {
 // the test with what it was waiting for.
 func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
 	e.t.Helper()
+	if !poll(timeout, cond) {
+		e.fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll reports whether cond held before the deadline.
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for d := time.Millisecond; ; d = min(2*d, 25*time.Millisecond) {
 		if cond() {
-			return
+			return true
 		}
 		if time.Now().After(deadline) {
-			e.fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(d)
 	}
@@ -688,24 +699,6 @@ func slow(t *testing.T, what string) {
 }
 
 // ---- misc ------------------------------------------------------------------
-
-// sembuf and msgbuf are the kernel's structures for semop and msgsnd.
-type sembuf struct {
-	num uint16
-	op  int16
-	flg int16
-}
-
-// semGetPid is semctl(id, n, GETPID), the last pid to operate on sem n.
-func semGetPid(id, n int) (int, error) {
-	r, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(n), unix.GETPID, 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(r), nil
-}
-
-var _ = unsafe.Sizeof(sembuf{})
 
 // scanLines reads path and returns its lines (missing file: none).
 func scanLines(path string) []string {

@@ -32,6 +32,25 @@ type Report struct {
 	Kept        int          `json:"kept"`
 	Failed      int          `json:"failed"`
 	Warnings    []string     `json:"warnings,omitempty"`
+	Timings     timings      `json:"timings_us"`
+}
+
+// timings are the durations of ipcguard's own phases, in microseconds.
+type timings struct {
+	SnapshotBefore int64 `json:"snapshot_before"`
+	Journal        int64 `json:"journal"`
+	Command        int64 `json:"command"` // from the fork to the end of the tree
+	SnapshotAfter  int64 `json:"snapshot_after"`
+	Attribute      int64 `json:"attribute"` // diff, evidence, decisions
+	Remove         int64 `json:"remove"`
+}
+
+// since returns the microseconds since *t and moves *t to now.
+func since(t *time.Time) int64 {
+	now := time.Now()
+	d := now.Sub(*t).Microseconds()
+	*t = now
+	return d
 }
 
 type reportPolicy struct {

@@ -69,7 +69,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		logf("%s", msg)
 	}
 
+	clock := time.Now()
 	before, err := fs.Snapshot(cfg.types)
+	rep.Timings.SnapshotBefore = since(&clock)
 	if err != nil {
 		warn("cannot read /proc/sysvipc (%v): running the command without IPC cleanup", err)
 		before = nil
@@ -78,6 +80,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	if before != nil {
 		jr = beginJournal(cfg, before, warn)
 	}
+	rep.Timings.Journal = since(&clock)
 
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv,
@@ -97,6 +100,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		opts.Joined = jr.Join
 	}
 	res, err := supervisor.Run(opts)
+	rep.Timings.Command = since(&clock)
 	if err != nil {
 		if jr != nil {
 			jr.Done()
@@ -119,7 +123,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	clean, why := wantCleanup(cfg.on, res.Status)
 	rep.Cleanup, rep.Why = clean && before != nil, why
 	if before != nil && (clean || sink != nil) {
-		cleanupAfter(cfg, fs, before, res, jr, rep, clean, warn)
+		cleanupAfter(cfg, fs, before, res, jr, rep, clean, warn, clock)
 	}
 	if jr != nil {
 		if err := jr.Done(); err != nil {
@@ -180,8 +184,9 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 // cleanupAfter takes the second snapshot, attributes the new objects and,
 // when clean is set, removes those the evidence gives to the tree.
 func cleanupAfter(cfg config, fs ipcdiff.FS, before *ipcdiff.Snapshot, res *supervisor.Result,
-	jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any)) {
+	jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any), clock time.Time) {
 	after, err := fs.Snapshot(cfg.types)
+	rep.Timings.SnapshotAfter = since(&clock)
 	if err != nil {
 		warn("cannot read /proc/sysvipc after the run (%v): nothing removed", err)
 		return
@@ -212,7 +217,9 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before *ipcdiff.Snapshot, res *supe
 	decisions, contended := ipcdiff.Attribute(objs, res.Tree, &ipcdiff.LiveProcs{Root: procRoot}, pol)
 	ipcdiff.SortDecisions(decisions)
 	rep.Window.Contended, rep.Window.Why = contended != "", contended
+	rep.Timings.Attribute = since(&clock)
 	applyDecisions(fs, decisions, cfg.dryRun, rep)
+	rep.Timings.Remove = since(&clock)
 }
 
 // applyDecisions removes (or, dry, would remove) what the decisions give to

@@ -98,7 +98,9 @@ func (h *helper) run(args []string) error {
 			}
 			time.Sleep(d)
 		case name == "wait":
-			select {}
+			for {
+				time.Sleep(time.Hour)
+			}
 		case name == "exit":
 			n, err := strconv.Atoi(val)
 			if err != nil {
