@@ -224,9 +224,15 @@ func (a *attributor) decide(o Object, contended string) Decision {
 		}
 	}
 	switch {
-	case tracked && created:
+	case tracked && created && o.Key == 0:
+		// A get with IPC_PRIVATE always makes a new object.
 		d.Strength = CreationSeen
-		d.Evidence = append([]string{"a tree process was seen creating it"}, d.Evidence...)
+		d.Evidence = append([]string{"a tree process was seen creating it (IPC_PRIVATE)"}, d.Evidence...)
+	case tracked && created:
+		// A keyed get may have opened an object someone else had just made:
+		// proof of use, not of creation.
+		d.Strength = PidEvidence
+		d.Evidence = append([]string{"a tree process obtained it by key"}, d.Evidence...)
 	case tracked:
 		// The creation tracker saw every shmget/semget/msgget of the tree
 		// and none returned this id: someone else made it.

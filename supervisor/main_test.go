@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,7 +26,16 @@ var helpers = map[string]func(args []string) int{
 	"ignore-term": ignoreTermHelper,
 }
 
-func TestMain(m *testing.M) { nstest.Main(m, helpers) }
+func TestMain(m *testing.M) {
+	// A helper started without its environment variable would run the
+	// whole test suite again, and again: refuse.
+	helperVar, _, _ := strings.Cut(nstest.HelperEnv(""), "=")
+	if len(os.Args) > 1 && os.Args[1] == "--" && os.Getenv(helperVar) == "" {
+		fmt.Fprintln(os.Stderr, "supervisor.test: started with a helper's arguments but no helper to run")
+		os.Exit(2)
+	}
+	nstest.Main(m, helpers)
+}
 
 // harnessReport is what the supervise helper writes to its -status file.
 type harnessReport struct {
@@ -138,5 +148,7 @@ func ignoreTermHelper(args []string) int {
 			return 99
 		}
 	}
-	select {}
+	for {
+		unix.Pause()
+	}
 }

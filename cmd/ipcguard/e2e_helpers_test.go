@@ -198,8 +198,6 @@ func (p *guardProc) wait() guardResult {
 
 func (p *guardProc) run() guardResult {
 	p.e.t.Helper()
-	t0 := time.Now()
-	defer func() { p.e.t.Logf("TIMING %v %q", time.Since(t0), p.cmd.Args[1:]) }()
 	return p.start().wait()
 }
 
@@ -262,9 +260,6 @@ type sysvObj struct {
 
 // ref names an object for messages and sets: "shm 32769 key 0x00001234".
 func (o sysvObj) ref() string { return fmt.Sprintf("%s %d key %s", o.Type, o.ID, keyString(o.Key)) }
-
-// tk is the identity used to compare runs: type and key.
-func (o sysvObj) tk() string { return o.Type + " " + keyString(o.Key) }
 
 func (o sysvObj) tid() string { return fmt.Sprintf("%s %d", o.Type, o.ID) }
 
@@ -393,16 +388,6 @@ func present(objs []sysvObj, o sysvObj) bool {
 		}
 	}
 	return false
-}
-
-// byKey finds the object of a type with key.
-func byKey(objs []sysvObj, typ string, key int32) (sysvObj, bool) {
-	for _, o := range objs {
-		if o.Type == typ && o.Key == key {
-			return o, true
-		}
-	}
-	return sysvObj{}, false
 }
 
 // readIDs reads the "TYPE ID" lines the ipc helper and our perl scripts write.

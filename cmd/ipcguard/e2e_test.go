@@ -559,6 +559,11 @@ func TestScenario10DryRun(t *testing.T) {
 		removed := removedSet(rr, "removed")
 		gone := 0
 		now := setOf(e.objects())
+		for _, o := range newSince(before, e.objects()) {
+			if a := rr.actions()[o.tid()]; a != "kept" {
+				e.errorf("real run: new %s left in place, but the report says %q", o.ref(), a)
+			}
+		}
 		for _, o := range rr.Objects {
 			if _, ok := now[o.tid()]; (o.Action == "removed") == ok {
 				e.errorf("real run: report says %s %s but /proc/sysvipc disagrees", o.tid(), o.Action)

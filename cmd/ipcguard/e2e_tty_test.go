@@ -146,5 +146,15 @@ func TestScenario16Terminal(t *testing.T) {
 		if m := tm.waitScreen("the status", `(?m)^status-c=(\d+)$`); m[1] != "0" {
 			e.errorf("after Ctrl-Z and fg the shell saw status %s, want 0", m[1])
 		}
+
+		// Started in the background, ipcguard leaves the terminal to the shell.
+		tm.line(`"$G" -- sleep 1000 &`)
+		tm.waitScreen("the background job", `(?m)^\[1\] \d+$`)
+		tm.line(`echo still-mine`)
+		tm.waitScreen("the shell to keep the terminal", `(?m)^still-mine$`)
+		tm.line(`kill %1; wait %1; echo status-d=$?`)
+		if m := tm.waitScreen("the status", `(?m)^status-d=(\d+)$`); m[1] != "143" {
+			e.errorf("background ipcguard killed by SIGTERM: the shell saw status %s, want 143", m[1])
+		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -30,6 +31,11 @@ var keepAlive *os.File
 // execute it.
 func TestMain(m *testing.M) {
 	if os.Getenv(envGuardBin) == "" {
+		// Copies of this test binary run as helpers and isolated bodies;
+		// built with -race, each would sleep a second at exit by default.
+		if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+			os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+		}
 		path, err := prepareGuard()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: preparing the ipcguard binary: %v\n", err)

@@ -84,7 +84,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv,
-		Tracker: cfg.tracker, TrackCreation: before != nil,
+		Tracker: cfg.tracker, TrackCreation: cfg.creation && before != nil,
 		Grace: cfg.grace,
 		Terminate: func(ws unix.WaitStatus) bool {
 			clean, _ := wantCleanup(cfg.on, ws)

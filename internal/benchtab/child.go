@@ -186,7 +186,7 @@ func p3(b *bench, t *table) error {
 		var remove, cleanup, ref []time.Duration
 		var partial int
 		var why string
-		reps, err := b.loop(3, 15, 6*time.Second, func(int) error {
+		reps, err := b.loop(5, 15, 9*time.Second, func(int) error {
 			if _, err := b.run(1, b.guardArgs(rf, nil, b.self, helperMake, nstr)...); err != nil {
 				return err
 			}
