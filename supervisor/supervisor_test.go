@@ -174,18 +174,18 @@ func lines(r io.Reader) <-chan string {
 }
 
 // expectLine waits for the next line and checks that it is want.
-func expectLine(t *testing.T, c <-chan string, want string) {
+func expectLine(t *testing.T, c <-chan string, want string, context ...any) {
 	t.Helper()
 	select {
 	case l, ok := <-c:
 		if !ok {
-			t.Fatalf("output ended, want %q", want)
+			t.Fatalf("%soutput ended, want %q", fmt.Sprint(context...), want)
 		}
 		if l != want {
-			t.Fatalf("got line %q, want %q", l, want)
+			t.Fatalf("%sgot line %q, want %q", fmt.Sprint(context...), l, want)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("no line %q within 10s", want)
+		t.Fatalf("%sno line %q within 10s", fmt.Sprint(context...), want)
 	}
 }
 
@@ -235,11 +235,12 @@ func TestForwardSignals(t *testing.T) {
 		if err := cmd.Process.Signal(sig); err != nil {
 			t.Fatalf("sending %v: %v", sig, err)
 		}
-		expectLine(t, out, fmt.Sprintf("got %d", sig))
+		at := fmt.Sprintf("after %v (%d): ", sig, sig)
+		expectLine(t, out, fmt.Sprintf("got %d", sig), at)
 		if err := cmd.Process.Signal(marker); err != nil {
 			t.Fatal(err)
 		}
-		expectLine(t, out, fmt.Sprintf("got %d", marker))
+		expectLine(t, out, fmt.Sprintf("got %d", marker), at)
 	}
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {

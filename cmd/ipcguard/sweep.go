@@ -78,6 +78,9 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := journal.RemoveStaleTemps(dir); err != nil {
+		logf("removing stale temporary journals: %v", err)
+	}
 	paths, err := journal.List(dir)
 	if err != nil {
 		return nil, err

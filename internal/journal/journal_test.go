@@ -526,8 +526,12 @@ func TestStateDir(t *testing.T) {
 	xdg := filepath.Join(base, "xdg")
 	os.Mkdir(xdg, 0o700)
 	t.Setenv("XDG_RUNTIME_DIR", xdg)
+	ns, err := ipcNamespace()
+	if err != nil || !strings.HasPrefix(ns, "ipc-") {
+		t.Fatalf("ipcNamespace = %q, %v", ns, err)
+	}
 	d, err = StateDir("")
-	if err != nil || d != filepath.Join(xdg, "ipcguard") {
+	if err != nil || d != filepath.Join(xdg, "ipcguard", ns) {
 		t.Errorf("with XDG_RUNTIME_DIR: %q, %v", d, err)
 	}
 	euid := os.Geteuid()

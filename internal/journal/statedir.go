@@ -17,7 +17,8 @@ import (
 // missing. The choice, in order: override when non-empty;
 // $XDG_RUNTIME_DIR/ipcguard when XDG_RUNTIME_DIR is an absolute path to a
 // directory owned by the effective uid; /run/ipcguard when running as root;
-// else $TMPDIR/ipcguard-<uid>.
+// else $TMPDIR/ipcguard-<uid>. Within it, each IPC namespace has its own
+// subdirectory "ipc-<inode>", which is what StateDir returns.
 //
 // The directory itself must be a real directory (a symlink is refused), owned
 // by the effective uid and writable by nobody else: otherwise another user
@@ -35,7 +36,34 @@ func StateDir(override string) (string, error) {
 	if err := checkStateDir(dir, euid); err != nil {
 		return "", err
 	}
-	return dir, nil
+	// Journals and the run sequence are per IPC namespace: runs in other
+	// namespaces (containers sharing the directory) can neither contend
+	// with ours nor be swept against our objects.
+	ns, err := ipcNamespace()
+	if err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	sub := filepath.Join(dir, ns)
+	if err := os.Mkdir(sub, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	if err := checkStateDir(sub, euid); err != nil {
+		return "", err
+	}
+	return sub, nil
+}
+
+// ipcNamespace names the IPC namespace of the calling thread, "ipc-<inode>".
+func ipcNamespace() (string, error) {
+	link, err := os.Readlink("/proc/thread-self/ns/ipc")
+	if err != nil {
+		return "", err
+	}
+	ino := strings.TrimSuffix(strings.TrimPrefix(link, "ipc:["), "]")
+	if _, err := strconv.ParseUint(ino, 10, 64); err != nil {
+		return "", fmt.Errorf("unexpected IPC namespace link %q", link)
+	}
+	return "ipc-" + ino, nil
 }
 
 func defaultStateDir(euid int) string {
