@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build test test-short bench lint fmt tidy-check clean
+.PHONY: all build test test-short bench bench-go lint fmt tidy-check clean
 
 all: build
 
@@ -21,8 +21,14 @@ test: build
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
+# The budget table (start-up, scale, removal, memory; ratios against tini,
+# raw /proc reads and ipcrm measured in the same run).
 bench: build
-	IPCGUARD_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 20m $(PKGS)
+	$(GO) run ./internal/benchtab -bin $(BIN)
+
+# Micro-benchmarks of the packages (parsers, snapshot, diff, trackers, journal).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 20m $(PKGS)
 
 lint:
 	$(GO) vet $(PKGS)

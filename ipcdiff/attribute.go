@@ -89,16 +89,73 @@ const (
 // the reason. contended says why window evidence was off for the run ("" if
 // it was not).
 func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, contended string) {
-	a := attributor{tree: tree, procs: procs, p: p, live: map[int]bool{}}
+	a := attributor{tree: tree, procs: &memoProcs{Procs: procs, m: map[int]procInfo{}}, p: p, live: map[int]bool{}}
 	for _, pid := range tree.Alive() {
 		a.live[pid] = true
 	}
-	why := a.contention(objs)
+	// Every pid record is classified once, for the contention test and the
+	// decision alike.
+	facts := make([][]pidFact, len(objs))
+	classes := make([][]class, len(objs))
+	for i := range objs {
+		facts[i] = a.facts(&objs[i])
+		classes[i] = make([]class, len(facts[i]))
+		for j, f := range facts[i] {
+			classes[i][j] = a.classify(f)
+		}
+	}
+	why := a.contention(objs, facts, classes)
 	ds = make([]Decision, len(objs))
 	for i := range objs {
-		ds[i] = a.decide(objs[i], why)
+		ds[i] = a.decide(objs[i], facts[i], classes[i], why)
 	}
 	return ds, why
+}
+
+// memoProcs remembers what it learned of each pid for one Attribute call:
+// the same pids recur across many objects.
+type memoProcs struct {
+	Procs
+	m map[int]procInfo
+}
+
+type procInfo struct {
+	alive   bool
+	comm    string
+	started time.Time
+	hasSt   bool
+	commOK  bool
+	stOK    bool
+}
+
+func (p *memoProcs) get(pid int) procInfo {
+	if i, ok := p.m[pid]; ok {
+		return i
+	}
+	i := procInfo{alive: p.Procs.Alive(pid)}
+	p.m[pid] = i
+	return i
+}
+
+func (p *memoProcs) Alive(pid int) bool { return p.get(pid).alive }
+
+func (p *memoProcs) Comm(pid int) string {
+	i := p.get(pid)
+	if !i.commOK {
+		i.comm, i.commOK = p.Procs.Comm(pid), true
+		p.m[pid] = i
+	}
+	return i.comm
+}
+
+func (p *memoProcs) Started(pid int) (time.Time, bool) {
+	i := p.get(pid)
+	if !i.stOK {
+		i.started, i.hasSt = p.Procs.Started(pid)
+		i.stOK = true
+		p.m[pid] = i
+	}
+	return i.started, i.hasSt
 }
 
 type attributor struct {
@@ -174,7 +231,7 @@ func (a *attributor) name(pid int) string {
 // contention says why the window is contended ("" when it is not): another
 // run overlapped, or a new object carries the pid of a process outside the
 // tree, so same-uid strangers were active while the command ran.
-func (a *attributor) contention(objs []Object) string {
+func (a *attributor) contention(objs []Object, facts [][]pidFact, classes [][]class) string {
 	if a.p.Contended {
 		if a.p.ContendedWhy != "" {
 			return a.p.ContendedWhy
@@ -182,8 +239,8 @@ func (a *attributor) contention(objs []Object) string {
 		return "another run overlapped"
 	}
 	for i := range objs {
-		for _, f := range a.facts(&objs[i]) {
-			switch a.classify(f) {
+		for j, f := range facts[i] {
+			switch classes[i][j] {
 			case outsideLive, outsideDead:
 				return fmt.Sprintf("%s %d was used by %s outside the tree", objs[i].Type, objs[i].ID, a.name(f.pid))
 			case unknownPid:
@@ -194,7 +251,7 @@ func (a *attributor) contention(objs []Object) string {
 	return ""
 }
 
-func (a *attributor) decide(o Object, contended string) Decision {
+func (a *attributor) decide(o Object, facts []pidFact, classes []class, contended string) Decision {
 	d := Decision{Object: o}
 	keep := func(reason string) Decision {
 		d.Remove, d.Strength, d.Reason = false, NoEvidence, reason
@@ -208,12 +265,6 @@ func (a *attributor) decide(o Object, contended string) Decision {
 	}
 	if o.Shm != nil && o.Shm.Perms&ShmDest != 0 {
 		return keep(fmt.Sprintf("already removed: marked for destruction, freed at the last detach (%d attached)", o.Shm.Nattch))
-	}
-
-	facts := a.facts(&o)
-	classes := make([]class, len(facts))
-	for i, f := range facts {
-		classes[i] = a.classify(f)
 	}
 
 	// Evidence for the tree.

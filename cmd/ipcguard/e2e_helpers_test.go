@@ -228,7 +228,7 @@ func (e *env) wantExit(r guardResult, code int) {
 	}
 }
 
-// stderrLines are the non-empty lines of s.
+// lines are the non-empty lines of s.
 func lines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {

@@ -241,9 +241,8 @@ func TestScenario06ShortLivedCreator(t *testing.T) {
 	})
 }
 
-// holderScript starts a process in its own session that creates and
-// attaches a segment (recording it in $1) and writes its pid to $2; then the
-// command fails.
+// perlHolder creates and attaches a private segment, records it in
+// $ARGV[0], writes its pid to $ARGV[1] and waits, ignoring SIGTERM.
 const perlHolder = `use IPC::SysV qw(IPC_PRIVATE IPC_CREAT shmat);
 $SIG{TERM} = "IGNORE";
 my $id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
@@ -257,12 +256,11 @@ func TestScenario07EscapedDescendant(t *testing.T) {
 	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
 		e := newEnv(t, "scenario 7")
 		cases := []struct {
-			name    string
-			holder  string // shell command starting the holder; $0 = ids file, $1 = ready file
-			leave   bool
-			killed  bool // the holder ignores SIGTERM
-			grace   string
-			wantEnd string
+			name   string
+			holder string // shell command starting the holder; $0 = ids file, $1 = ready file
+			leave  bool
+			killed bool // the holder ignores SIGTERM
+			grace  string
 		}{
 			{name: "terminated", holder: `ipc spawn-setsid{ out="$0" shm:attach ready="$1" wait }`, grace: "300ms"},
 			{name: "killed", holder: `setsid perl -e '` + perlHolder + `' "$0" "$1" &`, killed: true, grace: "300ms"},
