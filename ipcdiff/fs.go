@@ -76,6 +76,11 @@ func readAll(path string, buf []byte) ([]byte, error) {
 		return buf, err
 	}
 	defer f.Close()
+	return readFile(f, buf)
+}
+
+// readFile reads f to EOF into buf (reset first).
+func readFile(f *os.File, buf []byte) ([]byte, error) {
 	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
@@ -95,14 +100,34 @@ func readAll(path string, buf []byte) ([]byte, error) {
 // readTable reads /proc/sysvipc/name with a pooled buffer and hands the
 // bytes to parse; parse must not keep references to them.
 func readTable[T any](fs FS, name string, parse func([]byte) ([]T, error)) ([]T, error) {
-	bp := getBuf()
-	defer putBuf(bp)
-	b, err := readAll(fs.Path("sysvipc", name), *bp)
-	*bp = b
+	f, err := fs.openTable(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readOpenTable(f, name, parse)
+}
+
+// openTable opens /proc/sysvipc/name. The kernel binds the open file to the
+// IPC namespace of the opening thread, so a file opened on the caller's
+// goroutine may be read from any other.
+func (fs FS) openTable(name string) (*os.File, error) {
+	f, err := os.Open(fs.Path("sysvipc", name))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
+		return nil, fmt.Errorf("ipcdiff: opening %s: %w", name, err)
+	}
+	return f, nil
+}
+
+func readOpenTable[T any](f *os.File, name string, parse func([]byte) ([]T, error)) ([]T, error) {
+	bp := getBuf()
+	defer putBuf(bp)
+	b, err := readFile(f, *bp)
+	*bp = b
+	if err != nil {
 		return nil, fmt.Errorf("ipcdiff: reading %s: %w", name, err)
 	}
 	return parse(b)

@@ -2,6 +2,8 @@ package ipcdiff
 
 import (
 	"fmt"
+	"os"
+	"sync"
 	"time"
 )
 
@@ -9,27 +11,61 @@ import (
 // Taken is the time before the first read, so an object created after Taken
 // may or may not be in the snapshot, but one created before it is.
 //
-// All reading happens in the calling goroutine: /proc/sysvipc shows the IPC
-// namespace of the reading thread, and callers (tests, benchmarks) may have
-// locked their goroutine's thread into a private namespace.
+// The files are opened on the calling goroutine — /proc/sysvipc shows the
+// IPC namespace of the opening thread, and callers (tests, benchmarks) may
+// have locked their goroutine's thread into a private namespace — and then
+// read concurrently: the kernel's rendering of the tables dominates the cost,
+// and the three render in parallel.
 func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) {
 	if types&^AllTypes != 0 || types == 0 {
 		return nil, fmt.Errorf("%w: type set %#x", ErrUsage, uint8(types))
 	}
 	s := &Snapshot{Taken: time.Now(), Types: types}
-	var err error
-	if types.Has(TypeShm) {
-		if s.Shm, err = fs.ShmList(); err != nil {
+	var files [numTypes]*os.File
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for t := TypeShm; t < numTypes; t++ {
+		if !types.Has(t) {
+			continue
+		}
+		f, err := fs.openTable(t.String())
+		if err != nil {
 			return nil, err
 		}
+		files[t] = f
 	}
-	if types.Has(TypeSem) {
-		if s.Sem, err = fs.SemList(); err != nil {
-			return nil, err
+	var errs [numTypes]error
+	read := func(t Type) {
+		switch t {
+		case TypeShm:
+			s.Shm, errs[t] = readOpenTable(files[t], "shm", parseShm)
+		case TypeSem:
+			s.Sem, errs[t] = readOpenTable(files[t], "sem", parseSem)
+		case TypeMsg:
+			s.Msg, errs[t] = readOpenTable(files[t], "msg", parseMsg)
 		}
 	}
-	if types.Has(TypeMsg) {
-		if s.Msg, err = fs.MsgList(); err != nil {
+	var wg sync.WaitGroup
+	last := Type(numTypes)
+	for t := TypeShm; t < numTypes; t++ {
+		if files[t] == nil {
+			continue
+		}
+		if last != numTypes {
+			wg.Add(1)
+			go func(t Type) { defer wg.Done(); read(t) }(last)
+		}
+		last = t
+	}
+	read(last) // the last one on this goroutine
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
 	}
