@@ -167,6 +167,10 @@ type attributor struct {
 
 func secs(t int64) time.Time { return time.Unix(t, 0) }
 
+// timeSlack is how far a kernel time stamp (whole seconds of a coarse clock
+// that lags by up to a tick) may be from the moment it records.
+const timeSlack = 2 * time.Second
+
 // facts lists the pids the kernel keeps for o with the window each acted in.
 func (a *attributor) facts(o *Object) []pidFact {
 	start, end := a.p.Start, a.p.End
@@ -207,7 +211,7 @@ func (a *attributor) classify(f pidFact) class {
 		// The member has exited. If its pid number is now held by another
 		// process that started before the action's window closed, the
 		// kernel's record may be the newcomer's: treat it as a stranger's.
-		if st, ok := a.procs.Started(f.pid); ok && a.procs.Alive(f.pid) && !st.After(f.to.Add(time.Second)) {
+		if st, ok := a.procs.Started(f.pid); ok && a.procs.Alive(f.pid) && !st.After(f.to.Add(timeSlack)) {
 			return outsideLive
 		}
 		return inTree

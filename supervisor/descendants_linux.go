@@ -21,8 +21,15 @@ type descendant struct {
 // (the command's orphans, reparented here, whatever session they made),
 // then recursively theirs, from /proc/PID/task/TID/children. Without those
 // files (CONFIG_PROC_CHILDREN off) it builds the tree from /proc/PID/stat.
+//
+// It finds nothing when /proc belongs to another PID namespace (a process
+// started in a new one without mounting its own /proc): its numbers would
+// name other processes here.
 func descendants() []descendant {
 	self := os.Getpid()
+	if p, err := os.Readlink("/proc/self"); err != nil || p != strconv.Itoa(self) {
+		return nil
+	}
 	kids := childrenFunc()
 	var out []descendant
 	seen := map[int]bool{self: true}

@@ -111,6 +111,7 @@ func Run(opts Options) (*Result, error) {
 		if tr != nil {
 			tr.finish()
 		}
+		st.release()
 		return nil, execError(opts.Args[0], st.err)
 	}
 	if st.noForeground != nil {
@@ -127,8 +128,16 @@ func Run(opts Options) (*Result, error) {
 	s.wait()
 	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended}
 	s.reclaimTerminal()
+	var leftover []member
 
 	if opts.Terminate != nil && opts.Terminate(s.ws) {
+		// Whatever the tracker saw, the descendants still running now are
+		// members of the tree: note when each started, before killing it.
+		for _, d := range descendants() {
+			if t, err := procStartTime(d.pid); err == nil {
+				leftover = append(leftover, member{d.pid, ticksToWall(t)})
+			}
+		}
 		res.Terminated, res.Killed, res.Remaining = s.terminate(opts.Grace)
 	} else {
 		s.reap()
@@ -140,11 +149,21 @@ func Run(opts Options) (*Result, error) {
 	if tr != nil {
 		res.Tree = tr.finish()
 	}
+	if st.release != nil {
+		st.release()
+	}
 	if res.Tree == nil {
 		res.Tree = NewTree("none", st.pid)
 		if trErr != nil {
 			res.Tree.Note = trErr.Error()
 		}
+	}
+	// The supervisor itself knows its child's lifetime exactly, whatever
+	// the tracker saw or lost: from the fork to the reaping.
+	res.Tree.ensureRoot(st.pid, st.at, s.ended)
+	end := time.Now()
+	for _, m := range leftover {
+		res.Tree.ensureRoot(m.pid, m.at, end)
 	}
 	return res, nil
 }
@@ -156,6 +175,7 @@ type started struct {
 	err          error // the command could not be started
 	trErr        error // the tracker could not be prepared (tracker dropped)
 	noForeground error // started, but without the terminal's foreground
+	release      func() // lets the forking thread exit (after the tracker's finish)
 }
 
 // start forks and executes the command on a new goroutine locked to its
@@ -195,7 +215,15 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 		if st.err == nil && tr != nil {
 			tr.started(st.pid, st.at)
 		}
+		release := make(chan struct{})
+		st.release = func() { close(release) }
 		c <- st
+		if tr != nil {
+			// Keep this thread alive until the tracker has finished:
+			// perf events inherited from it are created disabled once
+			// it has exited, so later forks of the tree would go unseen.
+			<-release
+		}
 	}()
 	return <-c
 }

@@ -145,18 +145,27 @@ func TestDeathBySignal(t *testing.T) {
 // recorder is a command that reports every signal it receives as a line
 // "got N" (flushed), after a line "ready" once its handlers are in place,
 // and exits 0 at the end of its input. Perl, not Go: a Go program receives
-// its own runtime's SIGURG.
+// its own runtime's SIGURG. It never blocks without a timeout: perl runs
+// its handlers between operations, and a signal that comes just before a
+// blocking read would wait for the read to end. It writes with syswrite:
+// perl runs handlers of SIGBUS, SIGSEGV, SIGILL and SIGFPE at once, in the
+// middle of whatever it does, and print's buffer is not reentrant.
 const recorder = `
-use strict; use warnings; use Config;
+use strict; use warnings; use Config; use IO::Select;
 $| = 1;
 my @names = split ' ', $Config{sig_name};
 for my $n (1 .. 64) {
 	my $name = $names[$n];
 	next if !defined $name || $name eq 'KILL' || $name eq 'STOP' || ($n >= 32 && $n <= 34);
-	$SIG{$name} = sub { print "got $n\n" };
+	$SIG{$name} = sub { syswrite STDOUT, "got $n\n" };
 }
-print "ready\n";
-while (defined(my $line = <STDIN>)) {}
+syswrite STDOUT, "ready\n";
+my $in = IO::Select->new(\*STDIN);
+while (1) {
+	next unless $in->can_read(0.02);
+	my $n = sysread(STDIN, my $buf, 4096);
+	last if defined $n && $n == 0;
+}
 exit 0;
 `
 
@@ -336,8 +345,8 @@ func TestLookPath(t *testing.T) {
 		{"only-a", a + ":" + b, "", 126},
 		{"nothing", a + ":" + b, "", 127},
 		{"tool", ":" + b, b + "/tool", 0},
-		{"sh", "", "", 127},               // PATH= (empty): the current directory only
-		{"sh", "unset", "/bin/sh", 0},     // no PATH: /bin:/usr/bin
+		{"sh", "", "", 127},           // PATH= (empty): the current directory only
+		{"sh", "unset", "/bin/sh", 0}, // no PATH: /bin:/usr/bin
 		{b + "/tool", "/nonexistent", b + "/tool", 0},
 		{"", a, "", 127},
 	} {
@@ -465,11 +474,17 @@ func sortedLines(s string) string {
 	return strings.Join(l, "\n")
 }
 
-// maskWrapper starts the rest of its arguments with SIGUSR1, SIGWINCH and
-// SIGTERM blocked and SIGHUP and SIGINT ignored.
+// maskWrapper starts the rest of its arguments with SIGUSR1, SIGUSR2,
+// SIGALRM, SIGWINCH and signal 40 blocked and SIGHUP and SIGINT ignored.
+//
+// Not SIGTERM and the like: the Go runtime unblocks SIGHUP, SIGINT,
+// SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSTKFLT,
+// SIGTERM, SIGCHLD, SIGPROF, SIGSYS and SIGURG in every thread at startup
+// and keeps no trace of their inherited state: a command started by any
+// Go program gets those unblocked (a documented limit).
 const maskWrapper = `
 use POSIX;
-sigprocmask(SIG_BLOCK, POSIX::SigSet->new(10, 28, 15)) or die "sigprocmask: $!"; # USR1 WINCH TERM
+sigprocmask(SIG_BLOCK, POSIX::SigSet->new(10, 12, 14, 28, 40)) or die "sigprocmask: $!";
 $SIG{HUP} = 'IGNORE';
 $SIG{INT} = 'IGNORE';
 exec @ARGV or die "exec: $!";
@@ -490,8 +505,8 @@ func TestSignalMaskAndIgnored(t *testing.T) {
 		t.Fatalf("signal state differs:\ndirect:\n%s\nsupervised:\n%s(%v)", d.stdout, v.stdout, v)
 	}
 	// The wrapper's own state must really be there to be compared.
-	if !strings.Contains(d.stdout, "SigIgn:\t0000000000000003") {
-		t.Fatalf("the wrapper did not ignore HUP and INT:\n%s", d.stdout)
+	if !strings.Contains(d.stdout, "SigBlk:\t0000008008002a00") || !strings.Contains(d.stdout, "SigIgn:\t0000000000000003") {
+		t.Fatalf("the wrapper did not block and ignore what it should:\n%s", d.stdout)
 	}
 }
 
@@ -554,7 +569,7 @@ done`
 // that ignores SIGTERM, waits until it runs, and exits 1.
 func escapee(pidfile string) []string {
 	return []string{"sh", "-c",
-		`IPCGUARD_TEST_HELPER=ignore-term setsid "$0" "$1" & while [ ! -e "$1" ]; do sleep 0.01; done; exit 1`,
+		`IPCGUARD_TEST_HELPER=ignore-term setsid "$0" "$1" </dev/null >/dev/null 2>&1 & while [ ! -e "$1" ]; do sleep 0.01; done; exit 1`,
 		nstest.Binary(), pidfile}
 }
 
@@ -627,5 +642,35 @@ func TestDescendantsKept(t *testing.T) {
 	}
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("descendant %d is gone: %v", pid, err)
+	}
+}
+
+func TestExitAsNamespaceInit(t *testing.T) {
+	t.Parallel()
+	// PID 1 of a PID namespace cannot kill itself with a signal it has no
+	// handler for: the supervisor falls back to exit status 128+N.
+	for _, c := range []struct {
+		sig  string
+		want int
+	}{{"TERM", 143}, {"KILL", 137}} {
+		t.Run(c.sig, func(t *testing.T) {
+			t.Parallel()
+			cmd := harness("--", "sh", "-c", "kill -s "+c.sig+" $$")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: syscall.CLONE_NEWPID}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) {
+					t.Skipf("cannot create a PID namespace: %v", err)
+				}
+				t.Fatal(err)
+			}
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Exited() || ws.ExitStatus() != c.want || stderr.Len() != 0 {
+				t.Fatalf("harness as PID 1: %s, stderr %q; want exit %d", describe(ws), stderr.String(), c.want)
+			}
+		})
 	}
 }

@@ -12,10 +12,11 @@ type Span struct {
 	Start, End time.Time
 }
 
-// Slack widens every membership test: the kernel stamps IPC objects with
-// whole seconds, so an action at second s may have happened up to a second
-// before or after a span boundary taken from a finer clock.
-const Slack = time.Second
+// Slack widens every membership test. The kernel stamps IPC objects with
+// whole seconds from its coarse clock, which lags the real time by up to a
+// tick: an action stamped second s happened in [s, s+1s+tick), and spans
+// come from finer clocks. Two seconds cover both.
+const Slack = 2 * time.Second
 
 // Tree is the set of processes that were ever part of the command's tree,
 // as one tracker saw it. It implements ipcdiff.Tree.
@@ -148,4 +149,14 @@ func (t *Tree) Alive() []int {
 func processExists(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || err == syscall.EPERM
+}
+
+// ensureRoot makes the command's own span [start, end] part of the tree.
+func (t *Tree) ensureRoot(pid int, start, end time.Time) {
+	for _, s := range t.spans[pid] {
+		if !s.Start.After(start.Add(Slack)) && (s.End.IsZero() || !s.End.Before(end)) {
+			return
+		}
+	}
+	t.spans[pid] = append(t.spans[pid], Span{Start: start, End: end})
 }

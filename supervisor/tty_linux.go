@@ -96,17 +96,23 @@ func (s *supervision) reclaimTerminal() {
 // jobStopped handles the command stopping while this process has a
 // terminal: as a shell expects of its job, this process stops too, with
 // the same signal, after taking the terminal back; it goes on when
-// continued (then resume hands the terminal over again). Where the kernel
-// would discard a job-control stop (orphaned process group) the command is
-// continued at once instead, as if its stop had been discarded too.
+// continued (then resume hands the terminal over again).
+//
+// The kernel discards job-control stops of an orphaned process group, and
+// nobody would continue it. There, a SIGTSTP stop of the command is undone
+// at once, as if discarded too; a SIGTTIN or SIGTTOU stop (where the
+// command, run directly, would have seen EIO) or a SIGSTOP is left as it
+// is, with a note: resuming would only repeat it.
 func (s *supervision) jobStopped(sig syscall.Signal) {
 	if s.tty == nil {
 		return
 	}
 	s.reclaimTerminal()
 	if orphanedPgrp(s.tty.pgrp) {
-		if sig != unix.SIGSTOP {
+		if sig == unix.SIGTSTP {
 			s.resume()
+		} else {
+			s.logf("supervisor: the command (pid %d) stopped on %v; this process group is orphaned, so it stays stopped until it gets SIGCONT", s.pid, sig)
 		}
 		return
 	}

@@ -145,6 +145,20 @@ func (e *env) guard(args ...string) *guardProc {
 		e.fatalf("%v", err)
 	}
 	cmd.Stdout, cmd.Stderr = p.out, p.errf
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--report" && i+1 < len(args) && args[i+1] != "-" {
+			rep := args[i+1]
+			// Registered after t.TempDir's removal: runs before it.
+			e.t.Cleanup(func() {
+				if b, err := os.ReadFile(rep); err == nil && e.t.Failed() {
+					e.t.Logf("%s: report of ipcguard %q:\n%s", e.sc, args, b)
+				}
+			})
+		}
+	}
 	e.t.Cleanup(func() {
 		if !p.done && cmd.Process != nil {
 			cmd.Process.Kill()

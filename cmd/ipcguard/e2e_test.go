@@ -155,8 +155,8 @@ func TestScenario03DeathBySignal(t *testing.T) {
 		e.wantGone("command killed by SIGKILL", made)
 
 		// Directly: ipcguard itself dies from SIGKILL.
-		ids = e.path("ids-direct")
-		r := e.run("--", "sh", "-c", `ipcmk -M 4096 >"$0"; kill -KILL $$`, ids)
+		ids, rep := e.path("ids-direct"), e.path("report.json")
+		r := e.run("--report", rep, "--", "sh", "-c", `ipcmk -M 4096 >"$0"; kill -KILL $$`, ids)
 		if r.Signal != syscall.SIGKILL {
 			e.errorf("ipcguard: %v, want killed by SIGKILL", r)
 		}
@@ -164,6 +164,7 @@ func TestScenario03DeathBySignal(t *testing.T) {
 		wantCount(e, "killed command", made, 1)
 		e.wantGone("command killed by SIGKILL", made)
 		e.summaryLine("killed command", r.Stderr, "ipcguard: removed 1 ")
+
 	})
 }
 

@@ -149,7 +149,7 @@ func runningMember(rec *journal.Record, procs ipcdiff.Procs) (int, bool) {
 type journalTree struct{ rec *journal.Record }
 
 func (t journalTree) Member(pid int, from, to time.Time) (bool, bool) {
-	from, to = from.Add(-time.Second), to.Add(time.Second)
+	from, to = from.Add(-2*time.Second), to.Add(2*time.Second)
 	for _, m := range t.rec.Members {
 		if m.Pid != pid || m.Joined.After(to) || (!m.Left.IsZero() && m.Left.Before(from)) {
 			continue
