@@ -172,9 +172,9 @@ func Run(opts Options) (*Result, error) {
 type started struct {
 	pid          int
 	at           time.Time
-	err          error // the command could not be started
-	trErr        error // the tracker could not be prepared (tracker dropped)
-	noForeground error // started, but without the terminal's foreground
+	err          error  // the command could not be started
+	trErr        error  // the tracker could not be prepared (tracker dropped)
+	noForeground error  // started, but without the terminal's foreground
 	release      func() // lets the forking thread exit (after the tracker's finish)
 }
 

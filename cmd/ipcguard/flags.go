@@ -74,8 +74,11 @@ var runCommand = &cli.Command{
 		cfg.dryRun, cfg.quiet, cfg.strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
 		cfg.leave, cfg.sweepFirst, cfg.creation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
 		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
-		if cfg.grace < 0 {
+		switch {
+		case cfg.grace < 0:
 			return usagef("--grace must not be negative")
+		case cfg.grace == 0:
+			cfg.grace = time.Nanosecond // no grace: SIGKILL right after SIGTERM
 		}
 		return &statusError{guard(cfg, c.App.ErrWriter)}
 	},
