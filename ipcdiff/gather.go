@@ -1,8 +1,10 @@
 package ipcdiff
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Gather collects the evidence attribution needs beyond /proc/sysvipc, for
@@ -69,4 +71,43 @@ func DiffIdents(before IdentSet, after *Snapshot) []Object {
 		}
 	}
 	return out
+}
+
+// Idents is a compact, sorted set of identities: what Diff needs of the
+// snapshot taken before a run, at a fifth of the snapshot's memory.
+type Idents []Ident
+
+// IdentsOf returns the identities of the objects of s.
+func IdentsOf(s *Snapshot) Idents {
+	ids := make(Idents, 0, s.Len())
+	for i := range s.Shm {
+		ids = append(ids, s.Shm[i].ident())
+	}
+	for i := range s.Sem {
+		ids = append(ids, s.Sem[i].ident())
+	}
+	for i := range s.Msg {
+		ids = append(ids, s.Msg[i].ident())
+	}
+	slices.SortFunc(ids, cmpIdent)
+	return ids
+}
+
+func cmpIdent(a, b Ident) int {
+	if c := cmp.Compare(a.Type, b.Type); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Key, b.Key); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.CUID, b.CUID)
+}
+
+// Contains implements IdentSet.
+func (s Idents) Contains(id Ident) bool {
+	_, found := slices.BinarySearchFunc(s, id, cmpIdent)
+	return found
 }

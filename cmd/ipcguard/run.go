@@ -81,14 +81,22 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		jr = beginJournal(cfg, before, warn)
 	}
 	rep.Timings.Journal = since(&clock)
+	// From here on only the identities of the objects before are needed.
+	var beforeIDs ipcdiff.Idents
+	var beforeTaken time.Time
+	if before != nil {
+		beforeIDs, beforeTaken = ipcdiff.IdentsOf(before), before.Taken
+		before = nil
+	}
+	haveBefore := beforeIDs != nil
 
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv,
-		Tracker: cfg.tracker, TrackCreation: cfg.creation && before != nil,
+		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore,
 		Grace: cfg.grace,
 		Terminate: func(ws unix.WaitStatus) bool {
 			clean, _ := wantCleanup(cfg.on, ws)
-			return clean && !cfg.leave && before != nil
+			return clean && !cfg.leave && haveBefore
 		},
 		Logf: func(format string, args ...any) { logf(format, args...) },
 	}
@@ -121,9 +129,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		Pids: len(tree.Pids()), Note: tree.Note}
 
 	clean, why := wantCleanup(cfg.on, res.Status)
-	rep.Cleanup, rep.Why = clean && before != nil, why
-	if before != nil && (clean || sink != nil) {
-		cleanupAfter(cfg, fs, before, res, jr, rep, clean, warn, clock)
+	rep.Cleanup, rep.Why = clean && haveBefore, why
+	if haveBefore && (clean || sink != nil) {
+		cleanupAfter(cfg, fs, beforeIDs, beforeTaken, res, jr, rep, clean, warn, clock)
 	}
 	if jr != nil {
 		if err := jr.Done(); err != nil {
@@ -183,7 +191,7 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 
 // cleanupAfter takes the second snapshot, attributes the new objects and,
 // when clean is set, removes those the evidence gives to the tree.
-func cleanupAfter(cfg config, fs ipcdiff.FS, before *ipcdiff.Snapshot, res *supervisor.Result,
+func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken time.Time, res *supervisor.Result,
 	jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any), clock time.Time) {
 	after, err := fs.Snapshot(cfg.types)
 	rep.Timings.SnapshotAfter = since(&clock)
@@ -191,9 +199,9 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before *ipcdiff.Snapshot, res *supe
 		warn("cannot read /proc/sysvipc after the run (%v): nothing removed", err)
 		return
 	}
-	objs := ipcdiff.Diff(before, after)
-	rep.Snapshot = reportSnap{Before: before.Len(), After: after.Len(), New: len(objs)}
-	rep.Window.Start, rep.Window.End = before.Taken, after.Taken
+	objs := ipcdiff.DiffIdents(before, after)
+	rep.Snapshot = reportSnap{Before: len(before), After: after.Len(), New: len(objs)}
+	rep.Window.Start, rep.Window.End = beforeTaken, after.Taken
 	if !clean {
 		for _, o := range objs {
 			rep.Objects = append(rep.Objects, newReportObj(ipcdiff.Decision{Object: o, Reason: rep.Why}, actKept, ""))
@@ -208,7 +216,7 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before *ipcdiff.Snapshot, res *supe
 		warn("gathering evidence: %v", err)
 	}
 	pol := ipcdiff.Policy{Types: cfg.types, KeepKeys: cfg.keepKeys, Strict: cfg.strict,
-		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: before.Taken, End: after.Taken}
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: beforeTaken, End: after.Taken}
 	if jr != nil {
 		pol.Contended, pol.ContendedWhy = jr.Overlapped()
 	} else {
