@@ -48,9 +48,10 @@ func (fs FS) Path(elem ...string) string {
 // kernel limits is a few MiB and the pool keeps grown buffers.
 const initialReadBuf = 64 << 10
 
-// maxPooledBuf bounds the buffers the pool keeps (a 32000-line table is
-// about 5 MiB).
-const maxPooledBuf = 16 << 20
+// maxPooledBuf bounds the buffers the pool keeps: a table at the kernel
+// limits takes MiBs, and the two snapshots of a run are far apart in time,
+// so a big buffer is better returned to the collector than kept.
+const maxPooledBuf = 1 << 20
 
 var readBufs = sync.Pool{New: func() any {
 	b := make([]byte, 0, initialReadBuf)

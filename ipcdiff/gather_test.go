@@ -3,6 +3,8 @@ package ipcdiff
 import (
 	"reflect"
 	"testing"
+
+	"github.com/ipcguard/ipcguard/internal/nstest"
 )
 
 // TestDiffIdentsMatchesDiff: diffing against the compact identities of the
@@ -30,5 +32,31 @@ func TestDiffIdentsMatchesDiff(t *testing.T) {
 	}
 	if ids.Contains(Ident{TypeSem, 1, 5, 1}) || ids.Contains(Ident{TypeShm, 3, 0, 2}) {
 		t.Errorf("Contains finds what is not there")
+	}
+}
+
+// TestSnapshotSerialEqualsParallel: both ways of reading give the same
+// objects, in a namespace holding some of each type.
+func TestSnapshotSerialEqualsParallel(t *testing.T) {
+	if !nstest.Isolate(t, nstest.Root) {
+		return
+	}
+	if out, err := nstest.IPCCmd("shm", "shm:key=0x11", "sem:n=2:op", "msg:send", "msg:key=0x12").CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	fs, err := NewFS("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	par, err := fs.Snapshot(AllTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ser, err := fs.SnapshotWith(AllTypes, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if par.Len() != 5 || !reflect.DeepEqual(par.Shm, ser.Shm) || !reflect.DeepEqual(par.Sem, ser.Sem) || !reflect.DeepEqual(par.Msg, ser.Msg) {
+		t.Fatalf("parallel %+v\nserial   %+v", par, ser)
 	}
 }

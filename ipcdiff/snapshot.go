@@ -16,7 +16,12 @@ import (
 // have locked their goroutine's thread into a private namespace — and then
 // read concurrently: the kernel's rendering of the tables dominates the cost,
 // and the three render in parallel.
-func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) {
+func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) { return fs.SnapshotWith(types, true) }
+
+// SnapshotWith is Snapshot, reading the tables one after the other when
+// parallel is false: slower, but with one read buffer alive at a time
+// instead of three (a few MiB at the kernel limits).
+func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 	if types&^AllTypes != 0 || types == 0 {
 		return nil, fmt.Errorf("%w: type set %#x", ErrUsage, uint8(types))
 	}
@@ -56,9 +61,13 @@ func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) {
 		if files[t] == nil {
 			continue
 		}
-		if last != numTypes {
+		switch {
+		case last == numTypes:
+		case parallel:
 			wg.Add(1)
 			go func(t Type) { defer wg.Done(); read(t) }(last)
+		default:
+			read(last)
 		}
 		last = t
 	}

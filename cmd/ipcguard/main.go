@@ -4,10 +4,19 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 
 	"github.com/ipcguard/ipcguard/supervisor"
 )
 
 var version = "dev"
 
-func main() { supervisor.Exit(run(os.Args)) }
+func main() {
+	// Two snapshots at the kernel limits hold ~12 MiB; a soft limit keeps
+	// the collector from letting the heap grow to twice that (GOMEMLIMIT in
+	// the environment overrides it).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(16 << 20)
+	}
+	supervisor.Exit(run(os.Args))
+}

@@ -193,7 +193,8 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 // when clean is set, removes those the evidence gives to the tree.
 func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken time.Time, res *supervisor.Result,
 	jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any), clock time.Time) {
-	after, err := fs.Snapshot(cfg.types)
+	// The command has ended: memory matters more than latency now.
+	after, err := fs.SnapshotWith(cfg.types, false)
 	rep.Timings.SnapshotAfter = since(&clock)
 	if err != nil {
 		warn("cannot read /proc/sysvipc after the run (%v): nothing removed", err)
