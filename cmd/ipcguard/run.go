@@ -94,9 +94,13 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		Path: path, Args: cfg.argv,
 		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore,
 		Grace: cfg.grace,
+		// Leftover descendants are ended only when the command failed and
+		// its objects are to be cleaned; after a success they are left
+		// alone (under --on always, what they still use is then kept).
 		Terminate: func(ws unix.WaitStatus) bool {
 			clean, _ := wantCleanup(cfg.on, ws)
-			return clean && !cfg.leave && haveBefore
+			failed := ws.Signaled() || ws.ExitStatus() != 0
+			return clean && failed && !cfg.leave && haveBefore
 		},
 		Logf: func(format string, args ...any) { logf(format, args...) },
 	}

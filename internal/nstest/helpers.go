@@ -27,7 +27,8 @@ var builtinHelpers = map[string]func(args []string) int{
 //	shm[:key=K][:size=N][:attach]   create (or open) a segment; attach keeps it mapped
 //	sem[:key=K][:n=N][:op]          create (or open) a set; op does semop +1 on each
 //	msg[:key=K][:send][:recv]       create (or open) a queue; send/recv one message
-//	ready=PATH          create PATH (a readiness mark for the test)
+//	ready=PATH          create PATH holding this process's pid (a readiness mark)
+//	await=PATH          wait (up to a minute) until PATH exists
 //	sleep=DURATION      sleep
 //	wait                sleep until killed
 //	exit=N              exit with status N
@@ -88,8 +89,24 @@ func (h *helper) run(args []string) error {
 		case name == "out":
 			h.out = val
 		case name == "ready":
-			if err := os.WriteFile(val, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			// Atomically: whoever sees the file sees the pid in it.
+			tmp := val + ".tmp"
+			if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 				return err
+			}
+			if err := os.Rename(tmp, val); err != nil {
+				return err
+			}
+		case name == "await":
+			deadline := time.Now().Add(time.Minute)
+			for {
+				if _, err := os.Stat(val); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("await %s: timed out", val)
+				}
+				time.Sleep(2 * time.Millisecond)
 			}
 		case name == "sleep":
 			d, err := time.ParseDuration(val)
