@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ipcguard/ipcguard/internal/procfs"
 )
 
 // LiveProcs answers Procs questions from a proc mount.
@@ -55,20 +57,9 @@ func (p *LiveProcs) Started(pid int) (time.Time, bool) {
 }
 
 // StatStartTicks extracts the start time (field 22) from /proc/PID/stat.
-// The command name (field 2) may hold spaces and parentheses, so fields are
-// counted from the last ')'.
 func StatStartTicks(stat []byte) (uint64, bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := bytes.Fields(stat[i+1:])
-	// f[0] is field 3 (state); field 22 is f[19].
-	if len(f) < 20 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(f[19]), 10, 64)
-	return v, err == nil
+	s, err := procfs.ParseStat(stat)
+	return s.Start, err == nil
 }
 
 func bootTime(root string) time.Time {

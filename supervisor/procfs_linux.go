@@ -3,17 +3,17 @@ package supervisor
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
 // errProcStat is wrapped by every /proc/PID/stat parse failure.
-var errProcStat = errors.New("parsing /proc/PID/stat")
+var errProcStat = procfs.ErrStat
 
 // procFS is a mount point of procfs; tests point it at fixtures.
 type procFS string
@@ -26,14 +26,7 @@ func (fs procFS) path(elem ...string) string {
 }
 
 // procStat is what the tree trackers need from one /proc/PID/stat.
-type procStat struct {
-	Pid   int
-	Comm  string
-	State byte
-	Ppid  int
-	// Start is the start time in clock ticks after boot (field 22).
-	Start uint64
-}
+type procStat = procfs.Stat
 
 // stat reads /proc/PID/stat.
 func (fs procFS) stat(pid int) (procStat, error) {
@@ -44,38 +37,8 @@ func (fs procFS) stat(pid int) (procStat, error) {
 	return parseProcStat(b)
 }
 
-// parseProcStat parses one /proc/PID/stat. The command name is between the
-// first '(' and the LAST ')': it may itself hold parentheses and spaces.
-func parseProcStat(b []byte) (procStat, error) {
-	var s procStat
-	open := bytes.IndexByte(b, '(')
-	closing := bytes.LastIndexByte(b, ')')
-	if open < 0 || closing < open {
-		return s, fmt.Errorf("%w: no (comm)", errProcStat)
-	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(b[:open])))
-	if err != nil {
-		return s, fmt.Errorf("%w: pid: %w", errProcStat, err)
-	}
-	s.Pid = pid
-	s.Comm = string(b[open+1 : closing])
-	// Fields after comm, numbered from 3 (state).
-	f := bytes.Fields(b[closing+1:])
-	if len(f) < 20 { // through field 22, starttime
-		return s, fmt.Errorf("%w: %d fields after comm, want >= 20", errProcStat, len(f))
-	}
-	if len(f[0]) != 1 {
-		return s, fmt.Errorf("%w: state %q", errProcStat, f[0])
-	}
-	s.State = f[0][0]
-	if s.Ppid, err = strconv.Atoi(string(f[1])); err != nil {
-		return s, fmt.Errorf("%w: ppid: %w", errProcStat, err)
-	}
-	if s.Start, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
-		return s, fmt.Errorf("%w: starttime: %w", errProcStat, err)
-	}
-	return s, nil
-}
+// parseProcStat parses one /proc/PID/stat (see procfs.ParseStat).
+func parseProcStat(b []byte) (procStat, error) { return procfs.ParseStat(b) }
 
 // userHZ is the unit of /proc/PID/stat times (USER_HZ, 100 on every Linux
 // architecture Go supports).

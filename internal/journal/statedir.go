@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/ipcguard/ipcguard/internal/procfs"
 )
 
 // StateDir returns the state directory, creating it (mode 0700) when it is
@@ -230,33 +231,11 @@ func readStat(pid string) (state byte, start uint64, err error) {
 	return parseStat(buf[:n])
 }
 
-var errStat = errors.New("malformed /proc/PID/stat")
-
 // parseStat returns field 3 (state) and field 22 (starttime) of a
 // /proc/PID/stat line.
 func parseStat(b []byte) (state byte, start uint64, err error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, 0, errStat
-	}
-	rest := b[i+2:] // after ") "
-	state = rest[0]
-	// rest holds fields 3, 4, ...: skip 19 fields to reach field 22.
-	for k := 0; k < 19; k++ {
-		j := bytes.IndexByte(rest, ' ')
-		if j < 0 {
-			return 0, 0, errStat
-		}
-		rest = rest[j+1:]
-	}
-	if j := bytes.IndexByte(rest, ' '); j >= 0 {
-		rest = rest[:j]
-	}
-	start, err = strconv.ParseUint(string(rest), 10, 64)
-	if err != nil {
-		return 0, 0, errStat
-	}
-	return state, start, nil
+	s, err := procfs.ParseStat(b)
+	return s.State, s.Start, err
 }
 
 // isNotExist reports a missing file, for callers that race with Done.
