@@ -26,8 +26,16 @@ func TestOnAlwaysLeavesDescendantsOfASuccess(t *testing.T) {
 		"--report", rep, "--", nstest.Binary(),
 		"out="+ids, "sem:op", "spawn-setsid{", "shm:attach", "ready="+ready, "wait", "}", "await="+ready, "exit=0")
 	cmd.Env = append(os.Environ(), nstest.HelperEnv("ipc"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ipcguard --on always: %v\n%s", err, out)
+	// Output to a file: the descendant keeps a pipe open for as long as it
+	// runs, and CombinedOutput would wait for it.
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("ipcguard --on always: %v\n%s", err, b)
 	}
 	waitCond(t, "the descendant ready", func() bool { _, err := os.Stat(ready); return err == nil })
 	b, _ := os.ReadFile(ready)
