@@ -1,6 +1,7 @@
 package ipcdiff
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -100,13 +101,13 @@ func readFile(f *os.File, buf []byte) ([]byte, error) {
 
 // readTable reads /proc/sysvipc/name with a pooled buffer and hands the
 // bytes to parse; parse must not keep references to them.
-func readTable[T any](fs FS, name string, parse func([]byte) ([]T, error)) ([]T, error) {
+func readTable[T any](fs FS, name string, parse func([]byte, []T) ([]T, error), hint int) ([]T, error) {
 	f, err := fs.openTable(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readOpenTable(f, name, parse)
+	return readOpenTable(f, name, parse, hint)
 }
 
 // openTable opens /proc/sysvipc/name. The kernel binds the open file to the
@@ -123,13 +124,67 @@ func (fs FS) openTable(name string) (*os.File, error) {
 	return f, nil
 }
 
-func readOpenTable[T any](f *os.File, name string, parse func([]byte) ([]T, error)) ([]T, error) {
+// hint is the number of rows expected (0: unknown); it sizes the result.
+func readOpenTable[T any](f *os.File, name string, parse func([]byte, []T) ([]T, error), hint int) ([]T, error) {
+	return readTableChunks(f, name, parse, tableChunk, hint)
+}
+
+// tableChunk is how much of a table is read and parsed at a time: a table
+// at the kernel limits is MiBs, and holding it whole (three of them at once
+// while a snapshot reads in parallel) would dominate ipcguard's memory.
+const tableChunk = 128 << 10
+
+// readTableChunks reads a table chunk by chunk and parses each run of
+// complete lines with the header in front of it, so that parse sees a
+// table of its own every time. A line longer than the buffer grows it.
+func readTableChunks[T any](r io.Reader, name string, parse func([]byte, []T) ([]T, error), chunk, hint int) ([]T, error) {
 	bp := getBuf()
 	defer putBuf(bp)
-	b, err := readFile(f, *bp)
-	*bp = b
-	if err != nil {
-		return nil, fmt.Errorf("ipcdiff: reading %s: %w", name, err)
+	buf := slices.Grow((*bp)[:0], chunk)
+	defer func() { *bp = buf[:0] }()
+	var out []T
+	if hint > 0 {
+		out = make([]T, 0, hint+hint/8+16) // room for objects made while we read
 	}
-	return parse(b)
+	head := -1 // length of the header line, newline included, once read
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		eof := err == io.EOF
+		if err != nil && !eof {
+			return nil, fmt.Errorf("ipcdiff: reading %s: %w", name, err)
+		}
+		if head < 0 {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 && !eof {
+				continue
+			}
+			head = len(buf)
+			if i >= 0 {
+				head = i + 1
+			}
+		}
+		end := len(buf)
+		if !eof {
+			end = bytes.LastIndexByte(buf, '\n') + 1
+		}
+		if end > head || (eof && len(out) == 0) {
+			if out, err = parse(buf[:end], out); err != nil {
+				return nil, err
+			}
+		}
+		if eof {
+			if out == nil {
+				out = []T{}
+			}
+			return out, nil
+		}
+		// Keep the header and the partial last line; read on after them.
+		if end > head {
+			buf = append(buf[:head], buf[end:]...)
+		}
+	}
 }

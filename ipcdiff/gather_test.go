@@ -1,7 +1,9 @@
 package ipcdiff
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
@@ -56,7 +58,43 @@ func TestSnapshotSerialEqualsParallel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if a, b, c := inUse(TypeShm), inUse(TypeSem), inUse(TypeMsg); a != 2 || b != 1 || c != 2 {
+		t.Errorf("inUse = shm %d, sem %d, msg %d; want 2, 1, 2", a, b, c)
+	}
 	if par.Len() != 5 || !reflect.DeepEqual(par.Shm, ser.Shm) || !reflect.DeepEqual(par.Sem, ser.Sem) || !reflect.DeepEqual(par.Msg, ser.Msg) {
 		t.Fatalf("parallel %+v\nserial   %+v", par, ser)
+	}
+}
+
+// TestReadTableChunks: reading a table in chunks of any size, lines split
+// anywhere, gives what parsing it whole gives, errors included.
+func TestReadTableChunks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&b, "%10d %10d  600 %11d %10d %5d %5d %5d %5d %5d %5d %10d %10d %10d\n", i*7-500, i, i, i%3, i+1, 0, 1000, 1000, 1000, 1000, 0, 0, 1700000000+i)
+	}
+	text := b.String()
+	want, err := parseMsg([]byte(text))
+	if err != nil || len(want) != 300 {
+		t.Fatalf("parseMsg: %d rows, %v", len(want), err)
+	}
+	for _, chunk := range []int{1, 7, 64, 150, 4096, 1 << 20} {
+		got, err := readTableChunks(strings.NewReader(text), "msg", appendMsg, chunk, chunk%3*100)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("chunk %d: %d rows, %v", chunk, len(got), err)
+		}
+	}
+	for _, bad := range []string{text + "garbage line\n", "", text[:len(text)-1] + " 1\n"} {
+		if _, err := readTableChunks(strings.NewReader(bad), "msg", appendMsg, 64, 0); err == nil {
+			t.Errorf("bad table accepted (%d bytes)", len(bad))
+		}
+	}
+	if got, err := readTableChunks(strings.NewReader(text[:strings.IndexByte(text, '\n')+1]), "msg", appendMsg, 16, 5); err != nil || len(got) != 0 {
+		t.Errorf("header only: %v, %v", got, err)
+	}
+	noNL := strings.TrimSuffix(text, "\n")
+	if got, err := readTableChunks(strings.NewReader(noNL), "msg", appendMsg, 100, 0); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("no final newline: %d rows, %v", len(got), err)
 	}
 }

@@ -38,11 +38,14 @@ var msgSchema = schema{table: "msg", cols: []column{
 
 // MsgList reads /proc/sysvipc/msg: the message queues of the calling
 // thread's IPC namespace, in the kernel's order (by index).
-func (fs FS) MsgList() ([]Msg, error) { return readTable(fs, "msg", parseMsg) }
+func (fs FS) MsgList() ([]Msg, error) { return readTable(fs, "msg", appendMsg, 0) }
 
 // parseMsg parses the text of /proc/sysvipc/msg.
-func parseMsg(b []byte) ([]Msg, error) {
-	return parseTable(&msgSchema, b, func(r *row) Msg {
+func parseMsg(b []byte) ([]Msg, error) { return appendMsg(b, nil) }
+
+// appendMsg parses the text of /proc/sysvipc/msg, appending to out.
+func appendMsg(b []byte, out []Msg) ([]Msg, error) {
+	return appendTable(&msgSchema, b, func(r *row) Msg {
 		return Msg{
 			Key:    int32(r[msgKey]),
 			ID:     int(r[msgID]),
@@ -59,5 +62,5 @@ func parseMsg(b []byte) ([]Msg, error) {
 			Rtime:  int64(r[msgRtime]),
 			Ctime:  int64(r[msgCtime]),
 		}
-	})
+	}, out)
 }

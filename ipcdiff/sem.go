@@ -31,11 +31,14 @@ var semSchema = schema{table: "sem", cols: []column{
 
 // SemList reads /proc/sysvipc/sem: the semaphore sets of the calling
 // thread's IPC namespace, in the kernel's order (by index).
-func (fs FS) SemList() ([]Sem, error) { return readTable(fs, "sem", parseSem) }
+func (fs FS) SemList() ([]Sem, error) { return readTable(fs, "sem", appendSem, 0) }
 
 // parseSem parses the text of /proc/sysvipc/sem.
-func parseSem(b []byte) ([]Sem, error) {
-	return parseTable(&semSchema, b, func(r *row) Sem {
+func parseSem(b []byte) ([]Sem, error) { return appendSem(b, nil) }
+
+// appendSem parses the text of /proc/sysvipc/sem, appending to out.
+func appendSem(b []byte, out []Sem) ([]Sem, error) {
+	return appendTable(&semSchema, b, func(r *row) Sem {
 		return Sem{
 			Key:   int32(r[semKey]),
 			ID:    int(r[semID]),
@@ -48,5 +51,5 @@ func parseSem(b []byte) ([]Sem, error) {
 			Otime: int64(r[semOtime]),
 			Ctime: int64(r[semCtime]),
 		}
-	})
+	}, out)
 }

@@ -42,11 +42,14 @@ var shmSchema = schema{table: "shm", cols: []column{
 
 // ShmList reads /proc/sysvipc/shm: the shared memory segments of the
 // calling thread's IPC namespace, in the kernel's order (by index).
-func (fs FS) ShmList() ([]Shm, error) { return readTable(fs, "shm", parseShm) }
+func (fs FS) ShmList() ([]Shm, error) { return readTable(fs, "shm", appendShm, 0) }
 
 // parseShm parses the text of /proc/sysvipc/shm.
-func parseShm(b []byte) ([]Shm, error) {
-	return parseTable(&shmSchema, b, func(r *row) Shm {
+func parseShm(b []byte) ([]Shm, error) { return appendShm(b, nil) }
+
+// appendShm parses the text of /proc/sysvipc/shm, appending to out.
+func appendShm(b []byte, out []Shm) ([]Shm, error) {
+	return appendTable(&shmSchema, b, func(r *row) Shm {
 		return Shm{
 			Key:    int32(r[shmKey]),
 			ID:     int(r[shmID]),
@@ -65,5 +68,5 @@ func parseShm(b []byte) ([]Shm, error) {
 			RSS:    r[shmRSS],
 			Swap:   r[shmSwap],
 		}
-	})
+	}, out)
 }

@@ -44,15 +44,22 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 		}
 		files[t] = f
 	}
+	// The counts too come from the calling thread's namespace.
+	var hints [numTypes]int
+	for t := TypeShm; t < numTypes; t++ {
+		if files[t] != nil {
+			hints[t] = inUse(t)
+		}
+	}
 	var errs [numTypes]error
 	read := func(t Type) {
 		switch t {
 		case TypeShm:
-			s.Shm, errs[t] = readOpenTable(files[t], "shm", parseShm)
+			s.Shm, errs[t] = readOpenTable(files[t], "shm", appendShm, hints[t])
 		case TypeSem:
-			s.Sem, errs[t] = readOpenTable(files[t], "sem", parseSem)
+			s.Sem, errs[t] = readOpenTable(files[t], "sem", appendSem, hints[t])
 		case TypeMsg:
-			s.Msg, errs[t] = readOpenTable(files[t], "msg", parseMsg)
+			s.Msg, errs[t] = readOpenTable(files[t], "msg", appendMsg, hints[t])
 		}
 	}
 	var wg sync.WaitGroup

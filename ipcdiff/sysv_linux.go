@@ -198,3 +198,26 @@ func Enrich(objs []Object) []ObjectError {
 // errESRCH is what reading /proc/PID files of a process that just exited
 // may return.
 var errESRCH error = unix.ESRCH
+
+// inUse is the number of objects of type t in the calling thread's IPC
+// namespace (SHM_INFO used_ids, SEM_INFO semusz, MSG_INFO msgpool), or 0
+// when the kernel will not say. It only sizes buffers.
+func inUse(t Type) int {
+	var b statBuf
+	i32 := (*[64]int32)(unsafe.Pointer(&b))
+	switch t {
+	case TypeShm:
+		if _, e := ctl(TypeShm, 0, 0, shmInfo, unsafe.Pointer(&b)); e == 0 {
+			return int(i32[0]) // struct shm_info: int used_ids first
+		}
+	case TypeSem:
+		if _, e := ctl(TypeSem, 0, 0, semInfo, unsafe.Pointer(&b)); e == 0 {
+			return int(i32[7]) // struct seminfo: semusz, the 8th int
+		}
+	case TypeMsg:
+		if _, e := ctl(TypeMsg, 0, 0, msgInfo, unsafe.Pointer(&b)); e == 0 {
+			return int(i32[0]) // struct msginfo: msgpool first
+		}
+	}
+	return 0
+}

@@ -140,12 +140,20 @@ var maxOf = [...]uint64{
 // skipped; every other line must have exactly one valid value per header
 // column.
 func parseTable[T any](s *schema, data []byte, conv func(r *row) T) ([]T, error) {
+	return appendTable(s, data, conv, nil)
+}
+
+// appendTable is parseTable appending the rows to out (a new slice sized
+// for the table when out is nil).
+func appendTable[T any](s *schema, data []byte, conv func(r *row) T, out []T) ([]T, error) {
 	var lay layout
 	pos, err := s.readHeader(data, &lay)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]T, 0, bytes.Count(data[pos:], []byte{'\n'})+1)
+	if out == nil {
+		out = make([]T, 0, bytes.Count(data[pos:], []byte{'\n'})+1)
+	}
 	line := 1
 	r := new(row) // conv is called through a func value: &r would escape per line
 	for pos < len(data) {
