@@ -135,16 +135,10 @@ var maxOf = [...]uint64{
 	kindTime:  math.MaxInt64,
 }
 
-// parseTable parses a whole table: the header, then every line into a T
-// made by conv from the line's values. Lines holding only blanks are
-// skipped; every other line must have exactly one valid value per header
-// column.
-func parseTable[T any](s *schema, data []byte, conv func(r *row) T) ([]T, error) {
-	return appendTable(s, data, conv, nil)
-}
-
-// appendTable is parseTable appending the rows to out (a new slice sized
-// for the table when out is nil).
+// appendTable parses a whole table: the header, then every line into a T
+// made by conv from the line's values, appended to out (a new slice sized
+// for the table when out is nil). Lines holding only blanks are skipped;
+// every other line must have exactly one valid value per header column.
 func appendTable[T any](s *schema, data []byte, conv func(r *row) T, out []T) ([]T, error) {
 	var lay layout
 	pos, err := s.readHeader(data, &lay)

@@ -277,3 +277,17 @@ func (b *bench) objects() (int, error) {
 	_, n, err := b.rawRead()
 	return n, err
 }
+
+// peakRSS runs argv through the helperRSS helper and returns its peak RSS
+// in KiB (see helperRSS for why not straight from this process).
+func (b *bench) peakRSS(want int, argv []string) (int64, error) {
+	out := filepath.Join(b.stateDir, "..", "rss")
+	if _, err := b.run(want, append([]string{b.self, helperRSS, out}, argv...)...); err != nil {
+		return 0, err
+	}
+	v, err := os.ReadFile(out)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(v), 10, 64)
+}
