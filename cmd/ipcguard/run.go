@@ -56,7 +56,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		return exited(exitUsage)
 	}
 	if cfg.sweepFirst {
-		sweepAll(sweepConfig{stateDir: cfg.stateDir, quiet: cfg.quiet}, stderr)
+		if _, err := sweepAll(sweepConfig{stateDir: cfg.stateDir, quiet: cfg.quiet}, stderr); err != nil {
+			logf("sweep: %v", oneLine(err))
+		}
 	}
 
 	fs, _ := ipcdiff.NewFS(procRoot)
