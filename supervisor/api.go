@@ -30,6 +30,8 @@ type Options struct {
 	Started func(pid int, at time.Time)
 	// Joined is called as tree members are learned (journal); may be nil.
 	Joined func(pid int, at time.Time)
+	// Left is called as members' exits are seen (journal); may be nil.
+	Left func(pid int, at time.Time)
 	// Logf receives diagnostics meant for the user's stderr; may be nil.
 	Logf func(format string, args ...any)
 }

@@ -91,6 +91,9 @@ func Run(opts Options) (*Result, error) {
 	if tr != nil && opts.Joined != nil {
 		tr.setJoined(opts.Joined)
 	}
+	if tr != nil && opts.Left != nil {
+		tr.setLeft(opts.Left)
+	}
 
 	attr := &syscall.ProcAttr{
 		Dir:   opts.Dir,
@@ -135,7 +138,7 @@ func Run(opts Options) (*Result, error) {
 		// members of the tree: note when each started, before killing it.
 		for _, d := range descendants() {
 			if t, err := procStartTime(d.pid); err == nil {
-				leftover = append(leftover, member{d.pid, ticksToWall(t)})
+				leftover = append(leftover, member{pid: d.pid, at: ticksToWall(t)})
 			}
 		}
 		res.Terminated, res.Killed, res.Remaining = s.terminate(opts.Grace)

@@ -36,6 +36,10 @@ type tracker interface {
 	// finish drains are reported before finish returns. Call before
 	// beforeStart.
 	setJoined(fn func(pid int, at time.Time))
+	// setLeft installs a hook called, like the joined hook and in the same
+	// order with it, when a member's exit is seen (the journal closes its
+	// span). Trackers that cannot see exits exactly (poll) never call it.
+	setLeft(fn func(pid int, at time.Time))
 }
 
 // TrackerKind names a tree-tracking mechanism.
@@ -93,6 +97,7 @@ type autoTracker struct {
 	chosen tracker
 	failed []string // "perf: reason"
 	joined func(pid int, at time.Time)
+	left   func(pid int, at time.Time)
 	tree   *Tree
 }
 
@@ -104,10 +109,12 @@ func (a *autoTracker) name() string {
 }
 
 func (a *autoTracker) setJoined(fn func(pid int, at time.Time)) { a.joined = fn }
+func (a *autoTracker) setLeft(fn func(pid int, at time.Time))   { a.left = fn }
 
 func (a *autoTracker) beforeStart() error {
 	for _, c := range a.cands {
 		c.setJoined(a.joined)
+		c.setLeft(a.left)
 		if err := c.beforeStart(); err != nil {
 			a.failed = append(a.failed, c.name()+": "+err.Error())
 			continue
@@ -153,8 +160,9 @@ func joinNotes(notes ...string) string {
 
 // member is one learned member, for the joined hook.
 type member struct {
-	pid int
-	at  time.Time
+	pid  int
+	at   time.Time
+	left bool // an exit, not a join
 }
 
 // trackBase is what every tracker shares: the tree being built under mu,
@@ -164,26 +172,34 @@ type trackBase struct {
 	b      builder
 	hookMu sync.Mutex // serializes hook calls
 	joined func(pid int, at time.Time)
+	left   func(pid int, at time.Time)
 }
 
 func (tb *trackBase) setJoined(fn func(pid int, at time.Time)) { tb.joined = fn }
+func (tb *trackBase) setLeft(fn func(pid int, at time.Time))   { tb.left = fn }
 
-// takeJoins returns the members learned since the last call; call with mu held.
+// takeJoins returns the joins and exits learned since the last call, in
+// the order they were applied; call with mu held.
 func (tb *trackBase) takeJoins() []member {
-	j := tb.b.joins
-	tb.b.joins = nil
+	j := tb.b.events
+	tb.b.joins, tb.b.events = nil, nil
 	return j
 }
 
-// report calls the hook for js; call without mu held.
+// report calls the hooks for js; call without mu held.
 func (tb *trackBase) report(js []member) {
-	if tb.joined == nil || len(js) == 0 {
+	if len(js) == 0 || (tb.joined == nil && tb.left == nil) {
 		return
 	}
 	tb.hookMu.Lock()
 	defer tb.hookMu.Unlock()
 	for _, m := range js {
-		tb.joined(m.pid, m.at)
+		switch {
+		case m.left && tb.left != nil:
+			tb.left(m.pid, m.at)
+		case !m.left && tb.joined != nil:
+			tb.joined(m.pid, m.at)
+		}
 	}
 }
 
@@ -194,7 +210,8 @@ type builder struct {
 	// reused marks pids whose number a process outside the tree took after
 	// their last span: events of that pid are no longer the tree's.
 	reused map[int]bool
-	joins  []member
+	joins  []member // joins learned since the hooks last ran
+	events []member // joins and exits, in order, for the hooks
 }
 
 func newBuilder(name string, root int) builder {
@@ -218,7 +235,8 @@ func (b *builder) join(pid int, at time.Time) {
 	b.tree.Join(pid, at)
 	delete(b.reused, pid)
 	if pid != b.tree.Root {
-		b.joins = append(b.joins, member{pid, at})
+		b.joins = append(b.joins, member{pid: pid, at: at})
+		b.events = append(b.events, member{pid: pid, at: at})
 	}
 }
 
@@ -255,6 +273,7 @@ func (b *builder) exit(pid, tid int, at time.Time) {
 	if b.tree.IsLive(pid) {
 		if pid == tid {
 			b.tree.Leave(pid, at)
+			b.events = append(b.events, member{pid: pid, at: at, left: true})
 		}
 		return
 	}

@@ -169,6 +169,16 @@ func testTrackerTree(t *testing.T, kind TrackerKind) {
 		joined[pid] = at
 		mu.Unlock()
 	})
+	left := map[int]time.Time{}
+	var leftBeforeJoin []int
+	tr.setLeft(func(pid int, at time.Time) {
+		mu.Lock()
+		if _, ok := joined[pid]; !ok {
+			leftBeforeJoin = append(leftBeforeJoin, pid) // only the root may: it never joins
+		}
+		left[pid] = at
+		mu.Unlock()
+	})
 	before := time.Now()
 	root, wait := startTrackedIn(t, tr, dir, "/bin/sh", "-c", treeScript)
 
@@ -235,6 +245,19 @@ func testTrackerTree(t *testing.T, kind TrackerKind) {
 	for _, pid := range mustMember[1:] {
 		if _, ok := joined[pid]; !ok {
 			t.Errorf("the joined hook never reported member %d", pid)
+		}
+	}
+	for _, pid := range leftBeforeJoin {
+		if pid != root {
+			t.Errorf("the left hook reported %d before it joined", pid)
+		}
+	}
+	// Exact trackers see exits: the short-lived child's is reported, after
+	// its join, and matches the end of its span.
+	if kind != TrackPoll {
+		at, ok := left[f]
+		if s := tree.Spans(f); !ok || len(s) == 0 || !s[len(s)-1].End.Equal(at) || at.Before(joined[f]) {
+			t.Errorf("left hook for %d: %v (reported %v), spans %v", f, at, ok, s)
 		}
 	}
 	if _, ok := joined[root]; ok {
@@ -457,6 +480,7 @@ func (f *fakeTracker) name() string                      { return f.kind }
 func (f *fakeTracker) beforeStart() error                { f.opened = f.err == nil; return f.err }
 func (f *fakeTracker) started(int, time.Time)            {}
 func (f *fakeTracker) setJoined(fn func(int, time.Time)) { f.joined = fn }
+func (f *fakeTracker) setLeft(func(int, time.Time))      {}
 func (f *fakeTracker) finish() *Tree                     { tr := NewTree(f.kind, 1); tr.Note = "own note"; return tr }
 
 func TestTrackerAutoFallback(t *testing.T) {

@@ -111,7 +111,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 			st, _ := journal.ProcessStart(pid)
 			jr.Command(pid, st, at)
 		}
-		opts.Joined = jr.Join
+		opts.Joined, opts.Left = jr.Join, jr.Leave
 	}
 	res, err := supervisor.Run(opts)
 	rep.Timings.Command = since(&clock)
