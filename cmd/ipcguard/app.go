@@ -49,6 +49,11 @@ Otherwise ipcguard is transparent: same stdin, stdout, stderr, environment and
 signal dispositions; signals are forwarded to COMMAND; COMMAND's exit status is
 ipcguard's, and if COMMAND died from a signal ipcguard dies from the same one.
 
+Default policy: clean up only when COMMAND fails (--on failure); remove only
+what the evidence gives to its tree; never touch objects that existed before.
+Every option (also settable as IPCGUARD_* environment variables) is listed by
+  ipcguard run --help
+
 Exit status:
   COMMAND's own status (or its signal)
   125  ipcguard itself failed (bad usage, cannot start)
