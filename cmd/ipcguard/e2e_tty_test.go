@@ -3,6 +3,8 @@ package main_test
 // Scenario 16: ipcguard in a terminal, driven through tmux.
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -26,9 +28,15 @@ func startTmux(e *env) *tmux {
 	if err := os.WriteFile(rc, []byte("PS1='$ '\nunset HISTFILE\n"), 0o644); err != nil {
 		e.fatalf("%v", err)
 	}
+	// tmux starts the pane's command with $SHELL -c, or else the user's
+	// login shell, which for nobody is nologin: name a real shell.
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		e.fatalf("%v", err)
+	}
 	cmd := tm.command("new-session", "-d", "-s", "e2e", "-x", "160", "-y", "50",
-		"bash --noprofile --rcfile "+rc+" -i")
-	cmd.Env = append(e.baseEnv(), "G="+guardBin(), "TMUX=", "TERM=xterm")
+		"exec bash --noprofile --rcfile "+rc+" -i")
+	cmd.Env = append(e.baseEnv(), "G="+guardBin(), "TMUX=", "TERM=xterm", "SHELL="+sh)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		e.fatalf("starting tmux: %v: %s", err, out)
 	}
@@ -60,7 +68,10 @@ func (tm *tmux) line(text string) {
 }
 
 func (tm *tmux) screen() string {
-	out, _ := tm.command("capture-pane", "-p", "-J", "-S", "-500", "-t", "e2e").Output()
+	out, err := tm.command("capture-pane", "-p", "-J", "-S", "-500", "-t", "e2e").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(tmux capture-pane: %v: %s)", err, bytes.TrimSpace(out))
+	}
 	return string(out)
 }
 
