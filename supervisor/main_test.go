@@ -66,6 +66,7 @@ func superviseHelper(args []string) int {
 	grace := fs.Duration("grace", 5*time.Second, "grace period before SIGKILL")
 	keep := fs.Bool("keep", false, "leave descendants running")
 	status := fs.String("status", "", "write a JSON report of the run to this file")
+	early := fs.Int("early", 0, "call Prepare and, once the signals are caught, send this signal to itself before Run")
 	if err := fs.Parse(args); err != nil {
 		return 125
 	}
@@ -77,6 +78,17 @@ func superviseHelper(args []string) int {
 	path, err := LookPath(cmd[0], nil)
 	if err != nil {
 		return execFailure(err)
+	}
+	if *early != 0 {
+		Prepare()
+		pending.mu.Lock()
+		ready := pending.ready
+		pending.mu.Unlock()
+		<-ready
+		unix.Kill(os.Getpid(), syscall.Signal(*early))
+		// Let the runtime deliver it to the prepared channel, well before
+		// Run starts.
+		time.Sleep(100 * time.Millisecond)
 	}
 	opts := Options{Path: path, Args: cmd, Grace: *grace}
 	opts.Terminate = func(ws unix.WaitStatus) bool { return !*keep && !(ws.Exited() && ws.ExitStatus() == 0) }

@@ -54,6 +54,48 @@ type signals struct {
 	chld chan os.Signal
 }
 
+// pending holds the catching that Prepare started ahead of Run.
+var pending struct {
+	mu    sync.Mutex
+	sigs  chan *signals // nil: nothing prepared
+	ready chan struct{} // closed once the signals are caught
+}
+
+// Prepare starts catching, in the background, the signals that Run
+// forwards. The Go runtime installs a handler with one round trip to its
+// signal thread per signal, a few milliseconds for the sixty or so Run
+// catches: started early, that work overlaps with the caller's own
+// preparation of the run. A signal that arrives once it is caught and
+// before the command has started is forwarded to the command as soon as
+// it has started, as if it had arrived a moment later. Call Prepare only
+// when Run is to follow: until then, such signals wait.
+func Prepare() {
+	pending.mu.Lock()
+	defer pending.mu.Unlock()
+	if pending.sigs != nil {
+		return
+	}
+	sigs, ready := make(chan *signals, 1), make(chan struct{})
+	pending.sigs, pending.ready = sigs, ready
+	go func() {
+		sigs <- notify()
+		close(ready)
+	}()
+}
+
+// catch returns the signals Prepare caught, waiting for them if need be,
+// or catches them now.
+func catch() *signals {
+	pending.mu.Lock()
+	sigs := pending.sigs
+	pending.sigs, pending.ready = nil, nil
+	pending.mu.Unlock()
+	if sigs != nil {
+		return <-sigs
+	}
+	return notify()
+}
+
 func notify() *signals {
 	s := &signals{c: make(chan os.Signal, 256), chld: make(chan os.Signal, 1)}
 	signal.Notify(s.chld, unix.SIGCHLD)

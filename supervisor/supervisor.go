@@ -19,9 +19,10 @@ const defaultGrace = 5 * time.Second
 //   - This process becomes a child subreaper: orphaned descendants of the
 //     command are reparented to it and reaped.
 //   - Every catchable signal (see forwarded) is caught from before the
-//     fork and forwarded once to the command; SIGCHLD drives the one loop
-//     that waits for children. Run must be the only code of the process
-//     that starts and waits for children while it runs.
+//     fork (from Prepare on, if it was called) and forwarded once to the
+//     command; SIGCHLD drives the one loop that waits for children. Run
+//     must be the only code of the process that starts and waits for
+//     children while it runs.
 //   - The command runs in its own process group. When this process is in
 //     the foreground of its controlling terminal the command's group gets
 //     the foreground, and job control (Ctrl-Z, fg, bg) is passed through.
@@ -78,8 +79,6 @@ func Run(opts Options) (*Result, error) {
 	if err := setSubreaper(); err != nil {
 		return nil, fmt.Errorf("supervisor: becoming a child subreaper: %w", err)
 	}
-	sigs := notify()
-	defer sigs.stop()
 	tty := openTerminal()
 	defer tty.close()
 
@@ -94,6 +93,10 @@ func Run(opts Options) (*Result, error) {
 	if tr != nil && opts.Left != nil {
 		tr.setLeft(opts.Left)
 	}
+	// Last before the fork: catching takes a while, and Prepare may have
+	// started it in the background.
+	sigs := catch()
+	defer sigs.stop()
 
 	attr := &syscall.ProcAttr{
 		Dir:   opts.Dir,

@@ -279,6 +279,22 @@ func TestTrappedTerm(t *testing.T) {
 	}
 }
 
+// TestSignalBeforeStart: a signal caught by Prepare before the command
+// has started reaches the command once it has.
+func TestSignalBeforeStart(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1} {
+		start := time.Now()
+		o := run(t, harness("-early", strconv.Itoa(int(sig)), "--", "sleep", "15"))
+		if !o.ws.Signaled() || o.ws.Signal() != sig {
+			t.Errorf("%v sent before the start: %s, want the command killed by it", sig, o)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%v sent before the start: the command ran for %v", sig, d)
+		}
+	}
+}
+
 func TestExecFailures(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

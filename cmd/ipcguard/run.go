@@ -61,6 +61,10 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		}
 	}
 
+	// Catching the signals to forward takes a few milliseconds: let it
+	// overlap with the snapshot and the journal.
+	supervisor.Prepare()
+
 	fs, _ := ipcdiff.NewFS(procRoot)
 	rep := &Report{Version: 1, Command: cfg.argv, Policy: reportPolicy{On: cfg.on, DryRun: cfg.dryRun,
 		Strict: cfg.strict, Types: cfg.types.String(), KeepKeys: keyStrings(cfg.keepKeys)},
