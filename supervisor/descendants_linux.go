@@ -26,6 +26,11 @@ type descendant struct {
 // started in a new one without mounting its own /proc): its numbers would
 // name other processes here.
 func descendants() []descendant {
+	if !hasChildren() {
+		// Orphans are reparented here, so a live descendant has a live
+		// ancestor among this process's children: there is none.
+		return nil
+	}
 	self := os.Getpid()
 	if p, err := os.Readlink("/proc/self"); err != nil || p != strconv.Itoa(self) {
 		return nil
@@ -51,6 +56,21 @@ func descendants() []descendant {
 		}
 	}
 	return out
+}
+
+// hasChildren reports whether this process has any child, running,
+// stopped or zombie, without reaping it (one waitid instead of a scan of
+// the children of every thread). It errs on the side of yes.
+func hasChildren() bool {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, &info,
+			unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != unix.ECHILD
+	}
 }
 
 // childrenFunc returns how to list the children of a pid on this system.
