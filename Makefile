@@ -3,6 +3,9 @@ GO       ?= go
 BIN      := bin/ipcguard
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# urfave/cli without its man-page and markdown generators (and their
+# package initialisation, about 0.3 ms at every start).
+TAGS     := urfave_cli_no_docs
 PKGS     := ./...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
@@ -11,7 +14,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ipcguard
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ipcguard
 
 # Every test, real processes and real kernel objects, with the race detector.
 # Tests that create IPC objects run in private IPC namespaces.

@@ -63,7 +63,7 @@ func prepareGuard() (string, error) {
 	if src := os.Getenv("IPCGUARD_BIN"); src != "" {
 		return dst, copyExecutable(src, dst)
 	}
-	cmd := exec.Command("go", "build", "-o", dst, ".")
+	cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", dst, ".")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build: %w", err)
