@@ -499,9 +499,8 @@ func writeSeqFile(f *os.File, seq uint64, pid int) error {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(pid), 10)
 	b = append(b, '\n')
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
+	// No truncation (costly on tmpfs): readSeqFile reads the first line
+	// only, so whatever an older, longer record leaves after it is inert.
 	_, err := f.WriteAt(b, 0)
 	return err
 }

@@ -796,3 +796,28 @@ func BenchmarkLoad68000(b *testing.B) {
 		}
 	}
 }
+
+// TestSeqFileOverwrite: a shorter record written over a longer one (a
+// smaller pid, or garbage) reads back as written.
+func TestSeqFileOverwrite(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(t.TempDir(), seqName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, prior := range []string{"", "41 4194304\n", "not a sequence file at all, and long\n", "12345678901234567890123"} {
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte(prior), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeSeqFile(f, 42, 7); err != nil {
+			t.Fatal(err)
+		}
+		seq, pid, err := readSeqFile(f)
+		if err != nil || seq != 42 || pid != 7 {
+			t.Errorf("over %q: read %d %d %v, want 42 7", prior, seq, pid, err)
+		}
+	}
+}
