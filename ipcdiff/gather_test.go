@@ -38,12 +38,17 @@ func TestDiffIdentsMatchesDiff(t *testing.T) {
 }
 
 // TestSnapshotSerialEqualsParallel: both ways of reading give the same
-// objects, in a namespace holding some of each type.
+// objects, in a namespace holding some of each type, enough in all for
+// Snapshot to read in parallel.
 func TestSnapshotSerialEqualsParallel(t *testing.T) {
 	if !nstest.Isolate(t, nstest.Root) {
 		return
 	}
-	if out, err := nstest.IPCCmd("shm", "shm:key=0x11", "sem:n=2:op", "msg:send", "msg:key=0x12").CombinedOutput(); err != nil {
+	steps := []string{"shm", "shm:key=0x11", "sem:n=2:op", "msg:send", "msg:key=0x12"}
+	for len(steps) < parallelMin+50 {
+		steps = append(steps, "sem")
+	}
+	if out, err := nstest.IPCCmd(steps...).CombinedOutput(); err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
 	fs, err := NewFS("/proc")
@@ -58,10 +63,11 @@ func TestSnapshotSerialEqualsParallel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b, c := inUse(TypeShm), inUse(TypeSem), inUse(TypeMsg); a != 2 || b != 1 || c != 2 {
-		t.Errorf("inUse = shm %d, sem %d, msg %d; want 2, 1, 2", a, b, c)
+	nsem := len(steps) - 4
+	if a, b, c := inUse(TypeShm), inUse(TypeSem), inUse(TypeMsg); a != 2 || b != nsem || c != 2 {
+		t.Errorf("inUse = shm %d, sem %d, msg %d; want 2, %d, 2", a, b, c, nsem)
 	}
-	if par.Len() != 5 || !reflect.DeepEqual(par.Shm, ser.Shm) || !reflect.DeepEqual(par.Sem, ser.Sem) || !reflect.DeepEqual(par.Msg, ser.Msg) {
+	if par.Len() != len(steps) || !reflect.DeepEqual(par.Shm, ser.Shm) || !reflect.DeepEqual(par.Sem, ser.Sem) || !reflect.DeepEqual(par.Msg, ser.Msg) {
 		t.Fatalf("parallel %+v\nserial   %+v", par, ser)
 	}
 }

@@ -18,6 +18,10 @@ import (
 // and the three render in parallel.
 func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) { return fs.SnapshotWith(types, true) }
 
+// parallelMin is the number of objects from which the tables are read in
+// parallel: about half a millisecond of rendering.
+const parallelMin = 256
+
 // SnapshotWith is Snapshot, reading the tables one after the other when
 // parallel is false: slower, but with one read buffer alive at a time
 // instead of three (a few MiB at the kernel limits).
@@ -46,10 +50,21 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 	}
 	// The counts too come from the calling thread's namespace.
 	var hints [numTypes]int
+	total := 0
 	for t := TypeShm; t < numTypes; t++ {
 		if files[t] != nil {
 			hints[t] = inUse(t)
+			if hints[t] < 0 {
+				total += parallelMin // unknown: may be large
+			} else {
+				total += hints[t]
+			}
 		}
+	}
+	if total < parallelMin {
+		// Small tables render in microseconds, less than it takes to
+		// start threads for them.
+		parallel = false
 	}
 	var errs [numTypes]error
 	read := func(t Type) {

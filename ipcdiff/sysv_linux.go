@@ -200,8 +200,9 @@ func Enrich(objs []Object) []ObjectError {
 var errESRCH error = unix.ESRCH
 
 // inUse is the number of objects of type t in the calling thread's IPC
-// namespace (SHM_INFO used_ids, SEM_INFO semusz, MSG_INFO msgpool), or 0
-// when the kernel will not say. It only sizes buffers.
+// namespace (SHM_INFO used_ids, SEM_INFO semusz, MSG_INFO msgpool), or -1
+// when the kernel will not say. It only sizes buffers and chooses how to
+// read.
 func inUse(t Type) int {
 	var b statBuf
 	i32 := (*[64]int32)(unsafe.Pointer(&b))
@@ -219,5 +220,5 @@ func inUse(t Type) int {
 			return int(i32[0]) // struct msginfo: msgpool first
 		}
 	}
-	return 0
+	return -1
 }
