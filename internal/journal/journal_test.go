@@ -580,6 +580,22 @@ func startProcess(t *testing.T, name string, args ...string) (*exec.Cmd, uint64)
 	return cmd, start
 }
 
+// exitedProcess runs true to its end and returns its pid and start time:
+// a process that is gone.
+func exitedProcess(t *testing.T) (int, uint64) {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start, err := ProcessStart(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	return cmd.Process.Pid, start
+}
+
 func TestProcessAlive(t *testing.T) {
 	self, err := SelfStart()
 	if err != nil || self == 0 {
@@ -636,20 +652,12 @@ func TestProcessAlive(t *testing.T) {
 func TestOverlappedAlone(t *testing.T) {
 	dir := t.TempDir()
 	// A leftover journal of a dead supervisor whose command is dead too.
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dstart, err := ProcessStart(cmd.Process.Pid)
+	dpid, dstart := exitedProcess(t)
+	dead, err := Begin(dir, Header{SupervisorPid: dpid, SupervisorStart: dstart}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
-	dead, err := Begin(dir, Header{SupervisorPid: cmd.Process.Pid, SupervisorStart: dstart}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead.Command(cmd.Process.Pid, dstart, time.Now())
+	dead.Command(dpid, dstart, time.Now())
 
 	j, err := Begin(dir, Header{}, testSnapshot(10))
 	if err != nil {
@@ -716,16 +724,8 @@ func TestOverlappedExisting(t *testing.T) {
 
 func TestOverlappedOrphanCommand(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dstart, err := ProcessStart(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	dead, err := Begin(dir, Header{SupervisorPid: cmd.Process.Pid, SupervisorStart: dstart}, testSnapshot(30))
+	dpid, dstart := exitedProcess(t)
+	dead, err := Begin(dir, Header{SupervisorPid: dpid, SupervisorStart: dstart}, testSnapshot(30))
 	if err != nil {
 		t.Fatal(err)
 	}
