@@ -8,13 +8,13 @@ import (
 )
 
 // Strength is how strong the evidence is that the tree created an object
-// (DESIGN.md section 2). The report names the strength that decided.
+// (docs/evidence.md). The report names the strength that decided.
 type Strength int
 
 const (
 	NoEvidence     Strength = iota
 	CreationSeen            // a tracker saw a tree process create this very id
-	PidEvidence             // a pid field the kernel keeps names a tree member
+	PidEvidence             // a pid field the kernel keeps names a tree member, with its time
 	WindowEvidence          // new, the run's uid/gid, never used, window uncontended
 )
 
@@ -51,8 +51,26 @@ type Policy struct {
 	Contended    bool
 	ContendedWhy string
 	UID, GID     uint32    // the run's identity, for window evidence
-	Start, End   time.Time // the run's window: the snapshot before, the one after
+	Start, End   time.Time // the run's window: the snapshot before, the evidence gathered after
+	// OtherKeys names, for each key of an object present after the run
+	// that is not a candidate (it existed before), that object: a new
+	// object of the same key is kept with it (key families).
+	OtherKeys map[int32]string
+	// Invisible, when not empty, says that processes this pid namespace
+	// cannot see use the IPC namespace (an object whose creator pid reads
+	// 0): window evidence is then off, since such strangers leave no pid.
+	Invisible string
+	// ClockSlack widens every action's time window beyond StampSlack, by
+	// how far the wall clock moved against the monotonic clock during the
+	// run (a step or a slew).
+	ClockSlack time.Duration
 }
+
+// StampSlack is how far a kernel IPC time stamp may be from the moment it
+// records, beyond the second it truncates to: the stamps are whole seconds
+// of a coarse clock (ktime_get_real_seconds) that lags by up to a tick, and
+// spans come from finer clocks.
+const StampSlack = time.Second
 
 // Decision is the verdict on one new object, with the evidence that led to
 // it, in words a person can audit.
@@ -66,21 +84,23 @@ type Decision struct {
 }
 
 // pidFact is one pid the kernel recorded on an object, with the window of
-// time in which that pid acted.
+// time in which the action it records took place.
 type pidFact struct {
-	role     string // "creator", "last attach/detach", "last msgsnd", "semaphore 2"
+	role     string // "creator", "last attach/detach", "last msgsnd", "semaphore 2 last op"
 	pid      int
 	from, to time.Time
+	creator  bool // shm cpid
 }
 
 type class int
 
 const (
-	inTree class = iota
-	outsideLive
-	outsideDead // certainly not a tree member (exact tracker), not running
-	unknownPid  // not seen in the tree, but the tracker is not exact
-	liveMember  // a tree member still running
+	inTree      class = iota // held by the tree, proven; the member has exited
+	liveMember               // held by the tree; the member still runs
+	outsideLive              // not a member's then; a process runs under the number now
+	outsideDead              // certainly not a member's then (exact tracker), nobody runs under it now
+	unknownPid               // not seen in the tree, but the tracker is not exact
+	ambiguous                // a member's then, but another process may have held the number too
 )
 
 // Attribute decides, for each object new since the run began, whether the
@@ -89,7 +109,8 @@ const (
 // the reason. contended says why window evidence was off for the run ("" if
 // it was not).
 func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, contended string) {
-	a := attributor{tree: tree, procs: &memoProcs{Procs: procs, m: map[int]procInfo{}}, p: p, live: map[int]bool{}}
+	a := attributor{tree: tree, procs: &memoProcs{Procs: procs, m: map[int]procInfo{}}, p: p,
+		live: map[int]bool{}, until: tree.Until()}
 	for _, pid := range tree.Alive() {
 		a.live[pid] = true
 	}
@@ -97,19 +118,50 @@ func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, 
 	// decision alike.
 	facts := make([][]pidFact, len(objs))
 	classes := make([][]class, len(objs))
+	whys := make([][]string, len(objs))
 	for i := range objs {
 		facts[i] = a.facts(&objs[i])
 		classes[i] = make([]class, len(facts[i]))
+		whys[i] = make([]string, len(facts[i]))
 		for j, f := range facts[i] {
-			classes[i][j] = a.classify(f)
+			classes[i][j], whys[i][j] = a.classify(f)
 		}
 	}
 	why := a.contention(objs, facts, classes)
 	ds = make([]Decision, len(objs))
 	for i := range objs {
-		ds[i] = a.decide(objs[i], facts[i], classes[i], why)
+		ds[i] = a.decide(objs[i], facts[i], classes[i], whys[i], why)
 	}
+	keepFamilies(ds, p.OtherKeys)
 	return ds, why
+}
+
+// keepFamilies keeps every new object whose key is shared by an object
+// that stays: programs pair objects on one key (ALSA's dmix pairs a
+// segment and a set), and removing one half breaks whoever uses the other.
+func keepFamilies(ds []Decision, others map[int32]string) {
+	kept := map[int32]string{}
+	for k, v := range others {
+		kept[k] = v + ", which existed before the run"
+	}
+	for _, d := range ds {
+		if !d.Remove && d.Key != 0 {
+			if _, ok := kept[d.Key]; !ok {
+				kept[d.Key] = fmt.Sprintf("%s %d, which is kept", d.Type, d.ID)
+			}
+		}
+	}
+	for i := range ds {
+		d := &ds[i]
+		if !d.Remove || d.Key == 0 {
+			continue
+		}
+		if other, ok := kept[d.Key]; ok {
+			d.Remove, d.Strength = false, NoEvidence
+			d.Against = append(d.Against, "same key "+KeyString(d.Key)+" as "+other)
+			d.Reason = strings.Join(d.Against, "; ")
+		}
+	}
 }
 
 // memoProcs remembers what it learned of each pid for one Attribute call:
@@ -163,66 +215,104 @@ type attributor struct {
 	procs Procs
 	p     Policy
 	live  map[int]bool // tree members still running
+	until time.Time    // the tree's record is complete up to here
 }
 
 func secs(t int64) time.Time { return time.Unix(t, 0) }
 
-// timeSlack is how far a kernel time stamp (whole seconds of a coarse clock
-// that lags by up to a tick) may be from the moment it records.
-const timeSlack = 2 * time.Second
-
-// facts lists the pids the kernel keeps for o with the window each acted in.
-func (a *attributor) facts(o *Object) []pidFact {
-	start, end := a.p.Start, a.p.End
-	upto := func(t int64) time.Time {
-		if t <= 0 {
-			return end
-		}
-		return secs(t)
+// stamp is the time window of an action the kernel stamped with second t:
+// the second itself, widened by the slack, within the run. t <= 0 (no
+// stamp) gives the whole run.
+func (a *attributor) stamp(t int64) (from, to time.Time) {
+	if t <= 0 {
+		return a.p.Start, a.p.End
 	}
+	slack := StampSlack + a.p.ClockSlack
+	return a.clamp(secs(t).Add(-slack), secs(t).Add(time.Second+slack))
+}
+
+// clamp limits [from, to] to the run: an action on an object that is new
+// took place after the snapshot before began and before the evidence was
+// gathered.
+func (a *attributor) clamp(from, to time.Time) (time.Time, time.Time) {
+	if from.Before(a.p.Start) {
+		from = a.p.Start
+	}
+	if to.After(a.p.End) {
+		to = a.p.End
+	}
+	if to.Before(from) {
+		to = from
+	}
+	return from, to
+}
+
+// facts lists the pids the kernel keeps for o, each with the window of
+// time in which the action it records took place:
+//   - shm cpid: the segment's ctime, the time of creation unless IPC_SET
+//     moved it; when owner and creator differ IPC_SET certainly ran, and
+//     the creation is only known to lie between the run's start and ctime;
+//   - shm lpid: the later of atime and dtime (shmat, shmdt, exit);
+//   - msg lspid and lrpid: stime and rtime (msgsnd, msgrcv);
+//   - sem sempid: the kernel keeps no time per semaphore (the set's otime
+//     is the latest semop on any of them, SETVAL stamps ctime, and undo
+//     adjustments at exit stamp nothing): the whole run.
+func (a *attributor) facts(o *Object) []pidFact {
 	var f []pidFact
-	add := func(role string, pid int, to time.Time) {
+	add := func(role string, pid int, from, to time.Time, creator bool) {
 		if pid > 0 {
-			f = append(f, pidFact{role, pid, start, to})
+			f = append(f, pidFact{role, pid, from, to, creator})
 		}
 	}
 	switch {
 	case o.Shm != nil:
-		add("creator", o.Shm.CPID, upto(o.Shm.Ctime))
-		add("last attach/detach", o.Shm.LPID, upto(max(o.Shm.Atime, o.Shm.Dtime)))
+		s := o.Shm
+		from, to := a.stamp(s.Ctime)
+		if s.UID != s.CUID || s.GID != s.CGID {
+			from, _ = a.clamp(a.p.Start, to)
+		}
+		add("creator", s.CPID, from, to, true)
+		from, to = a.stamp(max(s.Atime, s.Dtime))
+		add("last attach/detach", s.LPID, from, to, false)
 	case o.Sem != nil:
-		to := upto(max(o.Sem.Otime, o.Sem.Ctime))
 		for i, s := range o.Sems {
-			add(fmt.Sprintf("semaphore %d last op", i), s.Pid, to)
+			add(fmt.Sprintf("semaphore %d last op", i), s.Pid, a.p.Start, a.p.End, false)
 		}
 	case o.Msg != nil:
-		add("last msgsnd", o.Msg.LSPID, upto(o.Msg.Stime))
-		add("last msgrcv", o.Msg.LRPID, upto(o.Msg.Rtime))
+		from, to := a.stamp(o.Msg.Stime)
+		add("last msgsnd", o.Msg.LSPID, from, to, false)
+		from, to = a.stamp(o.Msg.Rtime)
+		add("last msgrcv", o.Msg.LRPID, from, to, false)
 	}
 	return f
 }
 
-func (a *attributor) classify(f pidFact) class {
-	if a.live[f.pid] {
-		return liveMember
-	}
-	member, exact := a.tree.Member(f.pid, f.from, f.to)
-	if member {
-		// The member has exited. If its pid number is now held by another
-		// process that started before the action's window closed, the
-		// kernel's record may be the newcomer's: treat it as a stranger's.
-		if st, ok := a.procs.Started(f.pid); ok && a.procs.Alive(f.pid) && !st.After(f.to.Add(timeSlack)) {
-			return outsideLive
+// classify says who acted for fact f; why explains an ambiguous one.
+func (a *attributor) classify(f pidFact) (class, string) {
+	if f.from.After(a.until) {
+		// The tree's record ends before the action could have happened.
+		if a.procs.Alive(f.pid) {
+			return outsideLive, ""
 		}
-		return inTree
+		return ambiguous, fmt.Sprintf("pid %d acted after the tree was last watched", f.pid)
+	}
+	h, exact, why := a.tree.Holder(f.pid, f.from, f.to)
+	switch h {
+	case HeldByTree:
+		if a.live[f.pid] {
+			return liveMember, ""
+		}
+		return inTree, ""
+	case HeldAmbiguous:
+		return ambiguous, why
 	}
 	if a.procs.Alive(f.pid) {
-		return outsideLive
+		return outsideLive, ""
 	}
 	if exact {
-		return outsideDead
+		return outsideDead, ""
 	}
-	return unknownPid
+	return unknownPid, ""
 }
 
 func (a *attributor) name(pid int) string {
@@ -232,9 +322,46 @@ func (a *attributor) name(pid int) string {
 	return fmt.Sprintf("pid %d", pid)
 }
 
+// invisible lists the signs that a process this pid namespace cannot see
+// used o: the kernel records such a process's pid as 0 (DESIGN §2.1).
+func invisible(o *Object) []string {
+	var w []string
+	switch {
+	case o.Shm != nil:
+		if o.Shm.CPID == 0 {
+			w = append(w, "its creator is not visible from this pid namespace")
+		}
+		if o.Shm.LPID == 0 && (o.Shm.Atime != 0 || o.Shm.Dtime != 0) {
+			w = append(w, "it was attached by a process not visible from this pid namespace")
+		}
+	case o.Sem != nil:
+		if o.Sem.Otime != 0 && len(o.Sems) > 0 {
+			zero := 0
+			for _, s := range o.Sems {
+				if s.Pid == 0 {
+					zero++
+				}
+			}
+			if zero == len(o.Sems) {
+				w = append(w, "it was operated on by a process not visible from this pid namespace")
+			}
+		}
+	case o.Msg != nil:
+		if o.Msg.LSPID == 0 && (o.Msg.Stime != 0 || o.Msg.QNum > 0) {
+			w = append(w, "a process not visible from this pid namespace sent to it")
+		}
+		if o.Msg.LRPID == 0 && o.Msg.Rtime != 0 {
+			w = append(w, "a process not visible from this pid namespace received from it")
+		}
+	}
+	return w
+}
+
 // contention says why the window is contended ("" when it is not): another
-// run overlapped, or a new object carries the pid of a process outside the
-// tree, so same-uid strangers were active while the command ran.
+// run overlapped; processes we cannot see use the namespace; or a new
+// object carries the pid of a process outside the tree (or one that may
+// be), or evidence that could not be read, so strangers were active while
+// the command ran.
 func (a *attributor) contention(objs []Object, facts [][]pidFact, classes [][]class) string {
 	if a.p.Contended {
 		if a.p.ContendedWhy != "" {
@@ -242,20 +369,32 @@ func (a *attributor) contention(objs []Object, facts [][]pidFact, classes [][]cl
 		}
 		return "another run overlapped"
 	}
+	if a.p.Invisible != "" {
+		return a.p.Invisible
+	}
 	for i := range objs {
+		o := &objs[i]
+		if w := invisible(o); len(w) > 0 {
+			return fmt.Sprintf("%s %d: %s", o.Type, o.ID, w[0])
+		}
+		if o.Unreadable != "" {
+			return fmt.Sprintf("%s %d: its evidence could not be read (%s)", o.Type, o.ID, o.Unreadable)
+		}
 		for j, f := range facts[i] {
 			switch classes[i][j] {
 			case outsideLive, outsideDead:
-				return fmt.Sprintf("%s %d was used by %s outside the tree", objs[i].Type, objs[i].ID, a.name(f.pid))
+				return fmt.Sprintf("%s %d was used by %s outside the tree", o.Type, o.ID, a.name(f.pid))
 			case unknownPid:
-				return fmt.Sprintf("%s %d was used by pid %d, not known to be in the tree", objs[i].Type, objs[i].ID, f.pid)
+				return fmt.Sprintf("%s %d was used by pid %d, not known to be in the tree", o.Type, o.ID, f.pid)
+			case ambiguous:
+				return fmt.Sprintf("%s %d was used by pid %d, which may not have been the tree's", o.Type, o.ID, f.pid)
 			}
 		}
 	}
 	return ""
 }
 
-func (a *attributor) decide(o Object, facts []pidFact, classes []class, contended string) Decision {
+func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []string, contended string) Decision {
 	d := Decision{Object: o}
 	keep := func(reason string) Decision {
 		d.Remove, d.Strength, d.Reason = false, NoEvidence, reason
@@ -264,74 +403,100 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, contende
 	if a.p.Types != 0 && !a.p.Types.Has(o.Type) {
 		return keep("type not selected (--types)")
 	}
-	if a.p.KeepKeys[o.Key] && o.Key != 0 {
+	if o.Key != 0 && a.p.KeepKeys[o.Key] {
 		return keep("key " + KeyString(o.Key) + " is kept (--keep-key)")
 	}
 	if o.Shm != nil && o.Shm.Perms&ShmDest != 0 {
 		return keep(fmt.Sprintf("already removed: marked for destruction, freed at the last detach (%d attached)", o.Shm.Nattch))
 	}
+	if o.Unreadable != "" {
+		return keep("its evidence could not be read (" + o.Unreadable + ")")
+	}
 
 	// Evidence for the tree.
-	created, tracked := a.tree.Created(o.Type.String(), o.ID)
+	created, proven, tracked := a.tree.Created(o.Type.String(), o.ID)
+	if created && a.changedAfter(&o) {
+		// The tree's get returned this id, but the object changed after the
+		// tree was last watched: the id may name a newer object.
+		created, proven = false, false
+	}
 	for i, f := range facts {
 		if classes[i] == inTree || classes[i] == liveMember {
 			d.Evidence = append(d.Evidence, fmt.Sprintf("%s is tree %s", f.role, a.name(f.pid)))
 		}
 	}
 	switch {
-	case tracked && created && o.Key == 0:
-		// A get with IPC_PRIVATE always makes a new object.
+	case created && (proven || o.Key == 0):
+		// A get with IPC_PRIVATE, or IPC_CREAT|IPC_EXCL, always makes a new
+		// object.
 		d.Strength = CreationSeen
-		d.Evidence = append([]string{"a tree process was seen creating it (IPC_PRIVATE)"}, d.Evidence...)
-	case tracked && created:
+		how := "IPC_PRIVATE"
+		if o.Key != 0 {
+			how = "IPC_CREAT|IPC_EXCL"
+		}
+		d.Evidence = append([]string{"a tree process was seen creating it (" + how + ")"}, d.Evidence...)
+	case created:
 		// A keyed get may have opened an object someone else had just made:
 		// proof of use, not of creation.
 		d.Strength = PidEvidence
 		d.Evidence = append([]string{"a tree process obtained it by key"}, d.Evidence...)
-	case tracked:
+	case tracked && !a.changedAfter(&o):
 		// The creation tracker saw every shmget/semget/msgget of the tree
 		// and none returned this id: someone else made it.
 		d.Against = append(d.Against, "created outside the tree (no shmget/semget/msgget of the tree returned it)")
 	case len(d.Evidence) > 0:
 		d.Strength = PidEvidence
 	}
-	creationProven := d.Strength == CreationSeen || (o.Shm != nil && len(facts) > 0 && facts[0].role == "creator" && classes[0] == inTree)
+	creatorProven := d.Strength == CreationSeen
+	for i, f := range facts {
+		if f.creator && classes[i] == inTree || f.creator && classes[i] == liveMember {
+			creatorProven = true
+		}
+	}
+	// A segment the tree created, private to it (no key: nobody can attach
+	// it by key) and attached by nobody now, is the tree's garbage even if
+	// its last attach/detach names a process outside the tree: a server
+	// that attached it for a client of the tree and let go (X11 MIT-SHM).
+	detached := o.Shm != nil && creatorProven && o.Key == 0 && o.Shm.Nattch == 0
 
 	// Evidence against removal.
+	d.Against = append(d.Against, invisible(&o)...)
 	for i, f := range facts {
+		outsider := !f.creator && detached
 		switch classes[i] {
 		case outsideLive:
-			d.Against = append(d.Against, fmt.Sprintf("%s is %s, running outside the tree", f.role, a.name(f.pid)))
+			if !outsider {
+				d.Against = append(d.Against, fmt.Sprintf("%s is %s, running outside the tree", f.role, a.name(f.pid)))
+			}
 		case liveMember:
 			d.Against = append(d.Against, fmt.Sprintf("%s is %s, a tree member still running", f.role, a.name(f.pid)))
 		case outsideDead:
-			if !creationProven {
+			if !creatorProven {
 				d.Against = append(d.Against, fmt.Sprintf("%s is pid %d, outside the tree", f.role, f.pid))
 			}
 		case unknownPid:
-			if !creationProven {
+			if !creatorProven {
 				d.Against = append(d.Against, fmt.Sprintf("%s is pid %d, not known to be in the tree (tracker not exact)", f.role, f.pid))
+			}
+		case ambiguous:
+			if !outsider {
+				d.Against = append(d.Against, fmt.Sprintf("%s: %s", f.role, whys[i]))
 			}
 		}
 	}
-	if o.Shm != nil {
-		if o.Shm.CPID == 0 {
-			d.Against = append(d.Against, "its creator is not visible from this pid namespace")
-		}
-		if o.Shm.Nattch > 0 {
-			if len(o.Attachers) > 0 {
-				var who []string
-				for _, pid := range o.Attachers {
-					w := a.name(pid)
-					if a.live[pid] {
-						w += ", a tree member still running"
-					}
-					who = append(who, w)
+	if o.Shm != nil && o.Shm.Nattch > 0 {
+		if len(o.Attachers) > 0 {
+			var who []string
+			for _, pid := range o.Attachers {
+				w := a.name(pid)
+				if a.live[pid] {
+					w += ", a tree member still running"
 				}
-				d.Against = append(d.Against, "attached by "+strings.Join(who, ", "))
-			} else {
-				d.Against = append(d.Against, fmt.Sprintf("attached by %d process(es)", o.Shm.Nattch))
+				who = append(who, w)
 			}
+			d.Against = append(d.Against, "attached by "+strings.Join(who, ", "))
+		} else {
+			d.Against = append(d.Against, fmt.Sprintf("attached by %d process(es)", o.Shm.Nattch))
 		}
 	}
 	for i, s := range o.Sems {
@@ -339,9 +504,23 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, contende
 			d.Against = append(d.Against, fmt.Sprintf("semaphore %d has %d waiting process(es)", i, s.NCnt+s.ZCnt))
 		}
 	}
+	if len(d.Against) > 0 {
+		d.Strength = NoEvidence
+		d.Reason = strings.Join(d.Against, "; ")
+		return d
+	}
+
+	// Anyone may get a keyed set or queue: that the tree used it says
+	// nothing of who else holds it (an idle client, a SEM_UNDO adjustment
+	// to come). Only proof that the tree created it gives it to the tree.
+	// (One that nobody used is left to window evidence below, as a
+	// private one is: the risk is the same.)
+	if o.Key != 0 && o.Shm == nil && !creatorProven && d.Strength != NoEvidence {
+		return keep("keyed (" + KeyString(o.Key) + "): the tree used it, but its creator is not proven (anyone may get a keyed object)")
+	}
 
 	// Window evidence: the only way to clean an object made and never used.
-	if d.Strength == NoEvidence && len(d.Against) == 0 {
+	if d.Strength == NoEvidence {
 		_, _, cuid, cgid := o.Owner()
 		switch {
 		case len(facts) > 0:
@@ -352,32 +531,31 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, contende
 			return keep("no pid evidence in a contended window: " + contended)
 		case cuid != a.p.UID || cgid != a.p.GID:
 			return keep(fmt.Sprintf("no pid evidence, and its creator %d:%d is not the run's %d:%d", cuid, cgid, a.p.UID, a.p.GID))
+		case a.changedAfter(&o):
+			return keep("no pid evidence, and it changed after the tree was last watched")
 		}
 		d.Strength = WindowEvidence
 		d.Evidence = append(d.Evidence, fmt.Sprintf("new during the run, created by the run's uid %d gid %d, never used, no other activity in the window", cuid, cgid))
-	}
-	if len(d.Against) > 0 {
-		d.Strength = NoEvidence
-		d.Reason = strings.Join(d.Against, "; ")
-		return d
-	}
-	if d.Strength == NoEvidence {
-		return keep("no evidence that the tree created it")
 	}
 	d.Remove = true
 	return d
 }
 
-// Summary counts decisions: removable objects per type and kept ones.
-func Summary(ds []Decision) (remove, keep int) {
-	for _, d := range ds {
-		if d.Remove {
-			remove++
-		} else {
-			keep++
-		}
+// changedAfter reports whether o's ctime (creation, or a later IPC_SET,
+// SETVAL or SETALL) lies after the time the tree's record is complete: an
+// object made or changed after the supervisor stopped watching cannot be
+// given to the tree by what it watched.
+func (a *attributor) changedAfter(o *Object) bool {
+	var ctime int64
+	switch {
+	case o.Shm != nil:
+		ctime = o.Shm.Ctime
+	case o.Sem != nil:
+		ctime = o.Sem.Ctime
+	case o.Msg != nil:
+		ctime = o.Msg.Ctime
 	}
-	return
+	return ctime > 0 && secs(ctime).After(a.until.Add(StampSlack+a.p.ClockSlack))
 }
 
 // SortDecisions orders decisions by type, then id.

@@ -12,22 +12,36 @@ type fakeTree struct {
 	exact   bool
 	tracked bool
 	created map[int]bool
+	proven  map[int]bool
 	alive   []int
+	reused  map[int]bool // pids whose number may have had another holder
+	until   int64        // Until, unix seconds (0: well after the run)
 }
 
-func (t fakeTree) Member(pid int, from, to time.Time) (bool, bool) {
+func (t fakeTree) Holder(pid int, from, to time.Time) (Holder, bool, string) {
 	s, ok := t.spans[pid]
 	if !ok {
-		return false, t.exact
+		return HeldOutside, t.exact, ""
 	}
 	start, end := time.Unix(s[0], 0), time.Unix(s[1], 0)
-	if start.After(to.Add(time.Second)) || (s[1] != 0 && end.Before(from.Add(-time.Second))) {
-		return false, t.exact
+	if start.After(to) || (s[1] != 0 && end.Before(from)) {
+		return HeldOutside, t.exact, ""
 	}
-	return true, t.exact
+	if t.reused[pid] {
+		return HeldAmbiguous, t.exact, "pid may have been reused"
+	}
+	return HeldByTree, t.exact, ""
 }
-func (t fakeTree) Created(typ string, id int) (bool, bool) { return t.created[id], t.tracked }
-func (t fakeTree) Alive() []int                            { return t.alive }
+func (t fakeTree) Created(typ string, id int) (bool, bool, bool) {
+	return t.created[id], t.proven[id], t.tracked
+}
+func (t fakeTree) Alive() []int { return t.alive }
+func (t fakeTree) Until() time.Time {
+	if t.until != 0 {
+		return time.Unix(t.until, 0)
+	}
+	return time.Unix(t1+100, 0)
+}
 
 type fakeProcs map[int]struct {
 	comm  string
@@ -61,8 +75,40 @@ func baseTree() fakeTree {
 var procs = fakeProcs{outside: {"postgres", t0 - 100}}
 
 func shm(cpid, lpid int, nattch uint64) Object {
-	return Object{Ident: Ident{Type: TypeShm, ID: 7, Key: 0x1234}, Shm: &Shm{Key: 0x1234, ID: 7, Perms: 0o600,
-		CPID: cpid, LPID: lpid, Nattch: nattch, UID: uid, GID: uid, CUID: uid, CGID: uid, Ctime: t0 + 2, Atime: t0 + 3}}
+	o := Object{Ident: Ident{Type: TypeShm, ID: 7, Key: 0x1234}, Shm: &Shm{Key: 0x1234, ID: 7, Perms: 0o600,
+		CPID: cpid, LPID: lpid, Nattch: nattch, UID: uid, GID: uid, CUID: uid, CGID: uid, Ctime: t0 + 2}}
+	if lpid != 0 {
+		o.Shm.Atime = t0 + 3
+	}
+	return o
+}
+
+// private makes o an IPC_PRIVATE object.
+func private(o Object) Object {
+	o.Key = 0
+	switch {
+	case o.Shm != nil:
+		o.Shm.Key = 0
+	case o.Sem != nil:
+		o.Sem.Key = 0
+	case o.Msg != nil:
+		o.Msg.Key = 0
+	}
+	return o
+}
+
+// keyed gives o key k.
+func keyed(o Object, k int32) Object {
+	o.Key = k
+	switch {
+	case o.Shm != nil:
+		o.Shm.Key = k
+	case o.Sem != nil:
+		o.Sem.Key = k
+	case o.Msg != nil:
+		o.Msg.Key = k
+	}
+	return o
 }
 
 func sem(pids ...int) Object {
@@ -75,8 +121,15 @@ func sem(pids ...int) Object {
 }
 
 func msg(lspid, lrpid int) Object {
-	return Object{Ident: Ident{Type: TypeMsg, ID: 9}, Msg: &Msg{ID: 9, Perms: 0o600, LSPID: lspid, LRPID: lrpid,
-		UID: uid, GID: uid, CUID: uid, CGID: uid, Stime: t0 + 3, Rtime: t0 + 3, Ctime: t0 + 2}}
+	o := Object{Ident: Ident{Type: TypeMsg, ID: 9}, Msg: &Msg{ID: 9, Perms: 0o600, LSPID: lspid, LRPID: lrpid,
+		UID: uid, GID: uid, CUID: uid, CGID: uid, Ctime: t0 + 2}}
+	if lspid != 0 {
+		o.Msg.Stime = t0 + 3
+	}
+	if lrpid != 0 {
+		o.Msg.Rtime = t0 + 3
+	}
+	return o
 }
 
 func policy() Policy {
@@ -137,7 +190,46 @@ func TestAttribute(t *testing.T) {
 		{name: "creation seen", objs: []Object{sem()}, tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} },
 			pol: func(p *Policy) { p.Strict = true }, remove: true, strength: CreationSeen},
 		{name: "keyed object obtained by the tree is only use", objs: []Object{otherKey}, tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} },
-			remove: true, strength: PidEvidence},
+			reason: "creator is not proven"},
+		{name: "keyed set created by the tree with IPC_EXCL", objs: []Object{keyed(sem(treePid), 0x42)},
+			tree: func(t *fakeTree) {
+				t.tracked, t.created, t.proven = true, map[int]bool{8: true}, map[int]bool{8: true}
+			}, remove: true, strength: CreationSeen},
+		{name: "keyed set used by the tree, creation not tracked", objs: []Object{keyed(sem(treePid), 0x42)}, reason: "creator is not proven"},
+		{name: "keyed queue used by the tree, creation not tracked", objs: []Object{keyed(msg(treePid, treePid), 0x42)}, reason: "creator is not proven"},
+		{name: "keyed set never used, uncontended window", objs: []Object{keyed(sem(), 0x42)}, remove: true, strength: WindowEvidence},
+		{name: "keyed set never used, --strict", objs: []Object{keyed(sem(), 0x42)}, pol: func(p *Policy) { p.Strict = true }, reason: "--strict"},
+		{name: "keyed segment created by the tree", objs: []Object{shm(treePid, treePid, 0)}, remove: true, strength: PidEvidence},
+		{name: "member pid may have been reused", objs: []Object{shm(treePid, 0, 0)},
+			tree: func(t *fakeTree) { t.reused = map[int]bool{treePid: true} }, reason: "may have been reused"},
+		{name: "an ambiguous pid contends the window", objs: []Object{sem(), msg(tree2, 0)},
+			tree: func(t *fakeTree) { t.reused = map[int]bool{tree2: true} }, reason: "may not have been the tree's"},
+		{name: "sem operated on by an invisible process", objs: []Object{sem(0, 0)}, reason: "not visible from this pid namespace"},
+		{name: "sem partly used by the tree", objs: []Object{sem(treePid, 0)}, remove: true, strength: PidEvidence},
+		{name: "msg sent by an invisible process", objs: []Object{func() Object { o := msg(0, 0); o.Msg.QNum = 1; return o }()},
+			reason: "not visible from this pid namespace sent to it"},
+		{name: "an invisible sender contends the window", objs: []Object{sem(), func() Object { o := msg(0, 0); o.Msg.Stime = t0 + 2; return o }()},
+			reason: "contended window"},
+		{name: "invisible users of the namespace contend the window", objs: []Object{sem()},
+			pol: func(p *Policy) { p.Invisible = "shm 3 was made by a process not visible" }, reason: "not visible"},
+		{name: "unreadable evidence", objs: []Object{func() Object { o := sem(); o.Sems = nil; o.Unreadable = "semctl GETPID: permission denied"; return o }()},
+			reason: "could not be read"},
+		{name: "unreadable evidence contends the window", objs: []Object{sem(), func() Object {
+			o := sem()
+			o.ID, o.Ident.ID, o.Sem.ID, o.Unreadable = 10, 10, 10, "semctl GETPID: permission denied"
+			return o
+		}()}, reason: "contended window: sem 10: its evidence could not be read"},
+		{name: "private segment of the tree, detached by a live outsider", objs: []Object{private(shm(treePid, outside, 0))}, remove: true, strength: PidEvidence},
+		{name: "keyed segment of the tree, last attached by a live outsider", objs: []Object{shm(treePid, outside, 0)}, reason: "running outside the tree"},
+		{name: "private segment of the tree, attached by an outsider", objs: []Object{private(withAttacher)}, reason: "attached by pid 812"},
+		{name: "a new object of the same key is kept", objs: []Object{shm(treePid, treePid, 0), keyed(sem(outside), 0x1234)}, reason: "same key 0x00001234 as sem 8"},
+		{name: "an object of the same key existed before", objs: []Object{shm(treePid, treePid, 0)},
+			pol: func(p *Policy) { p.OtherKeys = map[int32]string{0x1234: "sem 3"} }, reason: "same key 0x00001234 as sem 3, which existed before"},
+		{name: "creation seen, but the object changed after the tree was watched", objs: []Object{sem()},
+			tree: func(t *fakeTree) { t.tracked, t.created, t.until = true, map[int]bool{8: true}, t0 - 10 }, pol: func(p *Policy) { p.Strict = true },
+			reason: "no pid evidence"},
+		{name: "an action after the tree was watched", objs: []Object{msg(gone, 0)},
+			tree: func(t *fakeTree) { t.spans[gone] = [2]int64{t0, t0 + 5}; t.until = t0 - 10 }, reason: "after the tree was last watched"},
 		{name: "keyed object obtained by the tree, also used by a dead stranger", objs: []Object{func() Object { o := sem(treePid, gone); o.Key, o.Sem.Key = 0x42, 0x42; return o }()},
 			tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} }, reason: "outside the tree"},
 		{name: "creation tracked, not by the tree", objs: []Object{sem(treePid)}, tree: func(t *fakeTree) { t.tracked = true },
@@ -149,7 +241,7 @@ func TestAttribute(t *testing.T) {
 		{name: "pid acted before it joined the tree", objs: []Object{shm(tree2, 0, 0)},
 			tree: func(t *fakeTree) { t.spans[tree2] = [2]int64{t0 + 8, t0 + 9} }, reason: "outside the tree"},
 		{name: "member pid reused by a live stranger before the action", objs: []Object{shm(outside, 0, 0)},
-			tree: func(t *fakeTree) { t.spans[outside] = [2]int64{t0, t0 + 1} }, reason: "running outside the tree"},
+			tree: func(t *fakeTree) { t.spans[outside] = [2]int64{t0, t0 + 1}; t.reused = map[int]bool{outside: true} }, reason: "may have been reused"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -15,9 +15,16 @@ import (
 // simply carry less evidence — which can only keep them, never remove them.
 func Gather(fs FS, objs []Object) error {
 	var errs []error
+	unread := map[Ident]string{}
 	for _, e := range Enrich(objs) {
 		if !errors.Is(e.Err, ErrVanished) {
 			errs = append(errs, &e)
+			unread[e.Ident] = "semctl GETPID: " + errText(e.Err)
+		}
+	}
+	for i := range objs {
+		if why, ok := unread[objs[i].Ident]; ok {
+			objs[i].Unreadable = why
 		}
 	}
 	attached := map[int]bool{}
@@ -41,6 +48,17 @@ func Gather(fs FS, objs []Object) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// errText is the innermost error text ("permission denied").
+func errText(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
 }
 
 // IdentSet is a set of object identities, such as a journal's record of the

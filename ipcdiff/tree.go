@@ -2,18 +2,44 @@ package ipcdiff
 
 import "time"
 
+// Holder says who held a pid number while an action the kernel recorded
+// with that number took place.
+type Holder uint8
+
+const (
+	// HeldOutside: no member of the tree ran under the number then.
+	HeldOutside Holder = iota
+	// HeldByTree: a member ran under the number then, and no process
+	// outside the tree can have held it at any moment of the action's
+	// time window: the action was the tree's.
+	HeldByTree
+	// HeldAmbiguous: a member ran under the number then, but another
+	// process may have held the same number within the window (pid reuse
+	// that cannot be ruled out).
+	HeldAmbiguous
+)
+
 // Tree is what attribution needs to know about the supervised process tree.
 // supervisor.Tree implements it; tests use fakes.
 type Tree interface {
-	// Member reports whether pid belonged to the tree at some moment in
-	// [from, to] (a pid counts only for the time it was in the tree, so a
-	// reused pid number does not). When member is false, exact says whether
-	// the tracker is certain (it saw every fork) or merely did not see it.
-	Member(pid int, from, to time.Time) (member, exact bool)
+	// Holder says who held pid number pid at the moments in [from, to]
+	// when a process acted with it (a pid counts only together with a
+	// time: DESIGN §2.1). exact qualifies HeldOutside: true when the
+	// tracker saw every fork of the tree, so the number was certainly not
+	// a member's; false when a member may have gone unseen. why explains
+	// HeldAmbiguous.
+	Holder(pid int, from, to time.Time) (h Holder, exact bool, why string)
 	// Created reports whether the tree was seen creating object typ ("shm",
 	// "sem", "msg") with this id; tracked is false when no creation tracker
-	// ran to completion (then created means nothing).
-	Created(typ string, id int) (created, tracked bool)
+	// ran to completion (then created means nothing). proven is true when
+	// the call that returned the id must have made a new object (key
+	// IPC_PRIVATE, or IPC_CREAT|IPC_EXCL); a keyed get without IPC_EXCL
+	// may have opened an object someone else had just made.
+	Created(typ string, id int) (created, proven, tracked bool)
 	// Alive lists the tree's members that are still running.
 	Alive() []int
+	// Until is the time up to which the record of the tree is complete:
+	// actions after it were not watched (a supervisor that died, a
+	// tracker that stopped) and are never the tree's.
+	Until() time.Time
 }

@@ -159,6 +159,11 @@ type Object struct {
 	// Attachers are the live pids that map the segment (Shm only), from
 	// /proc/PID/maps; filled only when asked for.
 	Attachers []int
+	// Unreadable says which evidence could not be read (semctl GETPID
+	// refused, /proc/PID/maps of a process we may not read while the
+	// segment is attached, ...): "" when all of it was read. Evidence that
+	// could not be read is not absence of evidence: such an object is kept.
+	Unreadable string
 }
 
 // Owner returns the owner and creator uid/gid of the object.

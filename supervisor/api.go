@@ -32,6 +32,9 @@ type Options struct {
 	Joined func(pid int, at time.Time)
 	// Left is called as members' exits are seen (journal); may be nil.
 	Left func(pid int, at time.Time)
+	// Got is called for each id a get of the tree returned, when creation
+	// is tracked (journal); proven says the get made the object. May be nil.
+	Got func(typ string, id int, proven bool)
 	// Logf receives diagnostics meant for the user's stderr; may be nil.
 	Logf func(format string, args ...any)
 }

@@ -93,6 +93,9 @@ func Run(opts Options) (*Result, error) {
 	if tr != nil && opts.Left != nil {
 		tr.setLeft(opts.Left)
 	}
+	if tr != nil && opts.Got != nil {
+		tr.setGot(opts.Got)
+	}
 	// Last before the fork: catching takes a while, and Prepare may have
 	// started it in the background.
 	sigs := catch()
@@ -152,6 +155,7 @@ func Run(opts Options) (*Result, error) {
 		}
 	}
 
+	finished := time.Now()
 	if tr != nil {
 		res.Tree = tr.finish()
 	}
@@ -166,6 +170,7 @@ func Run(opts Options) (*Result, error) {
 	}
 	// The supervisor itself knows its child's lifetime exactly, whatever
 	// the tracker saw or lost: from the fork to the reaping.
+	res.Tree.finished = finished
 	res.Tree.ensureRoot(st.pid, st.at, s.ended)
 	end := time.Now()
 	for _, m := range leftover {

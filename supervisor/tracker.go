@@ -40,6 +40,9 @@ type tracker interface {
 	// order with it, when a member's exit is seen (the journal closes its
 	// span). Trackers that cannot see exits exactly (poll) never call it.
 	setLeft(fn func(pid int, at time.Time))
+	// setGot installs a hook called, in the same order with the others,
+	// for each id a get of the tree returned (creation tracking).
+	setGot(fn func(typ string, id int, proven bool))
 }
 
 // TrackerKind names a tree-tracking mechanism.
@@ -98,6 +101,7 @@ type autoTracker struct {
 	failed []string // "perf: reason"
 	joined func(pid int, at time.Time)
 	left   func(pid int, at time.Time)
+	got    func(typ string, id int, proven bool)
 	tree   *Tree
 }
 
@@ -110,11 +114,15 @@ func (a *autoTracker) name() string {
 
 func (a *autoTracker) setJoined(fn func(pid int, at time.Time)) { a.joined = fn }
 func (a *autoTracker) setLeft(fn func(pid int, at time.Time))   { a.left = fn }
+func (a *autoTracker) setGot(fn func(typ string, id int, proven bool)) {
+	a.got = fn
+}
 
 func (a *autoTracker) beforeStart() error {
 	for _, c := range a.cands {
 		c.setJoined(a.joined)
 		c.setLeft(a.left)
+		c.setGot(a.got)
 		if err := c.beforeStart(); err != nil {
 			a.failed = append(a.failed, c.name()+": "+err.Error())
 			continue
@@ -158,11 +166,16 @@ func joinNotes(notes ...string) string {
 	return strings.Join(keep, "; ")
 }
 
-// member is one learned member, for the joined hook.
+// member is one learned member, for the joined hook, or one id a get of
+// the tree returned, for the got hook.
 type member struct {
 	pid  int
 	at   time.Time
 	left bool // an exit, not a join
+
+	get    string // an id a get returned: object type
+	id     int
+	proven bool
 }
 
 // trackBase is what every tracker shares: the tree being built under mu,
@@ -173,7 +186,10 @@ type trackBase struct {
 	hookMu sync.Mutex // serializes hook calls
 	joined func(pid int, at time.Time)
 	left   func(pid int, at time.Time)
+	got    func(typ string, id int, proven bool)
 }
+
+func (tb *trackBase) setGot(fn func(typ string, id int, proven bool)) { tb.got = fn }
 
 func (tb *trackBase) setJoined(fn func(pid int, at time.Time)) { tb.joined = fn }
 func (tb *trackBase) setLeft(fn func(pid int, at time.Time))   { tb.left = fn }
@@ -188,13 +204,17 @@ func (tb *trackBase) takeJoins() []member {
 
 // report calls the hooks for js; call without mu held.
 func (tb *trackBase) report(js []member) {
-	if len(js) == 0 || (tb.joined == nil && tb.left == nil) {
+	if len(js) == 0 || (tb.joined == nil && tb.left == nil && tb.got == nil) {
 		return
 	}
 	tb.hookMu.Lock()
 	defer tb.hookMu.Unlock()
 	for _, m := range js {
 		switch {
+		case m.get != "":
+			if tb.got != nil {
+				tb.got(m.get, m.id, m.proven)
+			}
 		case m.left && tb.left != nil:
 			tb.left(m.pid, m.at)
 		case !m.left && tb.joined != nil:

@@ -32,7 +32,7 @@ type perfTracker struct {
 	off    int64 // wall ns minus record-clock ns
 	bufs   []*perfBuf
 	fds    []int // every event fd, closed at finish
-	tpType map[uint16]string
+	tpType map[uint16]tracepoint
 	tracks bool     // all three tracepoints open on every CPU
 	notes  []string // degradations found while opening
 
@@ -44,6 +44,7 @@ type perfTracker struct {
 	recs     []perfRecord // decoded, not applied yet (newer than the cut, or before started)
 	lost     uint64       // records the kernel dropped (PERF_RECORD_LOST)
 	throttle bool         // sampling was throttled: tracepoint samples dropped
+	gets     map[int]pendingGet // per thread: the get it entered
 	tree     *Tree        // set by finish
 }
 
@@ -185,11 +186,60 @@ func (t *perfTracker) openCPU(cpu int) (*perfBuf, error) {
 	}
 }
 
-// syscallEvents are the tracepoints creation tracking needs, by object type.
+// syscallEvents are the tracepoints creation tracking needs, by object
+// type: the exit of each get gives the id it returned, the entry its key
+// and flags (is it sure to have made a new object?).
 var syscallEvents = [...]struct{ typ, event string }{
 	{"shm", "sys_exit_shmget"},
 	{"sem", "sys_exit_semget"},
 	{"msg", "sys_exit_msgget"},
+	{"shm", "sys_enter_shmget"},
+	{"sem", "sys_enter_semget"},
+	{"msg", "sys_enter_msgget"},
+}
+
+// tracepoint is one syscall tracepoint we opened: its object type and, for
+// an entry, where the raw record holds the key and the flags.
+type tracepoint struct {
+	typ            string
+	enter          bool
+	keyOff, flgOff int
+}
+
+// tracepointFields finds the offsets of the key and the flags (the field
+// whose name ends in "flg") in a tracepoint's format file
+// (<tracefs>/events/syscalls/sys_enter_semget/format).
+func tracepointFields(format []byte) (keyOff, flgOff int, err error) {
+	keyOff, flgOff = -1, -1
+	for _, line := range strings.Split(string(format), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "field:") {
+			continue
+		}
+		parts := strings.Split(line, ";")
+		if len(parts) < 3 {
+			continue
+		}
+		decl := strings.Fields(strings.TrimPrefix(parts[0], "field:"))
+		if len(decl) == 0 {
+			continue
+		}
+		name := decl[len(decl)-1]
+		off, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(parts[1]), "offset:"))
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "key":
+			keyOff = off
+		case strings.HasSuffix(name, "flg"):
+			flgOff = off
+		}
+	}
+	if keyOff < 0 || flgOff < 0 {
+		return 0, 0, errors.New("no key or flags field in the tracepoint format")
+	}
+	return keyOff, flgOff, nil
 }
 
 func (t *perfTracker) openSyscalls(cpus []int) error {
@@ -197,7 +247,7 @@ func (t *perfTracker) openSyscalls(cpus []int) error {
 	if err != nil {
 		return err
 	}
-	ids := map[uint16]string{}
+	ids := map[uint16]tracepoint{}
 	for _, e := range syscallEvents {
 		b, err := os.ReadFile(filepath.Join(dir, "syscalls", e.event, "id"))
 		if err != nil {
@@ -207,7 +257,17 @@ func (t *perfTracker) openSyscalls(cpus []int) error {
 		if err != nil {
 			return fmt.Errorf("%s id: %w", e.event, err)
 		}
-		ids[uint16(id)] = e.typ
+		tp := tracepoint{typ: e.typ, enter: strings.HasPrefix(e.event, "sys_enter_")}
+		if tp.enter {
+			f, err := os.ReadFile(filepath.Join(dir, "syscalls", e.event, "format"))
+			if err != nil {
+				return err
+			}
+			if tp.keyOff, tp.flgOff, err = tracepointFields(f); err != nil {
+				return fmt.Errorf("%s: %w", e.event, err)
+			}
+		}
+		ids[uint16(id)] = tp
 	}
 	var opened []int
 	fail := func(err error) error {
@@ -387,9 +447,26 @@ func (t *perfTracker) apply(r perfRecord) {
 			t.b.exit(r.pid, r.tid, at)
 		}
 	case unix.PERF_RECORD_SAMPLE:
-		if r.pid != selfPid && r.ret >= 0 && r.typ != "" {
-			t.b.tree.SawCreate(r.typ, int(r.ret))
+		if r.pid == selfPid || r.typ == "" {
+			return
 		}
+		if r.enter {
+			if t.gets == nil {
+				t.gets = map[int]pendingGet{}
+			}
+			t.gets[r.tid] = pendingGet{typ: r.typ, key: r.key, flags: r.flags}
+			return
+		}
+		g, ok := t.gets[r.tid]
+		delete(t.gets, r.tid)
+		if r.ret < 0 {
+			return
+		}
+		// The entry of the same get on the same thread: with key
+		// IPC_PRIVATE, or IPC_CREAT|IPC_EXCL, the id is a new object.
+		proven := ok && g.typ == r.typ && (g.key == 0 || g.flags&(unix.IPC_CREAT|unix.IPC_EXCL) == unix.IPC_CREAT|unix.IPC_EXCL)
+		t.b.tree.SawCreate(r.typ, int(r.ret), proven)
+		t.b.events = append(t.b.events, member{pid: r.pid, at: at, get: r.typ, id: int(r.ret), proven: proven})
 	}
 }
 
@@ -471,6 +548,12 @@ func (b *perfBuf) read(fn func(rec []byte)) {
 	atomic.StoreUint64(&b.meta.Data_tail, tail) // store-release
 }
 
+// pendingGet is a get a thread entered and has not returned from.
+type pendingGet struct {
+	typ        string
+	key, flags int64
+}
+
 // perfRecord is one decoded ring-buffer record.
 type perfRecord struct {
 	kind           uint32 // unix.PERF_RECORD_*
@@ -478,13 +561,15 @@ type perfRecord struct {
 	time           uint64 // record clock, ns
 	lost           uint64 // PERF_RECORD_LOST(_SAMPLES): records dropped
 	typ            string // PERF_RECORD_SAMPLE of a syscall tracepoint: object type
-	ret            int64  // ... and the syscall's return value
+	ret            int64  // ... and, on exit, the syscall's return value
+	enter          bool   // ... an entry: key and flags
+	key, flags     int64
 }
 
 // decodePerfRecord decodes one record of our events (sample_type
 // TID|TIME[|RAW], sample_id_all). ok is false for records we do not use or
 // cannot read.
-func decodePerfRecord(rec []byte, tpType map[uint16]string) (r perfRecord, ok bool) {
+func decodePerfRecord(rec []byte, tpType map[uint16]tracepoint) (r perfRecord, ok bool) {
 	ne := binary.NativeEndian
 	if len(rec) < 8 {
 		return r, false
@@ -534,9 +619,23 @@ func decodePerfRecord(rec []byte, tpType map[uint16]string) (r perfRecord, ok bo
 		if size < 24 || len(raw) < size {
 			return r, false
 		}
-		r.typ = tpType[ne.Uint16(raw)]
+		tp, known := tpType[ne.Uint16(raw)]
+		if !known {
+			return r, false
+		}
+		r.typ, r.enter = tp.typ, tp.enter
+		if tp.enter {
+			if len(raw) < tp.keyOff+8 || len(raw) < tp.flgOff+8 {
+				return r, false
+			}
+			// key_t is an int; the tracepoint stores each argument as a
+			// long: the low 32 bits, sign-extended, are the key.
+			r.key = int64(int32(ne.Uint64(raw[tp.keyOff:])))
+			r.flags = int64(int32(ne.Uint64(raw[tp.flgOff:])))
+			return r, true
+		}
 		r.ret = int64(ne.Uint64(raw[16:]))
-		return r, r.typ != ""
+		return r, true
 	}
 	return r, false
 }

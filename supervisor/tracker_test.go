@@ -380,22 +380,31 @@ func TestTrackerCreation(t *testing.T) {
 			t.Errorf("Created %s, not obtained by the tree", g)
 		}
 	}
-	for _, id := range treeIDs {
+	for i, id := range treeIDs {
 		typ, n := splitID(t, id)
-		if c, tracked := tree.Created(typ, n); !c || !tracked {
+		c, proven, tracked := tree.Created(typ, n)
+		if !c || !tracked {
 			t.Errorf("Created(%s) = %v, %v; want true, true", id, c, tracked)
+		}
+		// The helper's gets use IPC_CREAT without IPC_EXCL: only the first
+		// two, with IPC_PRIVATE, are sure to have made the object.
+		if private := i < 2; proven != private {
+			t.Errorf("Created(%s) proven = %v, want %v", id, proven, private)
 		}
 	}
 	for _, id := range otherIDs {
 		typ, n := splitID(t, id)
-		if c, _ := tree.Created(typ, n); c {
+		if c, _, _ := tree.Created(typ, n); c {
 			t.Errorf("Created(%s) = true for an object made outside the tree", id)
 		}
 	}
 	// The pre-existing queue was obtained, not created: Created is true
 	// and only the pre-run snapshot tells them apart.
 	pid := readIDs(t, pre)[0]
-	if typ, n := splitID(t, pid); !tree.created[typ][n] {
+	if typ, n := splitID(t, pid); tree.created[typ][n] {
+		t.Errorf("pre-existing %s obtained by the tree is reported as made by it", pid)
+	}
+	if typ, n := splitID(t, pid); !func() bool { _, ok := tree.created[typ][n]; return ok }() {
 		t.Errorf("pre-existing %s obtained by the tree is not reported", pid)
 	}
 }
@@ -481,6 +490,7 @@ func (f *fakeTracker) beforeStart() error                { f.opened = f.err == n
 func (f *fakeTracker) started(int, time.Time)            {}
 func (f *fakeTracker) setJoined(fn func(int, time.Time)) { f.joined = fn }
 func (f *fakeTracker) setLeft(func(int, time.Time))      {}
+func (f *fakeTracker) setGot(func(string, int, bool))    {}
 func (f *fakeTracker) finish() *Tree                     { tr := NewTree(f.kind, 1); tr.Note = "own note"; return tr }
 
 func TestTrackerAutoFallback(t *testing.T) {
@@ -609,7 +619,11 @@ func perfRec(typ uint32, fields ...any) []byte {
 }
 
 func TestTrackerPerfDecode(t *testing.T) {
-	tp := map[uint16]string{2045: "sem"}
+	tp := map[uint16]tracepoint{2045: {typ: "sem"}, 2046: {typ: "sem", enter: true, keyOff: 16, flgOff: 32}}
+	enterRaw := make([]byte, 40)
+	binary.NativeEndian.PutUint16(enterRaw, 2046)
+	binary.NativeEndian.PutUint64(enterRaw[16:], uint64(0xffffffff80000042)) // key 0x80000042, sign-extended
+	binary.NativeEndian.PutUint64(enterRaw[32:], unix.IPC_CREAT|unix.IPC_EXCL|0o600)
 	raw := make([]byte, 24)
 	binary.NativeEndian.PutUint16(raw, 2045)
 	binary.NativeEndian.PutUint64(raw[16:], 32769)
@@ -633,6 +647,10 @@ func TestTrackerPerfDecode(t *testing.T) {
 			true, perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: 30, tid: 31, time: 900, typ: "sem", ret: 32769}},
 		{"failed syscall", perfRec(unix.PERF_RECORD_SAMPLE, uint32(30), uint32(31), uint64(900), uint32(24), errRaw),
 			true, perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: 30, tid: 31, time: 900, typ: "sem", ret: -2}},
+		{"get entered", perfRec(unix.PERF_RECORD_SAMPLE, uint32(30), uint32(31), uint64(850), uint32(40), enterRaw),
+			true, perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: 30, tid: 31, time: 850, typ: "sem", enter: true,
+				key: int64(int32(-0x7fffffbe)), flags: unix.IPC_CREAT | unix.IPC_EXCL | 0o600}},
+		{"short entry", perfRec(unix.PERF_RECORD_SAMPLE, uint32(30), uint32(31), uint64(850), uint32(24), enterRaw[:24]), false, perfRecord{}},
 		{"unknown tracepoint", perfRec(unix.PERF_RECORD_SAMPLE, uint32(30), uint32(31), uint64(900), uint32(24), make([]byte, 24)), false, perfRecord{}},
 		{"short fork", perfRec(unix.PERF_RECORD_FORK, uint32(20)), false, perfRecord{}},
 		{"short raw", perfRec(unix.PERF_RECORD_SAMPLE, uint32(30), uint32(31), uint64(900), uint32(24), raw[:8]), false, perfRecord{}},

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
 // Span is a time during which a pid was a member of the tree. End is zero
@@ -33,10 +35,17 @@ type Tree struct {
 	CreationTracked bool
 
 	spans   map[int][]Span
-	created map[string]map[int]bool
+	created map[string]map[int]bool // id → proven (key IPC_PRIVATE or IPC_CREAT|IPC_EXCL)
 	// foreign holds, per pid, when a process outside the tree was seen
 	// taking that pid number after it had been a member (pid reuse).
 	foreign map[int][]time.Time
+
+	// finished is when the tracker finished: members whose span is still
+	// open were running then.
+	finished time.Time
+	// watch is what the pid watch saw (SetWatch); without it no pid
+	// number is proven free of reuse.
+	watch Watch
 }
 
 // NewTree returns an empty tree for tracker name rooted at pid root.
@@ -93,14 +102,16 @@ func (t *Tree) IsLive(pid int) bool {
 	return len(s) > 0 && s[len(s)-1].End.IsZero()
 }
 
-// SawCreate records that the tree created object typ/id.
-func (t *Tree) SawCreate(typ string, id int) {
+// SawCreate records that a get of the tree returned object typ/id;
+// proven says the get must have made a new object (IPC_PRIVATE, or
+// IPC_CREAT|IPC_EXCL).
+func (t *Tree) SawCreate(typ string, id int, proven bool) {
 	m := t.created[typ]
 	if m == nil {
 		m = map[int]bool{}
 		t.created[typ] = m
 	}
-	m[id] = true
+	m[id] = m[id] || proven
 }
 
 // Spans returns the membership spans of pid.
@@ -131,8 +142,54 @@ func (t *Tree) Member(pid int, from, to time.Time) (member, exact bool) {
 }
 
 // Created implements ipcdiff.Tree.
-func (t *Tree) Created(typ string, id int) (created, tracked bool) {
-	return t.created[typ][id], t.CreationTracked
+func (t *Tree) Created(typ string, id int) (created, proven, tracked bool) {
+	proven, created = t.created[typ][id]
+	return created, proven, t.CreationTracked
+}
+
+// SetFinished sets when the tree's tracking finished: a member whose span is
+// still open was running then.
+func (t *Tree) SetFinished(at time.Time) { t.finished = at }
+
+// SetWatch gives the tree what the pid watch saw; until then (and with a
+// Watch that is not OK) no pid number is proven free of reuse.
+func (t *Tree) SetWatch(w Watch) { t.watch = w }
+
+// Until implements ipcdiff.Tree: when the tracker finished (the record of
+// the tree is complete up to then).
+func (t *Tree) Until() time.Time { return t.finished }
+
+// Holder implements ipcdiff.Tree. The pid watch gives the times at which a
+// process outside the tree may have held the number (see foreignTimes).
+// When there is none in [from, to] and a member had the number by then,
+// whoever acted with it in that window was a member: from its fork on the
+// number was the member's until the kernel handed it out again. An exact
+// tracker also knows each member's exit: a window in which no member ran
+// is outside the tree, whatever the watch says.
+func (t *Tree) Holder(pid int, from, to time.Time) (ipcdiff.Holder, bool, string) {
+	if pid <= 0 || !t.startedBy(pid, to) {
+		return ipcdiff.HeldOutside, t.Exact, ""
+	}
+	if t.Exact && !t.held(pid, from, to) {
+		// The tracker saw each member's exit: none ran under the number
+		// in the window.
+		return ipcdiff.HeldOutside, true, ""
+	}
+	f := t.foreignTimes(pid)
+	if why := t.whyForeign(pid, f, from, to); why != "" {
+		return ipcdiff.HeldAmbiguous, t.Exact, why
+	}
+	return ipcdiff.HeldByTree, t.Exact, ""
+}
+
+// startedBy reports whether a member had pid number pid by time at.
+func (t *Tree) startedBy(pid int, at time.Time) bool {
+	for _, s := range t.spans[pid] {
+		if !s.Start.After(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // Alive implements ipcdiff.Tree: members not seen to exit that still exist.

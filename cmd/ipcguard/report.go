@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/ipcguard/ipcguard/supervisor"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,6 +68,20 @@ type reportTree struct {
 	CreationTracked bool   `json:"creation_tracked"`
 	Pids            int    `json:"pids"`
 	Note            string `json:"note,omitempty"`
+	// PidWatch is what the watch of the pid allocator covered (see
+	// docs/evidence.md): pid evidence holds only inside it.
+	PidWatch *reportWatch `json:"pid_watch,omitempty"`
+}
+
+type reportWatch struct {
+	OK    bool      `json:"ok"`
+	From  time.Time `json:"from,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+	Why   string    `json:"why,omitempty"`
+}
+
+func newReportWatch(w supervisor.Watch) *reportWatch {
+	return &reportWatch{OK: w.OK, From: w.From, Until: w.Until, Why: w.Why}
 }
 
 type reportWindow struct {

@@ -76,6 +76,11 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	}
 
 	clock := time.Now()
+	// The pid watch begins before the snapshot: every process that acts on
+	// an object new since the snapshot is then either listed by the watch
+	// or got its pid while the watch looked (docs/evidence.md).
+	watch := supervisor.StartPidWatch(procRoot)
+	defer watch.Stop(nil)
 	before, err := fs.Snapshot(cfg.types)
 	rep.Timings.SnapshotBefore = since(&clock)
 	if err != nil {
@@ -85,6 +90,13 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	var jr *journal.Journal
 	if before != nil {
 		jr = beginJournal(cfg, before, warn)
+	}
+	if jr != nil {
+		jr.Namespaces(namespaces())
+		jr.Pre(watch.Pre())
+		watch.Journal(func(c supervisor.Crossing, st supervisor.CursorState) {
+			jr.Watch(journal.Crossing(c), journal.Cursor(st))
+		})
 	}
 	rep.Timings.Journal = since(&clock)
 	// From here on only the identities of the objects before are needed.
@@ -116,6 +128,11 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 			jr.Command(pid, st, at)
 		}
 		opts.Joined, opts.Left = jr.Join, jr.Leave
+		opts.Got = func(typ string, id int, proven bool) {
+			if t, err := ipcdiff.ParseType(typ); err == nil {
+				jr.Got(t, id, proven)
+			}
+		}
 	}
 	res, err := supervisor.Run(opts)
 	rep.Timings.Command = since(&clock)
@@ -141,7 +158,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	clean, why := wantCleanup(cfg.on, res.Status)
 	rep.Cleanup, rep.Why = clean && haveBefore, why
 	if haveBefore && (clean || sink != nil) {
-		cleanupAfter(cfg, fs, beforeIDs, beforeTaken, res, jr, rep, clean, warn, clock)
+		cleanupAfter(cfg, fs, beforeIDs, beforeTaken, res, watch, jr, rep, clean, warn, clock)
 	}
 	if jr != nil {
 		if err := jr.Done(); err != nil {
@@ -202,7 +219,7 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 // cleanupAfter takes the second snapshot, attributes the new objects and,
 // when clean is set, removes those the evidence gives to the tree.
 func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken time.Time, res *supervisor.Result,
-	jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any), clock time.Time) {
+	watch *supervisor.PidWatch, jr *journal.Journal, rep *Report, clean bool, warn func(string, ...any), clock time.Time) {
 	// The command has ended: memory matters more than latency now.
 	after, err := fs.SnapshotWith(cfg.types, false)
 	rep.Timings.SnapshotAfter = since(&clock)
@@ -226,8 +243,15 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 	if err := ipcdiff.Gather(fs, objs); err != nil {
 		warn("gathering evidence: %v", err)
 	}
+	// Every action the evidence records happened by now: the watch may stop.
+	gathered := time.Now()
+	w := watch.Stop(res.Tree.Pids())
+	res.Tree.SetWatch(w)
+	rep.Tracker.PidWatch = newReportWatch(w)
 	pol := ipcdiff.Policy{Types: cfg.types, KeepKeys: cfg.keepKeys, Strict: cfg.strict,
-		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: beforeTaken, End: after.Taken}
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: beforeTaken, End: gathered,
+		ClockSlack: clockDrift(beforeTaken, gathered)}
+	pol.OtherKeys, pol.Invisible = others(after, objs)
 	if jr != nil {
 		pol.Contended, pol.ContendedWhy = jr.Overlapped()
 	} else {
@@ -239,6 +263,48 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 	rep.Timings.Attribute = since(&clock)
 	applyDecisions(fs, decisions, cfg.dryRun, rep)
 	rep.Timings.Remove = since(&clock)
+}
+
+// clockDrift is how far the wall clock moved against the monotonic clock
+// between two readings of time.Now: a step or slew of the clock that the
+// kernel's time stamps followed and the tracker's times did not.
+func clockDrift(from, to time.Time) time.Duration {
+	return (to.Round(0).Sub(from.Round(0)) - to.Sub(from)).Abs()
+}
+
+// others describes the objects of after that are not candidates: their
+// keys (a new object that shares one is kept with it), and a sign that
+// processes this pid namespace cannot see use the IPC namespace (a segment
+// whose creator reads 0), which turns window evidence off.
+func others(after *ipcdiff.Snapshot, objs []ipcdiff.Object) (keys map[int32]string, invisible string) {
+	isNew := make(map[ipcdiff.Ident]bool, len(objs))
+	for _, o := range objs {
+		isNew[o.Ident] = true
+	}
+	keys = map[int32]string{}
+	note := func(id ipcdiff.Ident) {
+		if id.Key != 0 && !isNew[id] {
+			if _, ok := keys[id.Key]; !ok {
+				keys[id.Key] = fmt.Sprintf("%s %d", id.Type, id.ID)
+			}
+		}
+	}
+	for i := range after.Shm {
+		s := &after.Shm[i]
+		note(ipcdiff.Ident{Type: ipcdiff.TypeShm, ID: s.ID, Key: s.Key, CUID: s.CUID})
+		if s.CPID == 0 && invisible == "" {
+			invisible = fmt.Sprintf("shm %d was made by a process not visible from this pid namespace: processes of another pid namespace use this IPC namespace", s.ID)
+		}
+	}
+	for i := range after.Sem {
+		s := &after.Sem[i]
+		note(ipcdiff.Ident{Type: ipcdiff.TypeSem, ID: s.ID, Key: s.Key, CUID: s.CUID})
+	}
+	for i := range after.Msg {
+		m := &after.Msg[i]
+		note(ipcdiff.Ident{Type: ipcdiff.TypeMsg, ID: m.ID, Key: m.Key, CUID: m.CUID})
+	}
+	return keys, invisible
 }
 
 // applyDecisions removes (or, dry, would remove) what the decisions give to

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ipcguard/ipcguard/internal/journal"
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/ipcguard/ipcguard/supervisor"
 	"github.com/urfave/cli/v2"
 )
 
@@ -74,6 +77,11 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 			fmt.Fprintf(stderr, "ipcguard: sweep: "+format+"\n", args...)
 		}
 	}
+	// Liveness and start times come from /proc: one mounted for another
+	// pid namespace would show other processes under the same numbers.
+	if err := procfs.SameNamespace(procRoot); err != nil {
+		return nil, fmt.Errorf("sweep: %w: mount a proc for this pid namespace (unshare --mount-proc); nothing swept", err)
+	}
 	dir, err := journal.StateDir(cfg.stateDir)
 	if err != nil {
 		return nil, err
@@ -86,6 +94,7 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 		return nil, err
 	}
 	reps := []SweepReport{}
+	here := namespaces()
 	fs, _ := ipcdiff.NewFS(procRoot)
 	procs := &ipcdiff.LiveProcs{Root: procRoot}
 	for _, p := range paths {
@@ -97,6 +106,7 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 			logf("%s: corrupt journal, skipped: %v", p, err)
 		case rec.UID != uint32(os.Geteuid()):
 			r.Status = "foreign"
+		case !sameHere(rec, here, &r, p, cfg.dryRun, logf):
 		case rec.SupervisorAlive():
 			r.Status, r.Detail = "live", fmt.Sprintf("ipcguard pid %d is still running", rec.SupervisorPid)
 		default:
@@ -126,6 +136,26 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 	return reps, nil
 }
 
+// sameHere checks that the journal at path belongs here (sameRun); when it
+// does not, it fills r and removes a stale journal (unless dry).
+func sameHere(rec *journal.Record, here journal.Namespaces, r *SweepReport, path string, dry bool, logf func(string, ...any)) bool {
+	ok, stale, why := sameRun(rec, here)
+	if ok {
+		return true
+	}
+	r.Status, r.Detail = "elsewhere", why
+	if stale {
+		r.Status = "stale"
+		if !dry {
+			if err := os.Remove(path); err != nil {
+				logf("removing %s: %v", path, err)
+			}
+		}
+	}
+	logf("%s: %s, skipped", path, why)
+	return false
+}
+
 // runningMember finds a member of the journal's tree that still runs: the
 // command itself (pid and start time), or a member whose live process
 // started when the member joined.
@@ -144,26 +174,117 @@ func runningMember(rec *journal.Record, procs ipcdiff.Procs) (int, bool) {
 	return 0, false
 }
 
-// journalTree is the tree as the journal recorded it: never exact (the
-// supervisor died, later forks went unseen), no creation tracking.
-type journalTree struct{ rec *journal.Record }
-
-func (t journalTree) Member(pid int, from, to time.Time) (bool, bool) {
-	from, to = from.Add(-2*time.Second), to.Add(2*time.Second)
-	for _, m := range t.rec.Members {
-		if m.Pid != pid || m.Joined.After(to) || (!m.Left.IsZero() && m.Left.Before(from)) {
-			continue
+// journalTree rebuilds the tree a journal recorded, for the same decision
+// as a run's: never exact (the supervisor died, later forks went unseen);
+// each member counts from its fork to its exit as recorded, or only at its
+// fork when the exit was not (after the supervisor died nobody watched,
+// and a sweep runs once every member has ended); creation evidence as
+// recorded; and the pid watch as far as the journal has it.
+func journalTree(rec *journal.Record) (*supervisor.Tree, supervisor.Watch) {
+	t := supervisor.NewTree("journal", rec.CommandPid)
+	var rootEnd time.Time
+	for _, m := range rec.Members {
+		switch {
+		case m.Pid == rec.CommandPid && m.Joined.IsZero():
+			rootEnd = m.Left
+		case !m.Joined.IsZero():
+			end := m.Left
+			if end.IsZero() {
+				end = m.Joined
+			}
+			t.Join(m.Pid, m.Joined)
+			t.Leave(m.Pid, end)
 		}
-		return true, false
 	}
-	if pid == t.rec.CommandPid {
-		return true, false
+	if rec.CommandPid > 0 && !rec.CommandAt.IsZero() {
+		if rootEnd.IsZero() {
+			rootEnd = rec.CommandAt
+		}
+		t.Join(rec.CommandPid, rec.CommandAt)
+		t.Leave(rec.CommandPid, rootEnd)
 	}
-	return false, false
+	for _, g := range rec.Gets {
+		t.SawCreate(g.Type.String(), g.ID, g.Proven)
+	}
+	// What the supervisor recorded is complete up to its last record.
+	last := rec.CommandAt
+	for _, m := range rec.Members {
+		last = latest(last, m.Joined, m.Left)
+	}
+	for _, c := range rec.Watch {
+		last = latest(last, c.To)
+	}
+	t.SetFinished(last)
+	w := journalWatch(rec, t.Pids())
+	t.SetWatch(w)
+	return t, w
 }
 
-func (journalTree) Created(string, int) (bool, bool) { return false, false }
-func (journalTree) Alive() []int                     { return nil }
+func latest(t time.Time, ts ...time.Time) time.Time {
+	for _, u := range ts {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t
+}
+
+// journalWatch rebuilds the pid watch of a journal, and carries it on to
+// now: the pid allocator is the kernel's, so from the cursor the watch
+// read last and the cursor now, a sweep knows what may have been handed
+// out since the supervisor died, as the supervisor would have.
+func journalWatch(rec *journal.Record, pids []int) supervisor.Watch {
+	n := len(rec.Watch)
+	if n == 0 || len(rec.Pre) == 0 || rec.Namespaces.Pid == "" {
+		return supervisor.Watch{Why: "the journal holds no record of the pid watch"}
+	}
+	log := make([]supervisor.Crossing, n, n+1)
+	for i, c := range rec.Watch {
+		log[i] = supervisor.Crossing(c)
+	}
+	until := log[n-1].To
+	before := time.Now()
+	if now, err := supervisor.ReadCursor(procRoot); err == nil {
+		if c, ok := supervisor.Step(supervisor.CursorState(rec.LastCursor), log[n-1].From, now, time.Now()); ok {
+			log = append(log, c)
+		}
+		until = before
+	}
+	return supervisor.NewWatch(log[0].From, until, rec.Pre, log, pids)
+}
+
+// namespaces says where this process runs, for a journal (see
+// journal.Namespaces); fields it cannot learn are empty.
+func namespaces() journal.Namespaces {
+	var n journal.Namespaces
+	n.Boot, _ = procfs.BootID(procRoot)
+	n.IPC, _ = procfs.NamespaceID(procRoot, "ipc")
+	n.Pid, _ = procfs.NamespaceID(procRoot, "pid")
+	return n
+}
+
+// sameRun says whether a journal's run ran here (this boot, this IPC and
+// pid namespace): stale is true when it certainly did not, because its
+// boot or its IPC namespace is gone, so its objects are gone too; why says
+// what differs.
+func sameRun(rec *journal.Record, here journal.Namespaces) (ok, stale bool, why string) {
+	j := rec.Namespaces
+	switch {
+	case j.Boot == "":
+		return true, false, "" // an older journal: the checks below cannot be made
+	case j.Boot != here.Boot:
+		return false, true, "it was written before the system booted"
+	case j.IPC != here.IPC:
+		// The journal's directory is named for the IPC namespace's inode:
+		// a different id under the same inode means the namespace it was
+		// written in is gone (inode numbers are reused, ids are not).
+		stale = strings.HasPrefix(j.IPC, "id:") && strings.HasPrefix(here.IPC, "id:")
+		return false, stale, fmt.Sprintf("it was written in IPC namespace %s, this is %s", j.IPC, here.IPC)
+	case j.Pid != here.Pid:
+		return false, false, fmt.Sprintf("its run was in pid namespace %s, this is %s: sweep from there", j.Pid, here.Pid)
+	}
+	return true, false, ""
+}
 
 func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bool) (*Report, error) {
 	after, err := fs.Snapshot(rec.Types)
@@ -188,10 +309,16 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	if err := ipcdiff.Gather(fs, objs); err != nil {
 		rep.Warnings = append(rep.Warnings, "gathering evidence: "+err.Error())
 	}
+	// Every action the evidence records happened by now; the pid watch is
+	// carried on to a moment after it.
+	end := time.Now()
+	tree, w := journalTree(rec)
+	rep.Tracker.PidWatch = newReportWatch(w)
 	pol := ipcdiff.Policy{Types: rec.Types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
-		Start: rec.Started, End: after.Taken, Contended: true,
+		Start: rec.Started, End: end, Contended: true,
 		ContendedWhy: "sweep: the window since the run began was not watched"}
-	ds, why := ipcdiff.Attribute(objs, journalTree{rec}, procs, pol)
+	pol.OtherKeys, pol.Invisible = others(after, objs)
+	ds, why := ipcdiff.Attribute(objs, tree, procs, pol)
 	ipcdiff.SortDecisions(ds)
 	rep.Window.Contended, rep.Window.Why = true, why
 	applyDecisions(fs, ds, dryRun, rep)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,20 +60,21 @@ print "served $got\n";
 `
 
 // tortureJob creates and uses one object of each type with the given key
-// (0 = IPC_PRIVATE) and prints "TYPE ID" for each.
+// (0 = IPC_PRIVATE; a key with IPC_EXCL) and prints "TYPE ID" for each.
 const tortureJob = `
 use strict; use warnings;
-use IPC::SysV qw(IPC_CREAT);
+use IPC::SysV qw(IPC_CREAT IPC_EXCL);
 my ($out, $key) = @ARGV;
+my $fl = IPC_CREAT | 0600 | ($key ? IPC_EXCL : 0);
 open(my $ids, '>>', $out) or die "ids: $!";
 $ids->autoflush(1);
-my $shm = shmget($key, 4096, IPC_CREAT | 0600) // die "shmget: $!";
+my $shm = shmget($key, 4096, $fl) // die "shmget: $!";
 print $ids "shm $shm\n";
 shmwrite($shm, "j", 0, 1) or die "shmwrite: $!";
-my $sem = semget($key, 3, IPC_CREAT | 0600) // die "semget: $!";
+my $sem = semget($key, 3, $fl) // die "semget: $!";
 print $ids "sem $sem\n";
 semop($sem, pack("s!3", 2, 1, 0)) or die "semop: $!";
-my $msg = msgget($key, IPC_CREAT | 0600) // die "msgget: $!";
+my $msg = msgget($key, $fl) // die "msgget: $!";
 print $ids "msg $msg\n";
 msgsnd($msg, pack("l! a*", 1, "j"), 0) or die "msgsnd: $!";
 `
@@ -106,13 +108,13 @@ func TestTortureConcurrentJobs(t *testing.T) {
 				}
 				unattributed := 0
 				for r := 0; r < rounds; r++ {
-					unattributed += tortureRound(t, n, r)
+					unattributed += tortureRound(t, mode, n, r)
 					if t.Failed() {
 						t.Fatalf("round %d of %d failed", r+1, rounds)
 					}
 				}
-				t.Logf("%d rounds of %d jobs (%s): 0 false removals, 0 leaks; %d unused objects of failing jobs kept as unattributed; trackers: %s",
-					rounds, n, mode, unattributed, tortureTrackers(t))
+				t.Logf("%d rounds of %d jobs (%s): 0 false removals, 0 leaks; %d unused objects of failing jobs kept as unattributed; %d keyed objects kept, creation not proven; trackers: %s",
+					rounds, n, mode, unattributed, unproven.Swap(0), tortureTrackers(t))
 			})
 		}
 	}
@@ -135,7 +137,10 @@ func tortureTrackers(*testing.T) string {
 
 // tortureRound runs one round in the current namespace and checks it. It
 // returns how many unused objects of failing jobs were kept.
-func tortureRound(t *testing.T, jobs, round int) (unattributed int) {
+// tortureRound runs one round of jobs. As root they track creation, which
+// proves who made their keyed objects; unprivileged nothing does, and those
+// are kept (with the segment of the same key) and counted apart.
+func tortureRound(t *testing.T, mode nstest.Mode, jobs, round int) (unattributed int) {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(name, text string) string {
@@ -184,7 +189,11 @@ ipcmk -S 1 | sed -n 's/^Semaphore id: /sem /p' >> %s && %s`, job, ids, job, ids,
 		go func(i int) {
 			defer wg.Done()
 			<-start
-			cmd := exec.Command(guardBin(), "--quiet", "--grace", "2s", "--state-dir", stateDir, "--report", rep, "--", "sh", "-c", script)
+			args := []string{"--quiet", "--grace", "2s", "--state-dir", stateDir, "--report", rep}
+			if mode == nstest.Root {
+				args = append(args, "--track-creation")
+			}
+			cmd := exec.Command(guardBin(), append(args, "--", "sh", "-c", script)...)
 			out, err := cmd.CombinedOutput()
 			st := cmd.ProcessState
 			switch {
@@ -233,7 +242,16 @@ ipcmk -S 1 | sed -n 's/^Semaphore id: /sem /p' >> %s && %s`, job, ids, job, ids,
 			}
 			continue
 		}
-		mustGo = append(mustGo, used...)
+		mustGo = append(mustGo, used[:3]...)
+		if tortureCreationTracked(t, r.rep) {
+			mustGo = append(mustGo, used[3:]...)
+		} else {
+			for _, o := range used[3:] {
+				if now[o] {
+					unproven.Add(1)
+				}
+			}
+		}
 		for _, o := range unused {
 			if now[o] {
 				unattributed++
@@ -253,6 +271,21 @@ ipcmk -S 1 | sed -n 's/^Semaphore id: /sem /p' >> %s && %s`, job, ids, job, ids,
 	}
 	tortureClean(t, now)
 	return unattributed
+}
+
+// unproven counts the keyed objects of failing jobs kept because nothing
+// proved that the job created them.
+var unproven atomic.Int64
+
+// tortureCreationTracked reports whether the run's report says creation
+// was tracked to the end.
+func tortureCreationTracked(t *testing.T, report string) bool {
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Errorf("scenario 8 (torture): report: %v", err)
+		return false
+	}
+	return strings.Contains(string(b), `"creation_tracked": true`)
 }
 
 func tortureTracker(t *testing.T, report string) {

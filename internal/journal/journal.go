@@ -29,6 +29,13 @@
 //	C <pid> <start ticks> <unix ns> <crc>   the command started
 //	J <pid> <unix ns> <crc>                 pid joined the process tree
 //	L <pid> <unix ns> <crc>                 pid left it
+//	P <pid>... <crc>                        processes that existed when the pid watch began
+//	W <from ns> <to ns> <lo> <hi> <all 0|1> <threads> <forks> <pid_max> <crc>
+//	                                        the pid watch: pids in (lo, hi] (all: any pid)
+//	                                        may have been handed out in (from, to]; then
+//	                                        the allocator read hi, threads, forks, pid_max
+//	N <boot id> <ipc ns> <pid ns> <crc>     the namespaces of the run (procfs.NamespaceID)
+//	G <type> <id> <proven 0|1> <crc>        a get of the tree returned this id
 //
 // A file cut anywhere in the first part, or with any byte changed there, is
 // corrupt (ErrCorrupt). In the second part a last line without its newline (a
@@ -121,6 +128,14 @@ type Record struct {
 	CommandStart uint64
 	CommandAt    time.Time
 	Members      []Member // in the order they joined
+	// Pre lists the processes that existed when the pid watch began
+	// (sorted), and Watch what it saw since, in time order: see Crossing.
+	Pre        []int
+	Watch      []Crossing
+	LastCursor Cursor     // the allocator as the last W record read it
+	Namespaces Namespaces // zero when the journal has no N record
+	// Gets are the ids the tree's gets returned (creation tracking).
+	Gets         []Get
 	Path         string
 	TornTail     bool // the file ended in an incomplete line (ignored)
 	BadLines     int  // complete record lines that failed validation (skipped)
@@ -261,6 +276,108 @@ func (j *Journal) member(tag byte, pid int, at time.Time) {
 	b = strconv.AppendInt(b, int64(pid), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, unixNano(at), 10)
+	j.write(b)
+}
+
+// Crossing is one record of the pid watch: the pids in the cyclic range
+// (Lo, Hi] may have been handed to new processes between From and To; any
+// pid when All.
+type Crossing struct {
+	From, To time.Time
+	Lo, Hi   int
+	All      bool
+}
+
+// Cursor is the pid allocator as the watch last read it (see
+// supervisor.CursorState): the last W record's.
+type Cursor struct {
+	Cursor, Threads int
+	Forks           uint64
+	PidMax          int
+}
+
+// Namespaces identifies where a run ran: its boot and its IPC and pid
+// namespaces (procfs.BootID, procfs.NamespaceID).
+type Namespaces struct {
+	Boot, IPC, Pid string
+}
+
+// Get is one id a get of the tree returned; Proven when the get must have
+// made the object (IPC_PRIVATE, or IPC_CREAT|IPC_EXCL).
+type Get struct {
+	Type   ipcdiff.Type
+	ID     int
+	Proven bool
+}
+
+// Pre records the processes that existed when the pid watch began, in
+// records of at most 512 pids. A write error is kept for Err.
+func (j *Journal) Pre(pids []int) {
+	for len(pids) > 0 {
+		n := min(len(pids), 512)
+		b := make([]byte, 0, 2+8*n)
+		b = append(b, 'P')
+		for _, p := range pids[:n] {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(p), 10)
+		}
+		j.write(b)
+		pids = pids[n:]
+	}
+}
+
+// Namespaces records where the run runs. A write error is kept for Err.
+func (j *Journal) Namespaces(n Namespaces) {
+	for _, f := range []string{n.Boot, n.IPC, n.Pid} {
+		if f == "" || strings.ContainsAny(f, " \n") {
+			j.mu.Lock()
+			if j.err == nil {
+				j.err = fmt.Errorf("journal: bad namespace name %q", f)
+			}
+			j.mu.Unlock()
+			return
+		}
+	}
+	j.write([]byte("N " + n.Boot + " " + n.IPC + " " + n.Pid))
+}
+
+// Watch records what the pid watch saw in one interval, and the allocator
+// as it read it last. A write error is kept for Err.
+func (j *Journal) Watch(c Crossing, st Cursor) {
+	var a [160]byte
+	b := append(a[:0], 'W', ' ')
+	b = strconv.AppendInt(b, unixNano(c.From), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, unixNano(c.To), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(c.Lo), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(c.Hi), 10)
+	b = append(b, ' ', '0')
+	if c.All {
+		b[len(b)-1] = '1'
+	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(st.Threads), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, st.Forks, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(st.PidMax), 10)
+	j.write(b)
+}
+
+// Got records that a get of the tree returned object typ/id. A write error
+// is kept for Err.
+func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool) {
+	var a [64]byte
+	b := append(a[:0], 'G', ' ')
+	b = append(b, typ.String()...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(id), 10)
+	b = append(b, ' ', '0')
+	if proven {
+		b[len(b)-1] = '1'
+	}
 	j.write(b)
 }
 
@@ -1030,6 +1147,39 @@ func parseRecord(l []byte, r *Record) bool {
 			}
 		}
 		r.Members = append(r.Members, Member{Pid: pid, Left: at})
+	case 'P':
+		for len(body) > 0 {
+			var f []byte
+			f, body = field(body)
+			pid, ok := atoi(f)
+			if !ok || pid <= 0 || pid > 1<<31-1 {
+				return false
+			}
+			r.Pre = append(r.Pre, int(pid))
+		}
+		slices.Sort(r.Pre)
+	case 'W':
+		var v [8]int64
+		if !ints(body, v[:]) || v[4] < 0 || v[4] > 1 || v[2] < 0 || v[3] < 0 || v[5] < 0 || v[6] < 0 || v[7] <= 0 {
+			return false
+		}
+		r.Watch = append(r.Watch, Crossing{From: fromUnixNano(v[0]), To: fromUnixNano(v[1]),
+			Lo: int(v[2]), Hi: int(v[3]), All: v[4] == 1})
+		r.LastCursor = Cursor{Cursor: int(v[3]), Threads: int(v[5]), Forks: uint64(v[6]), PidMax: int(v[7])}
+	case 'N':
+		f := strings.Fields(string(body))
+		if len(f) != 3 {
+			return false
+		}
+		r.Namespaces = Namespaces{Boot: f[0], IPC: f[1], Pid: f[2]}
+	case 'G':
+		f, rest := field(body)
+		typ, err := ipcdiff.ParseType(string(f))
+		var v [2]int64
+		if err != nil || !ints(rest, v[:]) || v[0] < 0 || v[1] < 0 || v[1] > 1 {
+			return false
+		}
+		r.Gets = append(r.Gets, Get{Type: typ, ID: int(v[0]), Proven: v[1] == 1})
 	default:
 		return false
 	}

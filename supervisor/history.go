@@ -1,0 +1,207 @@
+package supervisor
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Crossing is one interval of the pid watch in which the kernel's pid
+// allocation cursor moved: between From and To, any free pid in the cyclic
+// range (Lo, Hi] may have been handed to a new process. All means the
+// cursor may have gone round the whole range (or the watch lost track):
+// any free pid may have been handed out.
+//
+// The kernel hands out pids in a namespace cyclically (kernel/pid.c,
+// alloc_pid → idr_alloc_cyclic): the next free number above the last one
+// handed out, wrapping at pid_max. So a number that the cursor did not pass
+// was not handed to anyone.
+type Crossing struct {
+	From, To time.Time
+	Lo, Hi   int
+	All      bool
+}
+
+// Covers reports whether pid may have been handed out in c.
+func (c Crossing) Covers(pid int) bool {
+	switch {
+	case c.All:
+		return true
+	case c.Lo < c.Hi:
+		return pid > c.Lo && pid <= c.Hi
+	case c.Lo > c.Hi:
+		return pid > c.Lo || pid <= c.Hi
+	}
+	return false
+}
+
+// PidRecord is what the pid watch knows of one pid number that was a
+// member's: whether a process held it when the watch began, and every
+// interval in which the number may have been handed out (Alls included).
+type PidRecord struct {
+	Pre   bool
+	Cross []Crossing // in time order
+}
+
+// Watch is what a pid watch saw of the whole run: the time it covered and
+// the record of each member's pid number. A zero Watch (OK false) proves
+// nothing: every pid number may have changed hands at any time.
+type Watch struct {
+	OK          bool
+	Why         string // why OK is false
+	From, Until time.Time
+	Pids        map[int]*PidRecord
+}
+
+// spanMargin shrinks each membership span before it is taken as proof that
+// a member held the number: recorded fork and exit times come from clocks
+// that may differ by a few milliseconds from the watch's.
+const spanMargin = 20 * time.Millisecond
+
+type interval struct{ from, to time.Time } // [from, to)
+
+var forever = time.Unix(1<<62, 0)
+
+// foreignTimes returns the times at which a process outside the tree may have
+// held pid number pid, as sorted, disjoint intervals. It follows the
+// holders of the number: each hand-out starts a new holder, who keeps it
+// at most until the next hand-out. The hand-out just before a member's
+// fork is that member's own (the member held the number from then on);
+// every other hand-out, and a holder already there when the watch began,
+// may be a stranger's. The member's own spans are then taken out: while a
+// member held the number, nobody else could.
+func (t *Tree) foreignTimes(pid int) []interval {
+	spans := t.spans[pid]
+	w := t.watch
+	var out []interval
+	rec := w.Pids[pid]
+	if !w.OK || rec == nil {
+		out = []interval{{time.Time{}, forever}}
+	} else {
+		cross := rec.Cross
+		own := make([]int, len(cross)) // 1 + index of the span this hand-out started, or 0
+		for i, s := range spans {
+			k := sortSearch(len(cross), func(k int) bool { return !cross[k].From.Before(s.Start.Add(spanMargin)) }) - 1
+			if k >= 0 && !cross[k].All && own[k] == 0 {
+				own[k] = i + 1
+			}
+		}
+		var holder time.Time // when a possibly foreign holder took the number; zero: none
+		if rec.Pre {
+			holder = w.From
+		}
+		for k, c := range cross {
+			end := c.To
+			if own[k] != 0 {
+				end = spans[own[k]-1].Start.Add(spanMargin)
+			}
+			if !holder.IsZero() {
+				out = append(out, interval{holder, end})
+			}
+			holder = time.Time{}
+			if own[k] == 0 {
+				holder = c.From
+			}
+		}
+		if !holder.IsZero() {
+			out = append(out, interval{holder, forever})
+		}
+		out = append(out, interval{w.Until, forever})
+	}
+	for _, s := range spans {
+		end := s.End
+		if end.IsZero() {
+			end = t.finished
+		}
+		out = cut(out, s.Start.Add(spanMargin), end.Add(-spanMargin))
+	}
+	return merge(out)
+}
+
+// cut removes [from, to] from the intervals.
+func cut(in []interval, from, to time.Time) []interval {
+	if !from.Before(to) {
+		return in
+	}
+	var out []interval
+	for _, iv := range in {
+		if !iv.to.After(from) || !iv.from.Before(to) {
+			out = append(out, iv)
+			continue
+		}
+		if iv.from.Before(from) {
+			out = append(out, interval{iv.from, from})
+		}
+		if iv.to.After(to) {
+			out = append(out, interval{to, iv.to})
+		}
+	}
+	return out
+}
+
+func merge(in []interval) []interval {
+	slices.SortFunc(in, func(a, b interval) int { return a.from.Compare(b.from) })
+	var out []interval
+	for _, iv := range in {
+		if !iv.from.Before(iv.to) {
+			continue
+		}
+		if n := len(out); n > 0 && !iv.from.After(out[n-1].to) {
+			if iv.to.After(out[n-1].to) {
+				out[n-1].to = iv.to
+			}
+			continue
+		}
+		out = append(out, iv)
+	}
+	return out
+}
+
+func sortSearch(n int, f func(int) bool) int {
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if !f(m) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// held reports whether a member of the tree ran under pid at some moment
+// of [from, to]: a process acts only while it runs, between its fork and
+// its exit.
+func (t *Tree) held(pid int, from, to time.Time) bool {
+	for _, s := range t.spans[pid] {
+		end := s.End
+		if end.IsZero() {
+			end = forever
+		}
+		if !s.Start.After(to) && !end.Before(from) {
+			return true
+		}
+	}
+	return false
+}
+
+// whyForeign describes the first interval of f that meets [from, to].
+func (t *Tree) whyForeign(pid int, f []interval, from, to time.Time) string {
+	for _, iv := range f {
+		if !iv.to.After(from) || iv.from.After(to) {
+			continue
+		}
+		switch {
+		case !t.watch.OK:
+			return fmt.Sprintf("pid %d may have been reused: %s", pid, t.watch.Why)
+		case !iv.from.Before(t.watch.Until):
+			return fmt.Sprintf("pid %d may have been reused after the pid watch stopped", pid)
+		case iv.from.Equal(t.watch.From):
+			return fmt.Sprintf("pid %d may have been another process's (the number was in use when the run began)", pid)
+		}
+		return fmt.Sprintf("pid %d may have been reused (the kernel may have handed the number to another process from %s)",
+			pid, iv.from.Format("15:04:05.000"))
+	}
+	return ""
+}

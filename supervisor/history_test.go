@@ -1,0 +1,182 @@
+package supervisor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ipcguard/ipcguard/ipcdiff"
+	"golang.org/x/sys/unix"
+)
+
+// at is a time in the history tests: ms after a fixed origin.
+func at(ms int) time.Time {
+	return time.Unix(1_700_000_000, 0).Add(time.Duration(ms) * time.Millisecond)
+}
+
+// cross is a crossing of the cursor from lo to hi in (from, to] ms.
+func cross(from, to, lo, hi int) Crossing {
+	return Crossing{From: at(from), To: at(to), Lo: lo, Hi: hi}
+}
+
+func lap(from, to int) Crossing { return Crossing{From: at(from), To: at(to), All: true} }
+
+func TestCrossingCovers(t *testing.T) {
+	cases := []struct {
+		c    Crossing
+		pid  int
+		want bool
+	}{
+		{cross(0, 5, 100, 110), 100, false},
+		{cross(0, 5, 100, 110), 101, true},
+		{cross(0, 5, 100, 110), 110, true},
+		{cross(0, 5, 100, 110), 111, false},
+		{cross(0, 5, 32000, 310), 32001, true}, // wrapped
+		{cross(0, 5, 32000, 310), 5, true},
+		{cross(0, 5, 32000, 310), 310, true},
+		{cross(0, 5, 32000, 310), 311, false},
+		{cross(0, 5, 32000, 310), 32000, false},
+		{cross(0, 5, 50, 50), 50, false}, // did not move
+		{lap(0, 5), 7, true},
+	}
+	for _, c := range cases {
+		if got := c.c.Covers(c.pid); got != c.want {
+			t.Errorf("%+v.Covers(%d) = %v, want %v", c.c, c.pid, got, c.want)
+		}
+	}
+}
+
+// histTree is a tree whose member 200 ran in [start, end] ms, watched from
+// 0 to until ms with the crossings given (NewWatch keeps those covering 200).
+func histTree(start, end, until int, pre []int, log ...Crossing) *Tree {
+	tr := NewTree("perf", 100)
+	tr.Exact = true
+	tr.Join(200, at(start))
+	tr.Leave(200, at(end))
+	tr.finished = at(until)
+	tr.SetWatch(NewWatch(at(0), at(until), pre, log, tr.Pids()))
+	return tr
+}
+
+func TestHolder(t *testing.T) {
+	type window struct{ from, to int }
+	cases := []struct {
+		name string
+		tree *Tree
+		w    window
+		want ipcdiff.Holder
+	}{
+		{"only the member's own hand-out", histTree(1000, 1010, 9000, nil, cross(990, 995, 150, 205)),
+			window{0, 3000}, ipcdiff.HeldByTree},
+		{"the number was reused after the member", histTree(1000, 1010, 9000, nil,
+			cross(990, 995, 150, 205), cross(2000, 2005, 190, 210)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+		{"reused long after the window", histTree(1000, 1010, 9000, nil,
+			cross(990, 995, 150, 205), cross(5000, 5005, 190, 210)),
+			window{0, 3000}, ipcdiff.HeldByTree},
+		{"another process had it just before", histTree(1000, 1010, 9000, nil,
+			cross(500, 505, 190, 201), cross(990, 995, 150, 205)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+		{"another process had it seconds before", histTree(5000, 5010, 9000, nil,
+			cross(500, 505, 190, 201), cross(4990, 4995, 150, 205)),
+			window{4000, 7000}, ipcdiff.HeldAmbiguous}, // it may have lived until just before the fork
+		{"in use when the run began", histTree(1000, 1010, 9000, []int{200},
+			cross(990, 995, 150, 205)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+		{"in use when the run began, window inside the member's life", histTree(1000, 6000, 9000, []int{200},
+			cross(990, 995, 150, 205)),
+			window{2000, 4000}, ipcdiff.HeldByTree},
+		{"a possible lap", histTree(1000, 1010, 9000, nil,
+			cross(990, 995, 150, 205), lap(1500, 1505)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+		{"the member's own hand-out in a lap", histTree(1000, 1010, 9000, nil, lap(990, 995)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+		{"a lap while the member lived", histTree(1000, 6000, 9000, nil,
+			cross(990, 995, 150, 205), lap(3000, 3005)),
+			window{2000, 4000}, ipcdiff.HeldByTree},
+		{"a window past the watch", histTree(1000, 1010, 2000, nil, cross(990, 995, 150, 205)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+		{"no member then", histTree(1000, 1010, 9000, nil, cross(990, 995, 150, 205)),
+			window{2000, 3000}, ipcdiff.HeldOutside},
+		{"the cursor put back (ns_last_pid written)", histTree(1000, 1010, 9000, nil,
+			cross(990, 995, 150, 205), cross(2000, 2005, 210, 201)),
+			window{0, 3000}, ipcdiff.HeldAmbiguous},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h, _, why := c.tree.Holder(200, at(c.w.from), at(c.w.to))
+			if h != c.want {
+				t.Fatalf("Holder = %v (%s), want %v", h, why, c.want)
+			}
+			if (h == ipcdiff.HeldAmbiguous) != (why != "") {
+				t.Errorf("why = %q for %v", why, h)
+			}
+		})
+	}
+	// Without a watch, only a window inside the member's life proves.
+	tr := NewTree("perf", 100)
+	tr.Join(200, at(1000))
+	tr.Leave(200, at(6000))
+	if h, _, _ := tr.Holder(200, at(0), at(3000)); h != ipcdiff.HeldAmbiguous {
+		t.Errorf("no watch, window past the fork: %v", h)
+	}
+	if h, _, _ := tr.Holder(200, at(2000), at(3000)); h != ipcdiff.HeldByTree {
+		t.Errorf("no watch, window inside the life: %v", h)
+	}
+}
+
+// A second member under the same number: the first one's hand-out, then
+// the second one's, and nothing else: the number was only ever the tree's.
+func TestHolderSameNumberTwice(t *testing.T) {
+	tr := NewTree("perf", 100)
+	tr.Exact = true
+	tr.Join(200, at(1000))
+	tr.Leave(200, at(1010))
+	tr.Join(200, at(3000))
+	tr.Leave(200, at(3010))
+	tr.finished = at(9000)
+	tr.SetWatch(NewWatch(at(0), at(9000), nil, []Crossing{cross(990, 995, 150, 205), cross(2990, 2995, 190, 210)}, tr.Pids()))
+	if h, _, why := tr.Holder(200, at(0), at(5000)); h != ipcdiff.HeldByTree {
+		t.Fatalf("Holder = %v (%s)", h, why)
+	}
+}
+
+func TestPidWatchCompact(t *testing.T) {
+	log := []Crossing{cross(0, 5, 100, 200), cross(5, 10, 200, 300), cross(10, 15, 300, 32000), cross(15, 20, 32000, 400)}
+	got := compact(append([]Crossing(nil), log...), 32768)
+	if len(got) != 2 {
+		t.Fatalf("compact: %d crossings", len(got))
+	}
+	if got[0].All || got[0].Lo != 100 || got[0].Hi != 300 || !got[0].From.Equal(at(0)) || !got[0].To.Equal(at(10)) {
+		t.Errorf("first merged crossing %+v", got[0])
+	}
+	// 300 → 32000 → 400 goes round more than once: any pid.
+	if !got[1].All {
+		t.Errorf("second merged crossing %+v is not a lap", got[1])
+	}
+}
+
+// TestPerfGetPairing: the entry of a get gives its key and flags, its exit
+// the id; only IPC_PRIVATE or IPC_CREAT|IPC_EXCL prove a creation.
+func TestPerfGetPairing(t *testing.T) {
+	tr := newPerfTracker(true)
+	tr.tracks = true
+	tr.started(10, time.Unix(0, 1))
+	get := func(tid int, key, flags int64, id int64) {
+		tr.apply(perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: tid, tid: tid, typ: "sem", enter: true, key: key, flags: flags})
+		tr.apply(perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: tid, tid: tid, typ: "sem", ret: id})
+	}
+	get(11, 0, unix.IPC_CREAT, 1)                                                             // IPC_PRIVATE
+	get(12, 0x42, unix.IPC_CREAT|unix.IPC_EXCL, 2)                                            // keyed, exclusive
+	get(13, 0x43, unix.IPC_CREAT, 3)                                                          // keyed: may have opened a stranger's
+	get(14, 0x44, unix.IPC_CREAT|unix.IPC_EXCL, -17)                                          // EEXIST
+	tr.apply(perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: 15, tid: 15, typ: "sem", ret: 5}) // entry lost
+	for id, want := range map[int]bool{1: true, 2: true, 3: false, 5: false} {
+		c, proven, _ := tr.b.tree.Created("sem", id)
+		if !c || proven != want {
+			t.Errorf("Created(sem %d) = %v, proven %v; want true, %v", id, c, proven, want)
+		}
+	}
+	if c, _, _ := tr.b.tree.Created("sem", -17); c {
+		t.Error("a failed get counted")
+	}
+}
