@@ -226,7 +226,7 @@ func TestAttribute(t *testing.T) {
 		{name: "an object of the same key existed before", objs: []Object{shm(treePid, treePid, 0)},
 			pol: func(p *Policy) { p.OtherKeys = map[int32]string{0x1234: "sem 3"} }, reason: "same key 0x00001234 as sem 3, which existed before"},
 		{name: "creation seen, but the object changed after the tree was watched", objs: []Object{sem()},
-			tree: func(t *fakeTree) { t.tracked, t.created, t.until = true, map[int]bool{8: true}, t0 - 10 }, pol: func(p *Policy) { p.Strict = true },
+			tree: func(t *fakeTree) { t.tracked, t.created, t.until = true, map[int]bool{8: true}, t0-10 }, pol: func(p *Policy) { p.Strict = true },
 			reason: "no pid evidence"},
 		{name: "an action after the tree was watched", objs: []Object{msg(gone, 0)},
 			tree: func(t *fakeTree) { t.spans[gone] = [2]int64{t0, t0 + 5}; t.until = t0 - 10 }, reason: "after the tree was last watched"},

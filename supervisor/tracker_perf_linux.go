@@ -41,11 +41,11 @@ type perfTracker struct {
 
 	// Under mu:
 	root     int
-	recs     []perfRecord // decoded, not applied yet (newer than the cut, or before started)
-	lost     uint64       // records the kernel dropped (PERF_RECORD_LOST)
-	throttle bool         // sampling was throttled: tracepoint samples dropped
+	recs     []perfRecord       // decoded, not applied yet (newer than the cut, or before started)
+	lost     uint64             // records the kernel dropped (PERF_RECORD_LOST)
+	throttle bool               // sampling was throttled: tracepoint samples dropped
 	gets     map[int]pendingGet // per thread: the get it entered
-	tree     *Tree        // set by finish
+	tree     *Tree              // set by finish
 }
 
 func newPerfTracker(creation bool) *perfTracker {

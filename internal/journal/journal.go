@@ -135,10 +135,10 @@ type Record struct {
 	LastCursor Cursor     // the allocator as the last W record read it
 	Namespaces Namespaces // zero when the journal has no N record
 	// Gets are the ids the tree's gets returned (creation tracking).
-	Gets         []Get
-	Path         string
-	TornTail     bool // the file ended in an incomplete line (ignored)
-	BadLines     int  // complete record lines that failed validation (skipped)
+	Gets     []Get
+	Path     string
+	TornTail bool // the file ended in an incomplete line (ignored)
+	BadLines int  // complete record lines that failed validation (skipped)
 }
 
 // SupervisorAlive reports whether the ipcguard process that wrote the journal
