@@ -15,17 +15,32 @@ import (
 type LiveProcs struct {
 	Root string // proc mount, "/proc"
 
-	once  sync.Once
-	btime time.Time // boot time, from /proc/stat
+	once sync.Once
+	ours bool // Root shows this process's pid namespace
 }
 
-// Alive implements Procs.
+func (p *LiveProcs) init() { p.ours = procfs.SameNamespace(p.Root) == nil }
+
+// Alive implements Procs: a process runs under pid (kill(pid, 0) finds it)
+// and is not a zombie, which can no longer use anything; the state comes
+// from /proc/PID/stat when the proc mount is this pid namespace's.
 func (p *LiveProcs) Alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || err == syscall.EPERM
+	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
+		return false
+	}
+	p.once.Do(p.init)
+	if !p.ours {
+		return true
+	}
+	b, err := os.ReadFile(p.Root + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !os.IsNotExist(err) // gone meanwhile; unreadable counts as running
+	}
+	st, err := procfs.ParseStat(b)
+	return err != nil || (st.State != 'Z' && st.State != 'X')
 }
 
 // Comm implements Procs: /proc/PID/comm.
@@ -37,43 +52,21 @@ func (p *LiveProcs) Comm(pid int) string {
 	return string(bytes.TrimSpace(b))
 }
 
-// Started implements Procs: field 22 of /proc/PID/stat (clock ticks since
-// boot), converted with the boot time of /proc/stat.
+// Started implements Procs: field 22 of /proc/PID/stat, when the proc
+// mount is this pid namespace's.
 func (p *LiveProcs) Started(pid int) (time.Time, bool) {
+	p.once.Do(p.init)
+	if !p.ours {
+		return time.Time{}, false
+	}
 	b, err := os.ReadFile(p.Root + "/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return time.Time{}, false
 	}
-	ticks, ok := StatStartTicks(b)
-	if !ok {
-		return time.Time{}, false
-	}
-	p.once.Do(func() { p.btime = bootTime(p.Root) })
-	if p.btime.IsZero() {
-		return time.Time{}, false
-	}
-	const hz = 100 // USER_HZ: the unit of /proc/PID/stat times on Linux
-	return p.btime.Add(time.Duration(ticks) * time.Second / hz), true
-}
-
-// StatStartTicks extracts the start time (field 22) from /proc/PID/stat.
-func StatStartTicks(stat []byte) (uint64, bool) {
-	s, err := procfs.ParseStat(stat)
-	return s.Start, err == nil
-}
-
-func bootTime(root string) time.Time {
-	b, err := os.ReadFile(root + "/stat")
+	s, err := procfs.ParseStat(b)
 	if err != nil {
-		return time.Time{}
+		return time.Time{}, false
 	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("btime ")); ok {
-			s, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
-			if err == nil {
-				return time.Unix(s, 0)
-			}
-		}
-	}
-	return time.Time{}
+	t := procfs.StartWall(s.Start)
+	return t, !t.IsZero()
 }

@@ -24,11 +24,16 @@ const (
 	Changed
 	// Failed: the re-check or IPC_RMID failed (EPERM, EACCES, ...); see Err.
 	Failed
+	// Touched: the same object, but the evidence the decision rested on
+	// changed since (someone attached, operated on it, sent or received):
+	// Remove left it alone; see Why.
+	Touched
 )
 
 var resultNames = [...]string{
 	Removed: "removed", RemovedDeferred: "removed (destroyed at last detach)",
 	AlreadyGone: "already gone", Changed: "identity changed, kept", Failed: "failed",
+	Touched: "changed since the decision, kept",
 }
 
 func (r RemoveResult) String() string {
@@ -46,11 +51,17 @@ type RemoveOutcome struct {
 	// Err is why a removal failed (Result Failed); it wraps the errno, so
 	// errors.Is(o.Err, unix.EPERM) works.
 	Err error
+	// Why says what changed when Result is Touched.
+	Why string
 }
 
 // Remove removes object o with IPC_RMID, but only if its id still names the
-// same object: right before removing, it reads the object's current
-// identity (type, id, key, cuid) with IPC_STAT, which costs one syscall;
+// same object and nothing the decision rested on changed (DESIGN §2.1):
+// right before removing, it reads the object again with IPC_STAT, which
+// costs one syscall (plus GETPID, GETNCNT and GETZCNT of each semaphore of
+// a set), and compares its identity (type, id, key, cuid), its attach
+// count, and the pids and times of its last operations with o's; an object
+// that changed is kept (Touched);
 // when the caller may not read the object (EACCES), with *_STAT_ANY, and only
 // when that is not conclusive, from /proc/sysvipc. An object that is gone is
 // AlreadyGone; one whose identity changed is kept (Changed). The error is
@@ -62,7 +73,7 @@ type RemoveOutcome struct {
 // index); the re-check guards against the much longer window between the
 // snapshot and the removal.
 func Remove(fs FS, o Object) (RemoveOutcome, error) {
-	res, found, err := recheck(fs, o.Ident)
+	res, found, cur, err := recheck(fs, o.Ident)
 	switch res {
 	case AlreadyGone:
 		return RemoveOutcome{Result: AlreadyGone}, nil
@@ -70,6 +81,20 @@ func Remove(fs FS, o Object) (RemoveOutcome, error) {
 		return RemoveOutcome{Result: Changed, Found: found}, nil
 	case Failed:
 		return failed(o.Ident, "re-check", err)
+	}
+	if o.Sems != nil && cur.Sem != nil {
+		// The decision rested on each semaphore's last pid and waiters.
+		st, err := SemStates(o.ID, cur.Sem.NSems)
+		switch {
+		case err != nil && isGone(err):
+			return RemoveOutcome{Result: AlreadyGone}, nil
+		case err != nil:
+			return RemoveOutcome{Result: Touched, Why: "its semaphores cannot be read again: " + errText(err)}, nil
+		}
+		cur.Sems = st
+	}
+	if why := changed(&o, &cur); why != "" {
+		return RemoveOutcome{Result: Touched, Why: why}, nil
 	}
 	if err := rmFuncs[o.Type](o.ID); err != nil {
 		if isGone(err) {
@@ -93,19 +118,20 @@ func failed(id Ident, op string, err error) (RemoveOutcome, error) {
 }
 
 // recheck compares the object the kernel holds at want.ID now with want.
-// It returns 0 when it is the same object, AlreadyGone when there is none
-// (or a segment already marked for destruction), Changed with the identity
-// found when another object holds the id, Failed with the error otherwise.
-func recheck(fs FS, want Ident) (RemoveResult, Ident, error) {
+// It returns 0 when it is the same object, with what the kernel holds now
+// (as /proc/sysvipc shows it), AlreadyGone when there is none (or a
+// segment already marked for destruction), Changed with the identity found
+// when another object holds the id, Failed with the error otherwise.
+func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 	if want.Type >= numTypes || want.ID < 0 {
-		return Failed, Ident{}, fmt.Errorf("%w: %v", ErrUsage, want)
+		return Failed, Ident{}, Object{}, fmt.Errorf("%w: %v", ErrUsage, want)
 	}
 	var b statBuf
 	e := ipcStatID(want.Type, want.ID, &b)
 	switch {
 	case e == 0:
 	case e == unix.EINVAL || e == unix.EIDRM:
-		return AlreadyGone, Ident{}, nil
+		return AlreadyGone, Ident{}, Object{}, nil
 	case e == unix.EACCES || e == unix.EPERM:
 		// Not readable by us (removal may still be allowed: owner or
 		// creator). *_STAT_ANY by index needs no permission.
@@ -114,22 +140,26 @@ func recheck(fs FS, want Ident) (RemoveResult, Ident, error) {
 			return recheckProc(fs, want)
 		}
 		if !found {
-			return AlreadyGone, Ident{}, nil
+			return AlreadyGone, Ident{}, Object{}, nil
 		}
 	default:
-		return Failed, Ident{}, e
+		return Failed, Ident{}, Object{}, e
 	}
 	p := b.perm()
 	cur := Ident{Type: want.Type, ID: want.ID, Key: p.Key, CUID: p.Cuid}
 	if want.Type == TypeShm && p.Mode&ShmDest != 0 {
 		// IPC_RMID already ran: the key is cleared and the segment goes at
 		// the last detach.
-		return AlreadyGone, cur, nil
+		return AlreadyGone, cur, Object{}, nil
 	}
 	if cur != want {
-		return Changed, cur, nil
+		return Changed, cur, Object{}, nil
 	}
-	return 0, cur, nil
+	o, ok := fromStat(&Object{Ident: want}, &b)
+	if !ok {
+		return recheckProc(fs, want)
+	}
+	return 0, cur, o, nil
 }
 
 // statAnyID looks id up by its index with *_STAT_ANY. found says the object
@@ -147,44 +177,44 @@ func statAnyID(t Type, id int, b *statBuf) (found, ok bool) {
 }
 
 // recheckProc is the slow path of recheck: find the id in /proc/sysvipc.
-func recheckProc(fs FS, want Ident) (RemoveResult, Ident, error) {
+func recheckProc(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 	s, err := fs.Snapshot(1 << want.Type)
 	if err != nil {
-		return Failed, Ident{}, err
+		return Failed, Ident{}, Object{}, err
 	}
-	cur, mode, ok := s.find(want.Type, want.ID)
+	o, ok := s.find(want.Type, want.ID)
 	switch {
 	case !ok:
-		return AlreadyGone, Ident{}, nil
-	case want.Type == TypeShm && mode&ShmDest != 0:
-		return AlreadyGone, cur, nil
-	case cur != want:
-		return Changed, cur, nil
+		return AlreadyGone, Ident{}, Object{}, nil
+	case o.Shm != nil && o.Shm.Perms&ShmDest != 0:
+		return AlreadyGone, o.Ident, Object{}, nil
+	case o.Ident != want:
+		return Changed, o.Ident, Object{}, nil
 	}
-	return 0, cur, nil
+	return 0, o.Ident, o, nil
 }
 
-// find returns the identity and mode of object id of type t in s.
-func (s *Snapshot) find(t Type, id int) (Ident, uint32, bool) {
+// find returns object id of type t in s.
+func (s *Snapshot) find(t Type, id int) (Object, bool) {
 	switch t {
 	case TypeShm:
 		for i := range s.Shm {
 			if s.Shm[i].ID == id {
-				return s.Shm[i].ident(), s.Shm[i].Perms, true
+				return Object{Ident: s.Shm[i].ident(), Shm: &s.Shm[i]}, true
 			}
 		}
 	case TypeSem:
 		for i := range s.Sem {
 			if s.Sem[i].ID == id {
-				return s.Sem[i].ident(), s.Sem[i].Perms, true
+				return Object{Ident: s.Sem[i].ident(), Sem: &s.Sem[i]}, true
 			}
 		}
 	case TypeMsg:
 		for i := range s.Msg {
 			if s.Msg[i].ID == id {
-				return s.Msg[i].ident(), s.Msg[i].Perms, true
+				return Object{Ident: s.Msg[i].ident(), Msg: &s.Msg[i]}, true
 			}
 		}
 	}
-	return Ident{}, 0, false
+	return Object{}, false
 }

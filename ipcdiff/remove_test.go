@@ -85,7 +85,7 @@ func TestRemoveChanged(t *testing.T) {
 	objs := Diff(nil, snap(t, fs))
 	for _, o := range objs {
 		real := o.Ident
-		if res, cur, err := recheck(fs, real); res != 0 || cur != real || err != nil {
+		if res, cur, _, err := recheck(fs, real); res != 0 || cur != real || err != nil {
 			t.Fatalf("recheck(%v) = %v, %v, %v; want same", real, res, cur, err)
 		}
 		for _, doctor := range []func(*Object){
@@ -103,7 +103,7 @@ func TestRemoveChanged(t *testing.T) {
 	if s := snap(t, fs); s.Len() != 3 {
 		t.Fatalf("a doctored Remove removed something: %+v", s)
 	}
-	if res, _, err := recheck(fs, Ident{Type: numTypes}); res != Failed || !errors.Is(err, ErrUsage) {
+	if res, _, _, err := recheck(fs, Ident{Type: numTypes}); res != Failed || !errors.Is(err, ErrUsage) {
 		t.Errorf("recheck of a bad type = %v, %v", res, err)
 	}
 }
@@ -128,7 +128,7 @@ func TestRecheckProc(t *testing.T) {
 		{Ident{TypeMsg, 0, 0x1234, 0}, 0, Ident{TypeMsg, 0, 0x1234, 0}},
 		{Ident{TypeMsg, 2, 0x1234, 0}, AlreadyGone, Ident{}},
 	} {
-		res, found, err := recheckProc(fs, tc.id)
+		res, found, _, err := recheckProc(fs, tc.id)
 		if err != nil || res != tc.want || found != tc.found {
 			t.Errorf("recheckProc(%+v) = %v, %+v, %v; want %v, %+v", tc.id, res, found, err, tc.want, tc.found)
 		}
@@ -205,5 +205,68 @@ func TestRemoveNotOwner(t *testing.T) {
 	}
 	if s := snap(t, fs); s.Len() != 3 {
 		t.Fatalf("objects after nobody's attempts: %+v", s)
+	}
+}
+
+// TestRecheckReadsWhatProcShows: what IPC_STAT gives, in this
+// architecture's struct layout, is what /proc/sysvipc shows of the same
+// objects (the re-check before IPC_RMID compares the two).
+func TestRecheckReadsWhatProcShows(t *testing.T) {
+	for _, mode := range []nstest.Mode{nstest.Root, nstest.Unprivileged} {
+		t.Run(mode.String(), func(t *testing.T) {
+			if !nstest.Isolate(t, mode) {
+				return
+			}
+			fs := procFS(t)
+			runIPC(t, "shm:key=0x10:attach", "sem:key=0x20:n=3:op", "msg:key=0x30:send", "shm", "sem", "msg")
+			objs := Diff(nil, snap(t, fs))
+			if len(objs) != 6 {
+				t.Fatalf("%d objects, want 6", len(objs))
+			}
+			if errs := Enrich(objs); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			for _, o := range objs {
+				res, _, cur, err := recheck(fs, o.Ident)
+				if res != 0 || err != nil {
+					t.Fatalf("recheck(%v) = %v, %v", o.Ident, res, err)
+				}
+				if cur.Sem != nil {
+					if cur.Sem.NSems != o.Sem.NSems {
+						t.Errorf("%v: nsems %d, /proc says %d", o.Ident, cur.Sem.NSems, o.Sem.NSems)
+					}
+					cur.Sems = o.Sems
+				}
+				if why := changed(&o, &cur); why != "" {
+					t.Errorf("%v: IPC_STAT and /proc differ: %s\nstat: %+v %+v %+v\nproc: %+v %+v %+v", o.Ident, why,
+						cur.Shm, cur.Sem, cur.Msg, o.Shm, o.Sem, o.Msg)
+				}
+			}
+		})
+	}
+}
+
+// TestRemoveTouched: an object someone used after the decision is kept.
+func TestRemoveTouched(t *testing.T) {
+	if !nstest.Isolate(t, nstest.Root) {
+		return
+	}
+	fs := procFS(t)
+	runIPC(t, "shm:key=0x10", "sem:key=0x20:n=2", "msg:key=0x30")
+	objs := Diff(nil, snap(t, fs))
+	if errs := Enrich(objs); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	// Another process attaches the segment, operates on the set and sends
+	// to the queue: each now carries another pid and time.
+	runIPC(t, "shm:key=0x10:attach", "sem:key=0x20:n=2:op", "msg:key=0x30:send")
+	for _, o := range objs {
+		out, err := Remove(fs, o)
+		if err != nil || out.Result != Touched || out.Why == "" {
+			t.Errorf("Remove(%v) after use = %+v, %v; want touched", o.Ident, out, err)
+		}
+	}
+	if n := len(snap(t, fs).Shm) + len(snap(t, fs).Sem) + len(snap(t, fs).Msg); n != 3 {
+		t.Errorf("%d objects left, want the 3 touched ones", n)
 	}
 }

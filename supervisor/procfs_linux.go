@@ -40,21 +40,9 @@ func (fs procFS) stat(pid int) (procStat, error) {
 // parseProcStat parses one /proc/PID/stat (see procfs.ParseStat).
 func parseProcStat(b []byte) (procStat, error) { return procfs.ParseStat(b) }
 
-// userHZ is the unit of /proc/PID/stat times (USER_HZ, 100 on every Linux
-// architecture Go supports).
-const userHZ = 100
-
 // ticksToWall converts a start time in clock ticks after boot into wall
-// time (10 ms resolution). It measures the boot time each call: the
-// boot-time clock keeps running through suspend, as start times do.
-func ticksToWall(ticks uint64) time.Time {
-	var boot, real unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot) != nil || unix.ClockGettime(unix.CLOCK_REALTIME, &real) != nil {
-		return time.Time{}
-	}
-	sinceBoot := time.Duration(ticks) * (time.Second / userHZ)
-	return time.Unix(0, real.Nano()-boot.Nano()+int64(sinceBoot))
-}
+// time (see procfs.StartWall).
+func ticksToWall(ticks uint64) time.Time { return procfs.StartWall(ticks) }
 
 // procStartTime returns the start time of pid (ticks after boot), the
 // identity of a pid against reuse: (pid, start) names one process.

@@ -207,7 +207,8 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 	}
 	h := journal.Header{Version: 1, SupervisorPid: os.Getpid(), SupervisorStart: self,
 		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Started: before.Taken, Types: cfg.types,
-		Argv: cfg.argv, Strict: cfg.strict, KeepKeys: keys, OnPolicy: cfg.on}
+		Argv: cfg.argv, Strict: cfg.strict, KeepKeys: keys, OnPolicy: cfg.on,
+		Registries: journal.DefaultRegistries(os.Geteuid())}
 	j, err := journal.Begin(dir, h, before)
 	if err != nil {
 		warn("no run journal (%v): a crash of ipcguard would leave no record for 'ipcguard sweep'", err)
@@ -341,6 +342,8 @@ func removeOne(fs ipcdiff.FS, d ipcdiff.Decision) (action, errText string) {
 	case ipcdiff.Changed:
 		return actKept, fmt.Sprintf("id %d now names another object (key %s, creator uid %d): left alone",
 			d.ID, ipcdiff.KeyString(out.Found.Key), out.Found.CUID)
+	case ipcdiff.Touched:
+		return actKept, "changed since the decision (" + out.Why + "): left alone"
 	}
 	if err == nil {
 		err = out.Err

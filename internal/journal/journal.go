@@ -94,6 +94,9 @@ type Header struct {
 	Strict          bool
 	KeepKeys        []int32
 	OnPolicy        string
+	// Registries are where the run also announces itself, whatever the
+	// state directory (see DefaultRegistries); not written to the file.
+	Registries []string
 }
 
 // Member is one stay of a pid in the command's process tree. Joined or Left
@@ -159,6 +162,9 @@ type Journal struct {
 	uid             uint32
 	seq             uint64 // the sequence value Begin wrote
 	atBegin         []peer // other live runs when Begin ran
+
+	regs   []*registered // registries the run announced itself in
+	regErr []string      // registries it could not use
 
 	mu     sync.Mutex
 	f      *os.File // O_APPEND; nil after Done
@@ -246,6 +252,17 @@ func Begin(dir string, h Header, before *ipcdiff.Snapshot) (*Journal, error) {
 		return fail(err)
 	}
 	j.f = f
+	for _, base := range h.Registries {
+		if ns, err := ipcNamespace(); err == nil && filepath.Clean(filepath.Join(base, ns)) == filepath.Clean(dir) {
+			continue // the state directory itself
+		}
+		r, err := register(base, strings.TrimSuffix(j.name, journalSuffix), int(h.UID), h.SupervisorPid)
+		if err != nil {
+			j.regErr = append(j.regErr, fmt.Sprintf("%s: %v", base, err))
+			continue
+		}
+		j.regs = append(j.regs, r)
+	}
 	return j, nil
 }
 
@@ -433,6 +450,9 @@ func (j *Journal) Done() error {
 	}
 	j.f.Close()
 	j.f = nil
+	for _, r := range j.regs {
+		os.Remove(r.marker)
+	}
 	if err := os.Remove(j.path); err != nil && !isNotExist(err) {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -457,6 +477,21 @@ func (j *Journal) Overlapped() (bool, string) {
 		reasons = append(reasons, fmt.Sprintf("cannot tell whether another ipcguard run overlapped: %v", err))
 	} else if seq != j.seq {
 		seqChanged = true
+	}
+	for _, e := range j.regErr {
+		reasons = append(reasons, "cannot tell whether another ipcguard run of uid "+strconv.FormatUint(uint64(j.uid), 10)+" overlapped: "+e)
+	}
+	var regBegun uint64
+	regLast := 0
+	for _, r := range j.regs {
+		p, n, last, err := r.overlapped()
+		peers = append(peers, p...)
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("cannot tell whether another ipcguard run overlapped: %v", err))
+		}
+		if n > regBegun {
+			regBegun, regLast = n, last
+		}
 	}
 
 	var runs, orphans []string
@@ -490,6 +525,9 @@ func (j *Journal) Overlapped() (bool, string) {
 			what = strconv.FormatUint(n, 10) + " other ipcguard runs"
 		}
 		reasons = append(reasons, fmt.Sprintf("%s of uid %d began during this run (latest pid %d)", what, j.uid, lastPid))
+	}
+	if regBegun > 0 && !seqChanged && !seen[regLast] {
+		reasons = append(reasons, fmt.Sprintf("another ipcguard run of uid %d, with another state directory, began during this run (latest pid %d)", j.uid, regLast))
 	}
 	if len(reasons) == 0 {
 		return false, ""

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -819,5 +820,97 @@ func TestSeqFileOverwrite(t *testing.T) {
 		if err != nil || seq != 42 || pid != 7 {
 			t.Errorf("over %q: read %d %d %v, want 42 7", prior, seq, pid, err)
 		}
+	}
+}
+
+// TestOverlappedAcrossStateDirs: two runs of one uid with different state
+// directories (XDG_RUNTIME_DIR set for one, not for the other) see each
+// other through their common registry.
+func TestOverlappedAcrossStateDirs(t *testing.T) {
+	reg := t.TempDir()
+	j, err := Begin(t.TempDir(), Header{Registries: []string{reg}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Done()
+	if o, why := j.Overlapped(); o {
+		t.Fatalf("lone run overlapped: %s", why)
+	}
+	other, ostart := startProcess(t, "sleep", "60")
+	opid := other.Process.Pid
+	k, err := Begin(t.TempDir(), Header{SupervisorPid: opid, SupervisorStart: ostart, Registries: []string{reg}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, why := j.Overlapped(); !o || !strings.Contains(why, strconv.Itoa(opid)) {
+		t.Errorf("while the other runs: Overlapped = %v %q", o, why)
+	}
+	k.Done()
+	if o, why := j.Overlapped(); !o || !strings.Contains(why, "began during this run") {
+		t.Errorf("after the other ended: Overlapped = %v %q", o, why)
+	}
+	// A registry that is not safe to use (a symlink) means: cannot tell.
+	bad := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), bad); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Begin(t.TempDir(), Header{Registries: []string{bad}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Done()
+	if o, why := m.Overlapped(); !o || !strings.Contains(why, "cannot tell") {
+		t.Errorf("unsafe registry: Overlapped = %v %q", o, why)
+	}
+}
+
+// TestWatchRecords: the pid watch, the namespaces and the gets a run
+// records come back from Load as written.
+func TestWatchRecords(t *testing.T) {
+	j, err := Begin(t.TempDir(), Header{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Done()
+	t0 := time.Unix(1_700_000_000, 5)
+	ns := Namespaces{Boot: "83d1e8e7-206b-4745-b4ac-818ea55b2007", IPC: "id:4444", Pid: "ino:4026531836"}
+	j.Namespaces(ns)
+	pre := make([]int, 1200) // more than one record's worth
+	for i := range pre {
+		pre[i] = 300 + 2*i
+	}
+	j.Pre(pre)
+	w1 := Crossing{From: t0, To: t0.Add(time.Second), Lo: 500, Hi: 530}
+	w2 := Crossing{From: t0.Add(time.Second), To: t0.Add(2 * time.Second), Lo: 32000, Hi: 310, All: true}
+	j.Watch(w1, Cursor{Cursor: 530, Threads: 90, Forks: 1234, PidMax: 32768})
+	j.Watch(w2, Cursor{Cursor: 310, Threads: 91, Forks: 99999, PidMax: 32768})
+	j.Got(ipcdiff.TypeSem, 32769, true)
+	j.Got(ipcdiff.TypeMsg, 3, false)
+	j.Namespaces(Namespaces{Boot: "has space", IPC: "x", Pid: "y"})
+	if err := j.Err(); err == nil {
+		t.Error("a namespace name with a space was written")
+	}
+	r, err := Load(j.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Namespaces != ns {
+		t.Errorf("namespaces %+v, want %+v", r.Namespaces, ns)
+	}
+	if !slices.Equal(r.Pre, pre) {
+		t.Errorf("pre: %d pids, want %d", len(r.Pre), len(pre))
+	}
+	if len(r.Watch) != 2 || !r.Watch[0].From.Equal(w1.From) || r.Watch[0].Hi != 530 || r.Watch[1] != (Crossing{From: w2.From, To: w2.To, Lo: 32000, Hi: 310, All: true}) {
+		t.Errorf("watch %+v", r.Watch)
+	}
+	if r.LastCursor != (Cursor{Cursor: 310, Threads: 91, Forks: 99999, PidMax: 32768}) {
+		t.Errorf("last cursor %+v", r.LastCursor)
+	}
+	want := []Get{{ipcdiff.TypeSem, 32769, true}, {ipcdiff.TypeMsg, 3, false}}
+	if !slices.Equal(r.Gets, want) {
+		t.Errorf("gets %+v, want %+v", r.Gets, want)
+	}
+	if r.BadLines != 0 {
+		t.Errorf("%d bad lines", r.BadLines)
 	}
 }
