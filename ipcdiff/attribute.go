@@ -323,7 +323,7 @@ func (a *attributor) name(pid int) string {
 }
 
 // invisible lists the signs that a process this pid namespace cannot see
-// used o: the kernel records such a process's pid as 0 (DESIGN §2.1).
+// used o: the kernel records such a process's pid as 0 (docs/evidence.md).
 func invisible(o *Object) []string {
 	var w []string
 	switch {

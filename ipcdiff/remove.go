@@ -56,7 +56,7 @@ type RemoveOutcome struct {
 }
 
 // Remove removes object o with IPC_RMID, but only if its id still names the
-// same object and nothing the decision rested on changed (DESIGN §2.1):
+// same object and nothing the decision rested on changed (docs/evidence.md):
 // right before removing, it reads the object again with IPC_STAT, which
 // costs one syscall (plus GETPID, GETNCNT and GETZCNT of each semaphore of
 // a set), and compares its identity (type, id, key, cuid), its attach

@@ -24,7 +24,7 @@ const (
 type Tree interface {
 	// Holder says who held pid number pid at the moments in [from, to]
 	// when a process acted with it (a pid counts only together with a
-	// time: DESIGN §2.1). exact qualifies HeldOutside: true when the
+	// time: docs/evidence.md). exact qualifies HeldOutside: true when the
 	// tracker saw every fork of the tree, so the number was certainly not
 	// a member's; false when a member may have gone unseen. why explains
 	// HeldAmbiguous.

@@ -355,7 +355,7 @@ exit $code;`
 // which proves that each keyed set and queue was made by its job (the
 // IPC_EXCL get seen); unprivileged nothing proves it, so those are kept and
 // reported as such, with the segment of the same key (a key family), while
-// every private object of a failing job goes (DESIGN §2.1, keys are shared).
+// every private object of a failing job goes (docs/evidence.md: keys are shared).
 func TestScenario08ConcurrentJobs(t *testing.T) {
 	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
 		e := newEnv(t, "scenario 8")
