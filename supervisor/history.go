@@ -20,6 +20,11 @@ type Crossing struct {
 	From, To time.Time
 	Lo, Hi   int
 	All      bool
+	// Unwatched marks a crossing read across a time nobody watched (a
+	// sweep carrying a dead supervisor's watch on to now): a number may
+	// have been handed out more than once in it (ns_last_pid written
+	// back), so it is never taken for a member's own hand-out.
+	Unwatched bool
 }
 
 // Covers reports whether pid may have been handed out in c.
@@ -82,7 +87,7 @@ func (t *Tree) foreignTimes(pid int) []interval {
 		own := make([]int, len(cross)) // 1 + index of the span this hand-out started, or 0
 		for i, s := range spans {
 			k := sortSearch(len(cross), func(k int) bool { return !cross[k].From.Before(s.Start.Add(spanMargin)) }) - 1
-			if k >= 0 && !cross[k].All && own[k] == 0 {
+			if k >= 0 && !cross[k].All && !cross[k].Unwatched && own[k] == 0 {
 				own[k] = i + 1
 			}
 		}

@@ -180,3 +180,23 @@ func TestPerfGetPairing(t *testing.T) {
 		t.Error("a failed get counted")
 	}
 }
+
+// An unwatched crossing (a sweep's, from the dead supervisor's last record
+// to now) may hold the number's hand-out to the member and, after a write
+// of ns_last_pid, another one: it never counts as the member's own.
+func TestHolderUnwatchedCrossing(t *testing.T) {
+	c := cross(990, 5000, 150, 260)
+	c.Unwatched = true
+	tr := histTree(1000, 1000, 6000, nil, c)
+	tr.Exact = false // a journal's tree: the member's exit is not known
+	if h, _, _ := tr.Holder(200, at(2000), at(4000)); h != ipcdiff.HeldAmbiguous {
+		t.Fatalf("Holder = %v: an unwatched crossing was taken for the member's own hand-out", h)
+	}
+	// The same crossing, watched: the member's own, and nothing else.
+	c.Unwatched = false
+	tr = histTree(1000, 1000, 6000, nil, c)
+	tr.Exact = false
+	if h, _, why := tr.Holder(200, at(2000), at(4000)); h != ipcdiff.HeldByTree {
+		t.Fatalf("watched: Holder = %v (%s)", h, why)
+	}
+}

@@ -114,6 +114,19 @@ func (w *PidWatch) Journal(fn func(Crossing, CursorState)) {
 	w.flushJournal(true)
 }
 
+// Mark samples the allocator now and hands what was seen since the last
+// call to the journal hook at once (the command has just been forked: its
+// own hand-out must be on record before anything else happens).
+func (w *PidWatch) Mark() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done == nil {
+		return
+	}
+	w.sample()
+	w.flushJournal(true)
+}
+
 // Pre returns the processes that existed when the watch began, sorted.
 func (w *PidWatch) Pre() []int {
 	w.mu.Lock()

@@ -95,7 +95,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		jr.Namespaces(namespaces())
 		jr.Pre(watch.Pre())
 		watch.Journal(func(c supervisor.Crossing, st supervisor.CursorState) {
-			jr.Watch(journal.Crossing(c), journal.Cursor(st))
+			jr.Watch(journal.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All}, journal.Cursor(st))
 		})
 	}
 	rep.Timings.Journal = since(&clock)
@@ -126,6 +126,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		opts.Started = func(pid int, at time.Time) {
 			st, _ := journal.ProcessStart(pid)
 			jr.Command(pid, st, at)
+			// The command's own pid hand-out goes into the journal now:
+			// a sweep after an early SIGKILL needs it.
+			watch.Mark()
 		}
 		opts.Joined, opts.Left = jr.Join, jr.Leave
 		opts.Got = func(typ string, id int, proven bool) {

@@ -240,12 +240,13 @@ func journalWatch(rec *journal.Record, pids []int) supervisor.Watch {
 	}
 	log := make([]supervisor.Crossing, n, n+1)
 	for i, c := range rec.Watch {
-		log[i] = supervisor.Crossing(c)
+		log[i] = supervisor.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All}
 	}
 	until := log[n-1].To
 	before := time.Now()
 	if now, err := supervisor.ReadCursor(procRoot); err == nil {
 		if c, ok := supervisor.Step(supervisor.CursorState(rec.LastCursor), log[n-1].From, now, time.Now()); ok {
+			c.Unwatched = true
 			log = append(log, c)
 		}
 		until = before

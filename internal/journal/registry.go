@@ -82,7 +82,7 @@ func register(base, name string, euid, pid int) (*registered, error) {
 	if err := writeSeqFile(seqf, r.seq, pid); err != nil {
 		return nil, err
 	}
-	r.atBegin = liveMarkers(dir, name)
+	r.atBegin = append(liveMarkers(dir, name), liveOthers(dir, name+journalSuffix)...)
 	r.marker = filepath.Join(dir, name+markerSuffix)
 	f, err := os.OpenFile(r.marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
@@ -114,7 +114,11 @@ func liveMarkers(dir, self string) []peer {
 // overlapped says how other runs overlapped this one as the registry shows
 // it: runs that were live at its start or are now, and runs begun since.
 func (r *registered) overlapped() (peers []peer, begun uint64, lastPid int, err error) {
-	peers = append(append(peers, r.atBegin...), liveMarkers(r.dir, strings.TrimSuffix(filepath.Base(r.marker), markerSuffix))...)
+	self := strings.TrimSuffix(filepath.Base(r.marker), markerSuffix)
+	peers = append(append(peers, r.atBegin...), liveMarkers(r.dir, self)...)
+	// A run whose state directory is this very registry announces itself
+	// with its journal, not a marker.
+	peers = append(peers, liveOthers(r.dir, self+journalSuffix)...)
 	seq, lastPid, err := readSeq(r.dir)
 	if err != nil {
 		return peers, 0, 0, err
