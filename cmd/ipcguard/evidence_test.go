@@ -1,0 +1,508 @@
+package main_test
+
+// The kinds of input of the evidence rules (DESIGN §2.1; scenarios 19-21),
+// each reproduced with real processes against the built binary. A stranger's
+// object that ipcguard removes is a FALSE REMOVAL; a tree's object it keeps
+// where the rules say it is garbage is a leak.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ipcguard/ipcguard/internal/nstest"
+)
+
+// kind1Script: ipcguard runs a command whose two children (tree members)
+// record their pids and exit; then, in turn, a stranger of another user gets
+// the first pid and a stranger of ipcguard's own user the second, and each
+// creates and uses objects of all three types; then the command fails.
+const kind1Script = `
+mkfifo "$D/go"; chmod 666 "$D/go"
+asuser $GU "$G" --quiet --report "$D/report.json" --state-dir "$D/state" $FLAGS -- sh -c '
+	sh -c "echo \$\$ > \"\$D/m1\""
+	sh -c "echo \$\$ > \"\$D/m2\""
+	: > "$D/members"
+	read x < "$D/go"
+	exit 1' &
+GP=$!
+waitf "$D/members"
+P1=$(cat "$D/m1"); P2=$(cat "$D/m2")
+gone $P1; gone $P2
+lastpid $((P1 - 1)); asuser $OTHER perl "$D/../stranger.pl" "$D/other" 0x4a120001 || exit 9
+lastpid $((P2 - 1)); asuser $SAME perl "$D/../stranger.pl" "$D/same" 0x4a120002 || exit 9
+echo go > "$D/go"
+wait $GP; echo $? > "$D/guard.status"
+[ "$(cat "$D/other.pid")" = "$P1" ] && [ "$(cat "$D/same.pid")" = "$P2" ] || exit 3
+`
+
+// TestEvidence1PidReuseDuringRun (scenario 19): a tree member exits; later a
+// stranger gets its pid number and creates a segment (cpid), operates a set
+// (sempid) and sends to and receives from queues (lspid, lrpid) before the
+// command fails. Every stranger object is kept, whether the stranger is
+// another user or ipcguard's own, keyed or IPC_PRIVATE. As root also with
+// --track-creation.
+func TestEvidence1PidReuseDuringRun(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.writeShared("stranger.pl", strangerPL)
+		flagSets := []string{""}
+		if u.guard == 0 {
+			flagSets = append(flagSets, "--track-creation")
+		}
+		for _, flags := range flagSets {
+			e.sc = fmt.Sprintf("kind 1 (pid reuse during a run, ipcguard %s %s)", u.mode, flags)
+			var d string
+			e.attempts(e.sc, 4, func(a int) bool {
+				d = e.freshDir(fmt.Sprintf("k1-%d-%s", a, strings.TrimLeft(flags, "-")))
+				code, out := e.script(u, scriptOpts{pidNS: true}, d, kind1Script, "FLAGS="+flags)
+				switch code {
+				case 0:
+					return true
+				case scriptNoReuse:
+					return false
+				}
+				e.fatalf("script: exit %d\n%s", code, out)
+				return false
+			})
+			e.guardStatus(filepath.Join(d, "guard.status"), 1)
+			rep := e.readReport(filepath.Join(d, "report.json"))
+			other, same := e.readIDs(filepath.Join(d, "other.ids")), e.readIDs(filepath.Join(d, "same.ids"))
+			e.strangerKept("objects of another user whose pid a tree member had held", rep, other)
+			e.strangerKept("objects of ipcguard's user whose pid a tree member had held", rep, same)
+			e.removeObjects(e.objects())
+		}
+	})
+}
+
+// kind3Script: twice, ipcguard is SIGKILLed while its command waits; the
+// command then fails and is gone; a stranger gets the command's pid number
+// and creates a segment (a: another user, and exits; b: ipcguard's user, and
+// stays alive); then `ipcguard sweep` runs.
+const kind3Script = `
+run3() {
+	local d="$D/$1" uid=$2 hold=$3
+	mkdir -m 777 "$d"
+	bgas $GU "$G" --quiet --state-dir "$D/state" -- sh -c 'echo $$ > "$0/p.tmp"; mv "$0/p.tmp" "$0/p"; while [ ! -e "$0/go" ]; do sleep 0.01; done; exit 1' "$d" &
+	local gp=$!
+	waitf "$d/p"; local p; p=$(cat "$d/p")
+	kill -9 $gp; wait $gp 2>/dev/null
+	: > "$d/go"; gone $p
+	if [ $hold = 1 ]; then
+		lastpid $((p - 1)); bgas $uid perl "$D/../segmaker.pl" "$d/s" "$d/release" &
+		waitf "$d/s.pid"
+	else
+		lastpid $((p - 1)); asuser $uid perl "$D/../segmaker.pl" "$d/s" || exit 9
+	fi
+	[ "$(cat "$d/s.pid")" = "$p" ] || exit 3
+	asuser $GU "$G" sweep --state-dir "$D/state" --report "$d/sweep.json" > "$d/sweep.out" 2>&1
+	echo $? > "$d/sweep.status"
+	: > "$d/release"
+}
+run3 a $OTHER 0
+run3 b $SAME 1
+wait
+`
+
+// TestEvidence3PidReuseAfterSupervisorKilled (scenario 20): after ipcguard
+// was SIGKILLed and its command ended, the command's pid is reused by an
+// unrelated process that creates a segment; `ipcguard sweep` keeps it —
+// whether that process is another user and gone, or ipcguard's user and
+// still alive.
+func TestEvidence3PidReuseAfterSupervisorKilled(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.sc = "kind 3 (pid reuse after ipcguard was SIGKILLed, ipcguard " + u.mode + ")"
+		e.writeShared("segmaker.pl", segmakerPL)
+		var d string
+		e.attempts(e.sc, 4, func(a int) bool {
+			d = e.freshDir(fmt.Sprintf("k3-%d", a))
+			switch code, out := e.script(u, scriptOpts{pidNS: true}, d, kind3Script); code {
+			case 0:
+				return true
+			case scriptNoReuse:
+				return false
+			default:
+				e.fatalf("script: exit %d\n%s", code, out)
+			}
+			return false
+		})
+		for _, run := range []string{"a", "b"} {
+			what := map[string]string{"a": "another user's segment, its maker gone", "b": "a segment of ipcguard's user, its maker alive"}[run]
+			rd := filepath.Join(d, run)
+			if st := e.fileInt(filepath.Join(rd, "sweep.status")); st != 0 {
+				b, _ := os.ReadFile(filepath.Join(rd, "sweep.out"))
+				e.errorf("%s: sweep exited %d: %s", what, st, b)
+			}
+			ids := e.readIDs(filepath.Join(rd, "s.ids"))
+			e.strangerKept(what+" (pid of the dead run's command)", nil, ids)
+			for _, j := range readSweep(e, filepath.Join(rd, "sweep.json")) {
+				if j.Run == nil {
+					continue
+				}
+				for _, o := range j.Run.Objects {
+					if contains(ids, fmt.Sprintf("%s %d", o.Type, o.ID)) && o.Action != "kept" {
+						e.errorf("%s: sweep report (%s): %s %d action %q reason %q, want kept", what, j.Status, o.Type, o.ID, o.Action, o.Reason)
+					}
+				}
+			}
+		}
+	})
+}
+
+// readSweep decodes a sweep report.
+func readSweep(e *env, path string) []sweepOut {
+	e.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.fatalf("sweep report: %v", err)
+	}
+	var res []sweepOut
+	if err := json.Unmarshal(b, &res); err != nil {
+		e.fatalf("sweep report: %v\n%s", err, b)
+	}
+	return res
+}
+
+// kind4Script: ipcguard in a pid namespace of its own (with its /proc); the
+// test, in the parent pid namespace, acts while the command waits.
+const kind4Script = `
+asuser $GU "$G" --quiet --report "$D/report.json" --state-dir "$D/state" -- sh -c ': > "$D/started"; while [ ! -e "$D/go" ]; do sleep 0.01; done; exit 1'
+echo $? > "$D/guard.status"
+`
+
+// TestEvidence4OtherPidNamespace: processes of a pid namespace ipcguard
+// cannot see (their pids read as 0 in its /proc/sysvipc and GETPID) share
+// its IPC namespace, as pods, --ipc=container: and --ipc=host do. During the
+// run they create and use objects of all three types (a queue holding a
+// message, a set after semop, segments written through an attach), as
+// ipcguard's user and as another user. All are kept.
+func TestEvidence4OtherPidNamespace(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.sc = "kind 4 (users in another pid namespace, ipcguard " + u.mode + ")"
+		e.writeShared("stranger.pl", strangerPL)
+		d := e.freshDir("k4")
+		cmd := e.scriptCmd(u, scriptOpts{pidNS: true}, d, kind4Script)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		e.waitFile(filepath.Join(d, "started"))
+		for i, who := range []struct {
+			name string
+			uid  int
+		}{{"same", u.same}, {"other", u.other}} {
+			p := exec.Command("perl", filepath.Join(e.dir, "stranger.pl"), filepath.Join(d, who.name), fmt.Sprintf("%#x", 0x4a140000+i))
+			p.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(who.uid), Gid: uint32(who.uid), Groups: []uint32{}}}
+			if b, err := p.CombinedOutput(); err != nil {
+				e.fatalf("the outsider (%s): %v\n%s", who.name, err, b)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(d, "go"), nil, 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		if err := cmd.Wait(); err != nil {
+			e.fatalf("script: %v\n%s", err, out.String())
+		}
+		e.guardStatus(filepath.Join(d, "guard.status"), 1)
+		rep := e.readReport(filepath.Join(d, "report.json"))
+		e.strangerKept("objects of ipcguard's user in another pid namespace", rep, e.readIDs(filepath.Join(d, "same.ids")))
+		e.strangerKept("objects of another user in another pid namespace", rep, e.readIDs(filepath.Join(d, "other.ids")))
+	})
+}
+
+// unreadablePL creates a set ($ARGV[1]: IPC_PRIVATE when 0, else that key),
+// does a semop on it, sets its mode to 000 and appends "sem ID" to $ARGV[0].
+const unreadablePL = `use strict; use warnings;
+use IPC::SysV qw(IPC_PRIVATE IPC_CREAT);
+use IPC::Semaphore;
+my ($out, $key) = @ARGV;
+my $s = IPC::Semaphore->new(hex($key), 1, 0600 | IPC_CREAT) or die "semget: $!";
+$s->op(0, 1, 0) or die "semop: $!";
+defined $s->set(mode => 0) or die "IPC_SET: $!";
+open(my $f, '>>', $out) or die; print $f "sem ", $s->id, "\n"; close $f or die;
+`
+
+// TestEvidence5UnreadableSet (scenario 21): a same-uid stranger's sets whose
+// mode forbids reading them (GETPID fails with EACCES for the unprivileged
+// ipcguard), made and used during the run, are kept.
+func TestEvidence5UnreadableSet(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		e := newEnv(t, "kind 5 (unreadable set, "+mode.String()+")")
+		pl := e.path("unreadable.pl")
+		if err := os.WriteFile(pl, []byte(unreadablePL), 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		started, goOn, ids, rep := e.path("started"), e.path("go"), e.path("ids"), e.path("report.json")
+		g := e.guard("--report", rep, "--", "sh", "-c", shPrelude()+`: >"$0" && waitfile "$1" && exit 1`, started, goOn).start()
+		e.waitFile(started)
+		for _, key := range []string{"0", "0x4a150001"} {
+			if b, err := exec.Command("perl", pl, ids, key).CombinedOutput(); err != nil {
+				e.fatalf("the stranger: %v\n%s", err, b)
+			}
+		}
+		if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.wantExit(g.wait(), 1)
+		e.strangerKept("a same-uid stranger's set with mode 000", e.readReport(rep), e.readIDs(ids))
+	})
+}
+
+// kind5bScript: a run whose ipcguard lives, in a pid namespace that kept the
+// parent's /proc; a sweep from the same place while it runs. The run's pids
+// are chosen where the /proc it sees has no process (else the sweep could
+// keep the run by the luck of finding some other process there).
+const kind5bScript = `
+base=
+for b in $(seq 20000 200 32000); do
+	ok=1; for n in $(seq $b $((b + 60))); do [ -e /proc/$n ] && { ok=0; break; }; done
+	[ $ok = 1 ] && { base=$b; break; }
+done
+[ -n "$base" ] || exit 4
+lastpid $base
+asuser $GU "$G" --quiet --state-dir "$D/state" -- perl "$D/../segmaker.pl" "$D/live" "$D/release" &
+GP=$!
+waitf "$D/live.pid"
+asuser $GU "$G" sweep --state-dir "$D/state" --report "$D/sweep.json" > "$D/sweep.out" 2>&1
+echo $? > "$D/sweep.status"
+cat /proc/sysvipc/shm > "$D/after-sweep"
+: > "$D/release"
+wait $GP; echo $? > "$D/guard.status"
+`
+
+// TestEvidence5SweepWithForeignProc: `ipcguard sweep` in a pid namespace
+// whose /proc is another namespace's must not take a live run for dead: the
+// live run's segment is kept.
+func TestEvidence5SweepWithForeignProc(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.sc = "kind 5 (sweep with another namespace's /proc, ipcguard " + u.mode + ")"
+		e.writeShared("segmaker.pl", segmakerPL)
+		var d string
+		e.attempts(e.sc, 4, func(a int) bool {
+			d = e.freshDir(fmt.Sprintf("k5b-%d", a))
+			switch code, out := e.script(u, scriptOpts{pidNSHost: true}, d, kind5bScript); code {
+			case 0:
+				return true
+			case scriptRetry:
+				return false
+			default:
+				e.fatalf("script: exit %d\n%s", code, out)
+			}
+			return false
+		})
+		ids := e.readIDs(filepath.Join(d, "live.ids"))
+		b, _ := os.ReadFile(filepath.Join(d, "after-sweep"))
+		after, err := parseSysv("shm", string(b))
+		if err != nil {
+			e.fatalf("%v", err)
+		}
+		if !setOf(after).has(ids[0]) {
+			sw, _ := os.ReadFile(filepath.Join(d, "sweep.out"))
+			e.errorf("FALSE REMOVAL: the sweep removed %s of a live run (sweep said %q)", ids[0], sw)
+		}
+		if st := e.fileInt(filepath.Join(d, "sweep.status")); st != 0 {
+			sw, _ := os.ReadFile(filepath.Join(d, "sweep.out"))
+			e.errorf("sweep exited %d: %s", st, sw)
+		}
+		e.guardStatus(filepath.Join(d, "guard.status"), 0)
+		e.strangerKept("the segment of a run that succeeded", nil, ids)
+	})
+}
+
+func (s objSet) has(id string) bool {
+	o, ok := s[id]
+	return ok && o.Perms&0o1000 == 0
+}
+
+// slotHolderPL: a job-slot holder. Creates (or opens) the set $ARGV[1] and
+// the queue $ARGV[2], takes a slot with SEM_UNDO, sends a message, appends
+// their "TYPE ID" to $ARGV[0], marks $ARGV[3] and holds until $ARGV[4] exists.
+const slotHolderPL = `use strict; use warnings;
+use IPC::SysV qw(IPC_CREAT SEM_UNDO);
+my ($out, $skey, $qkey, $ready, $stop) = @ARGV;
+my $s = semget(hex($skey), 1, IPC_CREAT | 0600) // die "semget: $!";
+semop($s, pack("s!3", 0, 1, SEM_UNDO)) or die "semop: $!";
+my $q = msgget(hex($qkey), IPC_CREAT | 0600) // die "msgget: $!";
+msgsnd($q, pack("l! a*", 1, "slot"), 0) or die "msgsnd: $!";
+open(my $f, '>>', $out) or die; print $f "sem $s\nmsg $q\n"; close $f or die;
+open(my $r, '>', $ready) or die; close $r;
+select(undef, undef, undef, 0.01) until -e $stop;
+`
+
+// TestEvidence6KeyedSharedByDesign: a keyed set and a keyed queue that a
+// stranger of ipcguard's user created during the run and still holds (a
+// job slot taken with SEM_UNDO, a message sent); the tree then operates on
+// both last. Both are kept — as root also with --track-creation, which sees
+// that the tree did not create them.
+func TestEvidence6KeyedSharedByDesign(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		flagSets := [][]string{nil}
+		if mode == nstest.Root {
+			flagSets = append(flagSets, []string{"--track-creation"})
+		}
+		for i, flags := range flagSets {
+			e := newEnv(t, fmt.Sprintf("kind 6 (keyed set held by a stranger, %s %v)", mode, flags))
+			pl := e.path("slot.pl")
+			if err := os.WriteFile(pl, []byte(slotHolderPL), 0o644); err != nil {
+				e.fatalf("%v", err)
+			}
+			skey, qkey := fmt.Sprintf("%#x", 0x4a160001+2*i), fmt.Sprintf("%#x", 0x4a160002+2*i)
+			started, held, stop, ids, rep := e.path("started"), e.path("held"), e.path("stop"), e.path("ids"), e.path("report.json")
+			args := append(append([]string{"--report", rep}, flags...), "--", "sh", "-c",
+				shPrelude()+`: >"$0" && waitfile "$1" && ipc sem:key=`+skey+`:op msg:key=`+qkey+`:send && exit 1`, started, held)
+			g := e.guard(args...).start()
+			e.waitFile(started)
+			holder := exec.Command("perl", pl, ids, skey, qkey, held, stop)
+			if err := holder.Start(); err != nil {
+				e.fatalf("%v", err)
+			}
+			e.t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+			e.wantExit(g.wait(), 1)
+			e.strangerKept("keyed objects a live stranger created and holds", e.readReport(rep), e.readIDs(ids))
+			os.WriteFile(stop, nil, 0o644)
+			if err := holder.Wait(); err != nil {
+				e.errorf("the slot holder: %v", err)
+			}
+			e.removeObjects(e.objects())
+		}
+	})
+}
+
+// familyUserPL: an outside user of a key family. Attaches the segment of key
+// $ARGV[0] (and stays attached), does a semop on the set of that key, marks
+// $ARGV[1] and holds until $ARGV[2] exists.
+const familyUserPL = `use strict; use warnings;
+use IPC::SysV qw(shmat);
+my ($key, $ready, $stop) = @ARGV;
+my $m = shmget(hex($key), 0, 0) // die "shmget: $!";
+defined shmat($m, undef, 0) or die "shmat: $!";
+my $s = semget(hex($key), 0, 0) // die "semget: $!";
+semop($s, pack("s!3", 0, 1, 0)) or die "semop: $!";
+open(my $r, '>', $ready) or die; close $r;
+select(undef, undef, undef, 0.01) until -e $stop;
+`
+
+// TestEvidence6KeyFamily: a program in the tree pairs a segment and a set
+// on one key (as ALSA dmix does); an outside process attaches the segment
+// and uses the set; the tree uses the set last and fails. Both are kept: the
+// segment is in outside use, so is every object of its key. As root also
+// with --track-creation (the tree's creation of both is then proven).
+func TestEvidence6KeyFamily(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		flagSets := [][]string{nil}
+		if mode == nstest.Root {
+			flagSets = append(flagSets, []string{"--track-creation"})
+		}
+		for i, flags := range flagSets {
+			e := newEnv(t, fmt.Sprintf("kind 6 (key family, %s %v)", mode, flags))
+			pl := e.path("family.pl")
+			if err := os.WriteFile(pl, []byte(familyUserPL), 0o644); err != nil {
+				e.fatalf("%v", err)
+			}
+			key := fmt.Sprintf("%#x", 0x4a160101+i)
+			made, ready, used, stop, rep := e.path("made"), e.path("ready"), e.path("used"), e.path("stop"), e.path("report.json")
+			args := append(append([]string{"--report", rep}, flags...), "--", nstest.Binary(),
+				"out="+made, "shm:key="+key, "sem:key="+key+":op", "ready="+ready, "await="+used, "sem:key="+key+":op", "exit=1")
+			g := e.guard(args...).withEnv(nstest.HelperEnv("ipc")).start()
+			e.waitPidFile(ready)
+			user := exec.Command("perl", pl, key, used, stop)
+			if err := user.Start(); err != nil {
+				e.fatalf("%v", err)
+			}
+			e.t.Cleanup(func() { user.Process.Kill(); user.Wait() })
+			e.wantExit(g.wait(), 1)
+			ids := uniq(e.readIDs(made))
+			wantCount(e, "the key family", ids, 2)
+			e.strangerKept("a key family in outside use", e.readReport(rep), ids)
+			os.WriteFile(stop, nil, 0o644)
+			user.Wait()
+			e.removeObjects(e.objects())
+		}
+	})
+}
+
+func uniq(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// mitShmClientPL: the client. Creates an IPC_PRIVATE segment, writes its
+// "shm ID" to $ARGV[0] and its pid to $ARGV[1], waits for the server to
+// attach ($ARGV[2]) and dies from SIGKILL.
+const mitShmClientPL = `use strict; use warnings;
+use IPC::SysV qw(IPC_PRIVATE IPC_CREAT);
+my ($ids, $pidf, $attached) = @ARGV;
+my $m = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600) // die "shmget: $!";
+open(my $p, '>', "$pidf.tmp") or die; print $p "$$\n"; close $p; rename("$pidf.tmp", $pidf) or die;
+open(my $f, '>', "$ids.tmp") or die; print $f "shm $m\n"; close $f; rename("$ids.tmp", $ids) or die;
+select(undef, undef, undef, 0.01) until -e $attached;
+kill 'KILL', $$;
+`
+
+// mitShmServerPL: the server, outside the tree. Waits for the client's
+// segment ($ARGV[0]) and pid ($ARGV[1]), attaches it, marks $ARGV[2], waits
+// until the client is gone, detaches, marks $ARGV[3] and lives on until
+// $ARGV[4] exists.
+const mitShmServerPL = `use strict; use warnings;
+use IPC::SysV qw(shmat shmdt);
+my ($ids, $pidf, $attached, $detached, $stop) = @ARGV;
+select(undef, undef, undef, 0.01) until -e $ids && -e $pidf;
+open(my $f, '<', $ids) or die; my ($id) = <$f> =~ /shm (\d+)/; close $f;
+open(my $p, '<', $pidf) or die; my $client = <$p> + 0; close $p;
+my $addr = shmat($id, undef, 0) // die "shmat: $!";
+open(my $a, '>', $attached) or die; close $a;
+select(undef, undef, undef, 0.01) while kill(0, $client);
+defined shmdt($addr) or die "shmdt: $!";
+open(my $d, '>', $detached) or die; close $d;
+select(undef, undef, undef, 0.01) until -e $stop;
+`
+
+// TestEvidence7DetachedOutsider: the other direction, a leak. A client in
+// the tree creates an IPC_PRIVATE segment that a server outside attaches for
+// it (X11 MIT-SHM); the client crashes, the server detaches and lives on;
+// the command fails. The segment (cpid in the tree, nattch 0, lpid the live
+// server) is the tree's garbage: removed.
+func TestEvidence7DetachedOutsider(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		e := newEnv(t, "kind 7 (detached outsider, "+mode.String()+")")
+		client, server := e.path("client.pl"), e.path("server.pl")
+		for p, text := range map[string]string{client: mitShmClientPL, server: mitShmServerPL} {
+			if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+				e.fatalf("%v", err)
+			}
+		}
+		ids, pidf, attached, detached, stop, rep := e.path("ids"), e.path("client.pid"), e.path("attached"),
+			e.path("detached"), e.path("stop"), e.path("report.json")
+		srv := exec.Command("perl", server, ids, pidf, attached, detached, stop)
+		if err := srv.Start(); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		r := e.run("--report", rep, "--", "sh", "-c", shPrelude()+`perl "$0" "$1" "$2" "$3"; waitfile "$4" && exit 1`,
+			client, ids, pidf, attached, detached)
+		e.wantExit(r, 1)
+		if !alive(srv.Process.Pid) {
+			e.fatalf("the server is not alive: the input did not happen")
+		}
+		made := e.readIDs(ids)
+		e.wantGone("a segment the tree made, only a detached server (alive) ever attached", made)
+		typ, n := splitID(made[0])
+		if o, ok := e.readReport(rep).object(typ, n); !ok || o.Action != "removed" {
+			e.errorf("report: %s: %+v, want removed", made[0], o)
+		}
+		os.WriteFile(stop, nil, 0o644)
+	})
+}
