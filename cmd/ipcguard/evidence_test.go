@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // kind1Script: ipcguard runs a command whose two children (tree members)
@@ -505,4 +508,282 @@ func TestEvidence7DetachedOutsider(t *testing.T) {
 		}
 		os.WriteFile(stop, nil, 0o644)
 	})
+}
+
+// kind8Script: in namespace Y a run makes a segment and its ipcguard is
+// SIGKILLed; the run ends and Y is destroyed, its journal left behind. Then
+// new IPC namespaces are made until one has Y's inode number (they are
+// reused within seconds); if none does in time, the journal is copied to the
+// subdirectory of a new namespace, as the same inode would have it. In that
+// namespace, a process of the run's user gets the dead command's pid number
+// and creates and uses objects of all three types (the first segment has the
+// id Y's segment had); then `ipcguard sweep` runs there.
+const kind8Script = `
+unshare --ipc bash -c '
+	readlink /proc/self/ns/ipc > "$D/y.ns"
+	bgas $GU "$G" --quiet --state-dir "$D/state" -- sh -c "echo \$\$ > \"\$D/p\"; ipcmk -M 4096 >/dev/null; : > \"\$D/made\"; while [ ! -e \"\$D/go\" ]; do sleep 0.01; done; exit 1" &
+	gp=$!
+	waitf "$D/made"; kill -9 $gp; wait $gp 2>/dev/null
+	: > "$D/go"; gone "$(cat "$D/p")"
+' || exit 9
+export Y="$(cat "$D/y.ns")" P="$(cat "$D/p")"
+zrun() {
+	lastpid $((P - 1)); asuser $SAME perl "$D/../stranger.pl" "$D/z" 0x4a180001 || exit 9
+	[ "$(cat "$D/z.pid")" = "$P" ] || exit 3
+	asuser $GU "$G" sweep --state-dir "$D/state" --report "$D/sweep.json" > "$D/sweep.out" 2>&1
+	echo $? > "$D/sweep.status"
+	for t in shm sem msg; do cat /proc/sysvipc/$t > "$D/z.$t"; done
+}
+export -f zrun
+rc=4
+for i in $(seq 100); do
+	unshare --ipc bash -c '[ "$(readlink /proc/self/ns/ipc)" = "$Y" ] || exit 4; zrun'
+	rc=$?
+	[ $rc = 4 ] || break
+	sleep 0.05
+done
+if [ $rc = 4 ]; then
+	echo "copied the journal" > "$D/how"
+	unshare --ipc bash -c '
+		z=$(readlink /proc/self/ns/ipc); z=${z#ipc:[}; z=ipc-${z%]}
+		y=${Y#ipc:[}; y=ipc-${y%]}
+		asuser $GU mkdir -p -m 700 "$D/state/$z" && asuser $GU cp "$D/state/$y"/run-*.journal "$D/state/$z/" || exit 9
+		zrun'
+	rc=$?
+else
+	echo "the inode came back" > "$D/how"
+fi
+exit $rc
+`
+
+// TestEvidence8JournalOfDeadNamespace: a journal belongs to one IPC
+// namespace instance. A run SIGKILLed in a namespace that is then destroyed
+// leaves a journal; a new namespace with the same inode number gets objects
+// (made by a process holding the dead command's pid number, with the id of
+// the dead run's segment); `ipcguard sweep` there removes none of them.
+func TestEvidence8JournalOfDeadNamespace(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.sc = "kind 8 (journal of a dead namespace, ipcguard " + u.mode + ")"
+		e.writeShared("stranger.pl", strangerPL)
+		var d string
+		e.attempts(e.sc, 4, func(a int) bool {
+			d = e.freshDir(fmt.Sprintf("k8-%d", a))
+			switch code, out := e.script(u, scriptOpts{pidNS: true}, d, kind8Script); code {
+			case 0:
+				return true
+			case scriptNoReuse:
+				return false
+			default:
+				e.fatalf("script: exit %d\n%s", code, out)
+			}
+			return false
+		})
+		how, _ := os.ReadFile(filepath.Join(d, "how"))
+		t.Logf("%s: %s", e.sc, strings.TrimSpace(string(how)))
+		var after []sysvObj
+		for _, typ := range []string{"shm", "sem", "msg"} {
+			b, err := os.ReadFile(filepath.Join(d, "z."+typ))
+			if err != nil {
+				e.fatalf("%v", err)
+			}
+			objs, err := parseSysv(typ, string(b))
+			if err != nil {
+				e.fatalf("%v", err)
+			}
+			after = append(after, objs...)
+		}
+		now := setOf(after)
+		sw, _ := os.ReadFile(filepath.Join(d, "sweep.out"))
+		var gone []string
+		for _, id := range e.readIDs(filepath.Join(d, "z.ids")) {
+			if !now.has(id) {
+				gone = append(gone, id)
+			}
+		}
+		if gone != nil {
+			e.errorf("FALSE REMOVAL: the sweep removed %v of the new namespace (sweep said %q)", gone, sw)
+		}
+		if st := e.fileInt(filepath.Join(d, "sweep.status")); st != 0 {
+			e.errorf("sweep exited %d: %s", st, sw)
+		}
+	})
+}
+
+// kind9Script: two overlapping runs of one user, one with XDG_RUNTIME_DIR
+// and one without (so with different state directories), in a mount
+// namespace whose /run is private. The other run makes a set with ipcmk and
+// never uses it; the failing run ends meanwhile. Both ways round.
+const kind9Script = `
+mount -t tmpfs tmpfs /run || exit 9
+mkdir -p "$D/xdg" "$D/tmp" && chown $GU:$GU "$D/xdg" && chmod 700 "$D/xdg" && chmod 1777 "$D/tmp" || exit 9
+pair() {
+	local d="$D/$1" fenv="XDG_RUNTIME_DIR=" oenv="XDG_RUNTIME_DIR="
+	mkdir -m 777 "$d"
+	if [ $2 = 1 ]; then fenv="XDG_RUNTIME_DIR=$D/xdg"; else oenv="XDG_RUNTIME_DIR=$D/xdg"; fi
+	asuser $GU env -u IPCGUARD_STATE_DIR "$oenv" TMPDIR="$D/tmp" "$G" --quiet -- sh -c ': > "$0/o.started"; while [ ! -e "$0/o.go" ]; do sleep 0.01; done; ipcmk -S 1 > "$0/o.tmp"; mv "$0/o.tmp" "$0/o.out"; while [ ! -e "$0/o.end" ]; do sleep 0.01; done' "$d" &
+	local op=$!
+	waitf "$d/o.started"
+	asuser $GU env -u IPCGUARD_STATE_DIR "$fenv" TMPDIR="$D/tmp" "$G" --quiet --report "$d/report.json" -- sh -c ': > "$0/f.started"; while [ ! -e "$0/f.go" ]; do sleep 0.01; done; exit 1' "$d" &
+	local fp=$!
+	waitf "$d/f.started"; : > "$d/o.go"; waitf "$d/o.out"; : > "$d/f.go"
+	wait $fp; echo $? > "$d/f.status"
+	: > "$d/o.end"; wait $op; echo $? > "$d/o.status"
+}
+pair a 1
+pair b 0
+`
+
+// TestEvidence9RunsWithDifferentStateDirs: runs of one user see each other
+// whatever their environment. With XDG_RUNTIME_DIR set for one run and
+// unset for the other (as with cron), the failing run does not remove the
+// other run's never-used set on window evidence.
+func TestEvidence9RunsWithDifferentStateDirs(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.sc = "kind 9 (overlapping runs, different state directories, ipcguard " + u.mode + ")"
+		d := e.freshDir("k9")
+		opts := scriptOpts{mountNS: true}
+		if code, out := e.script(u, opts, d, kind9Script); code != 0 {
+			e.fatalf("script: exit %d\n%s", code, out)
+		}
+		for _, p := range []struct{ dir, what string }{
+			{"a", "the failing run with XDG_RUNTIME_DIR, the other without"},
+			{"b", "the failing run without XDG_RUNTIME_DIR, the other with"},
+		} {
+			pd := filepath.Join(d, p.dir)
+			e.guardStatus(filepath.Join(pd, "f.status"), 1)
+			e.guardStatus(filepath.Join(pd, "o.status"), 0)
+			e.strangerKept(p.what+": the other run's never-used set", e.readReport(filepath.Join(pd, "report.json")),
+				e.ipcmkIDs(filepath.Join(pd, "o.out")))
+		}
+	})
+}
+
+// TestScenario06ShortLivedCreatorUnderForkLoad: the stricter rules must not
+// make scenario 6 leak. The creator (ipcmk) is short-lived, and processes
+// fork all around it — the command forks 200 more, two loops outside the
+// tree fork all the time — in an otherwise quiet IPC namespace: the
+// segment is still removed.
+func TestScenario06ShortLivedCreatorUnderForkLoad(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "scenario 6 (short-lived creator, fork load)")
+		stop := e.path("stop")
+		for i := 0; i < 2; i++ {
+			l := exec.Command("sh", "-c", `while [ ! -e "$0" ]; do /bin/true; done`, stop)
+			if err := l.Start(); err != nil {
+				e.fatalf("%v", err)
+			}
+			e.t.Cleanup(func() { l.Process.Kill(); l.Wait() })
+		}
+		defer os.WriteFile(stop, nil, 0o644)
+		ids, rep := e.path("ids"), e.path("report.json")
+		r := e.run("--report", rep, "--", "sh", "-c",
+			`ipcmk -M 1 >"$0"; i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done; sleep 1; exit 1`, ids)
+		e.wantExit(r, 1)
+		made := e.ipcmkIDs(ids)
+		wantCount(e, "short-lived creator", made, 1)
+		e.wantGone("segment of a short-lived grandchild among many forks", made)
+		typ, n := splitID(made[0])
+		if o, ok := e.readReport(rep).object(typ, n); !ok || o.Action != "removed" {
+			e.errorf("report: %s: %+v, want removed", made[0], o)
+		}
+	})
+}
+
+// TestEvidence10RecheckBeforeRemoval: decide, then re-check just before
+// IPC_RMID. ipcguard runs under strace, which holds it for 0.3 s at the end
+// of every read(2) of /proc/sysvipc/shm (the data already read). Once the
+// command has ended and ipcguard is held in such a read (its after-run view
+// of the segments taken), a stranger attaches the tree's segment. What
+// ipcguard read says nattch 0; a re-check made after it sees the attach and
+// keeps the segment. Without a re-check the segment is marked for
+// destruction under the attached stranger.
+//
+// The test places the attach after ipcguard's last read of
+// /proc/sysvipc/shm that precedes its decision; an ipcguard that takes its
+// after-run view some other way (shmctl SHM_STAT) is never held, and the
+// test says so instead of passing.
+func TestEvidence10RecheckBeforeRemoval(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		e := newEnv(t, "kind 10 (re-check before IPC_RMID, "+mode.String()+")")
+		strace, err := exec.LookPath("strace")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				e.fatalf("needs strace (delay injection)")
+			}
+			t.Skip("kind 10 needs strace (delay injection)")
+		}
+		ids, cmdPid, goOn, rep := e.path("ids"), e.path("cmdpid"), e.path("go"), e.path("report.json")
+		st := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-P", "/proc/sysvipc/shm",
+			"-e", "trace=read", "-e", "inject=read:delay_exit=300000",
+			guardBin(), "--quiet", "--report", rep, "--", "sh", "-c",
+			shPrelude()+`echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && ipc out="$0" shm:attach && waitfile "$2" && exit 1`, ids, cmdPid, goOn)
+		st.Env = e.baseEnv()
+		var out strings.Builder
+		st.Stdout, st.Stderr = &out, &out
+		st.WaitDelay = 5 * time.Second
+		if err := st.Start(); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.t.Cleanup(func() { st.Process.Kill(); st.Wait() })
+		made := e.waitFile(ids)
+		typ, id := splitID(strings.TrimSpace(made))
+		if typ != "shm" {
+			e.fatalf("the command recorded %q", made)
+		}
+		cmd := e.waitPidFile(cmdPid)
+		var guard int
+		e.waitFor("ipcguard under strace", 30*time.Second, func() bool {
+			c := childrenOf(st.Process.Pid)
+			if len(c) == 1 {
+				guard = c[0]
+			}
+			return guard != 0
+		})
+		if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.waitFor("the command to end", 30*time.Second, func() bool { s := procState(cmd); return s == 0 || s == 'Z' })
+		if !poll(30*time.Second, func() bool { return heldInSysvRead(guard) }) {
+			e.fatalf("ipcguard was never held in a read of /proc/sysvipc/shm after the command ended: this test cannot place the attach (output: %q)", out.String())
+		}
+		if _, err := unix.SysvShmAttach(id, 0, unix.SHM_RDONLY); err != nil {
+			e.fatalf("the stranger's attach: %v", err)
+		}
+		err = st.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			e.fatalf("ipcguard under strace: %v, want exit 1; output %q", err, out.String())
+		}
+		objs := e.objects()
+		if !present(objs, sysvObj{Type: "shm", ID: id}) {
+			e.errorf("FALSE REMOVAL: shm %d, attached by a stranger between ipcguard's reading and its removal, was removed (marked for destruction)", id)
+		}
+		if o, ok := e.readReport(rep).object("shm", id); ok && o.Action != "kept" {
+			e.errorf("report: shm %d action %q, want kept (a stranger attached it before the removal)", id, o.Action)
+		}
+	})
+}
+
+// heldInSysvRead reports whether a thread of pid is stopped in read(2) of a
+// descriptor open on /proc/sysvipc/shm (/proc/PID/task/TID/syscall: the
+// syscall number, 0 for read on x86_64, and its first argument, the fd).
+func heldInSysvRead(pid int) bool {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, tk := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, tk.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 || f[0] != "0" {
+			continue
+		}
+		fd, err := strconv.ParseInt(f[1], 0, 32)
+		if err != nil {
+			continue
+		}
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); l == "/proc/sysvipc/shm" {
+			return true
+		}
+	}
+	return false
 }
