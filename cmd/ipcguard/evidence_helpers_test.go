@@ -273,16 +273,6 @@ func (e *env) guardStatus(path string, want int) {
 	}
 }
 
-// loadReport reads a report when it exists (nil otherwise: the caller
-// decides whether a missing report is an error).
-func (e *env) loadReport(path string) *report {
-	e.t.Helper()
-	if !exists(path) {
-		return nil
-	}
-	return e.readReport(path)
-}
-
 // strangerPL creates and uses, mode 0644, one object of each type with
 // IPC_PRIVATE and one of each type with the key $ARGV[1] (shm: written
 // through an attach, so lpid too; sem: semop; msg: sent, and the keyed queue

@@ -309,9 +309,11 @@ func TestEvidence5SweepWithForeignProc(t *testing.T) {
 			sw, _ := os.ReadFile(filepath.Join(d, "sweep.out"))
 			e.errorf("FALSE REMOVAL: the sweep removed %s of a live run (sweep said %q)", ids[0], sw)
 		}
+		// Refusing to sweep with a /proc that is not its own is a right
+		// answer too (nothing is removed), as one line and a non-zero status.
 		if st := e.fileInt(filepath.Join(d, "sweep.status")); st != 0 {
 			sw, _ := os.ReadFile(filepath.Join(d, "sweep.out"))
-			e.errorf("sweep exited %d: %s", st, sw)
+			e.checkOneErrorLine(fmt.Sprintf("sweep exited %d", st), string(sw))
 		}
 		e.guardStatus(filepath.Join(d, "guard.status"), 0)
 		e.strangerKept("the segment of a run that succeeded", nil, ids)
@@ -536,7 +538,7 @@ zrun() {
 }
 export -f zrun
 rc=4
-for i in $(seq 100); do
+for i in $(seq 40); do
 	unshare --ipc bash -c '[ "$(readlink /proc/self/ns/ipc)" = "$Y" ] || exit 4; zrun'
 	rc=$?
 	[ $rc = 4 ] || break
