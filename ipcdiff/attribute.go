@@ -302,6 +302,15 @@ func (a *attributor) classify(f pidFact) (class, string) {
 		if a.live[f.pid] {
 			return liveMember, ""
 		}
+		// Another process runs under the number now: it got it after the
+		// member, and if that was before the window closed, the action may
+		// be its own (whatever the pid watch could not see).
+		if a.procs.Alive(f.pid) {
+			st, ok := a.procs.Started(f.pid)
+			if !ok || !st.After(f.to) {
+				return ambiguous, fmt.Sprintf("pid %d is now another process's, which may have acted", f.pid)
+			}
+		}
 		return inTree, ""
 	case HeldAmbiguous:
 		return ambiguous, why

@@ -63,7 +63,11 @@ type Watch struct {
 // that may differ by a few milliseconds from the watch's.
 const spanMargin = 20 * time.Millisecond
 
-type interval struct{ from, to time.Time } // [from, to)
+// interval is [from, to), and the hand-out that may have started it.
+type interval struct {
+	from, to time.Time
+	cause    *Crossing // nil: the number was in use when the watch began, or after it
+}
 
 var forever = time.Unix(1<<62, 0)
 
@@ -81,7 +85,7 @@ func (t *Tree) foreignTimes(pid int) []interval {
 	var out []interval
 	rec := w.Pids[pid]
 	if !w.OK || rec == nil {
-		out = []interval{{time.Time{}, forever}}
+		out = []interval{{time.Time{}, forever, nil}}
 	} else {
 		cross := rec.Cross
 		own := make([]int, len(cross)) // 1 + index of the span this hand-out started, or 0
@@ -92,6 +96,7 @@ func (t *Tree) foreignTimes(pid int) []interval {
 			}
 		}
 		var holder time.Time // when a possibly foreign holder took the number; zero: none
+		var cause *Crossing
 		if rec.Pre {
 			holder = w.From
 		}
@@ -101,17 +106,17 @@ func (t *Tree) foreignTimes(pid int) []interval {
 				end = spans[own[k]-1].Start.Add(spanMargin)
 			}
 			if !holder.IsZero() {
-				out = append(out, interval{holder, end})
+				out = append(out, interval{holder, end, cause})
 			}
-			holder = time.Time{}
+			holder, cause = time.Time{}, nil
 			if own[k] == 0 {
-				holder = c.From
+				holder, cause = c.From, &cross[k]
 			}
 		}
 		if !holder.IsZero() {
-			out = append(out, interval{holder, forever})
+			out = append(out, interval{holder, forever, cause})
 		}
-		out = append(out, interval{w.Until, forever})
+		out = append(out, interval{w.Until, forever, nil})
 	}
 	for _, s := range spans {
 		end := s.End
@@ -135,10 +140,10 @@ func cut(in []interval, from, to time.Time) []interval {
 			continue
 		}
 		if iv.from.Before(from) {
-			out = append(out, interval{iv.from, from})
+			out = append(out, interval{iv.from, from, iv.cause})
 		}
 		if iv.to.After(to) {
-			out = append(out, interval{to, iv.to})
+			out = append(out, interval{to, iv.to, iv.cause})
 		}
 	}
 	return out
@@ -204,6 +209,16 @@ func (t *Tree) whyForeign(pid int, f []interval, from, to time.Time) string {
 			return fmt.Sprintf("pid %d may have been reused after the pid watch stopped", pid)
 		case iv.from.Equal(t.watch.From):
 			return fmt.Sprintf("pid %d may have been another process's (the number was in use when the run began)", pid)
+		}
+		c := iv.cause
+		switch {
+		case c == nil:
+		case c.All:
+			return fmt.Sprintf("pid %d may have been reused (the pid allocator may have gone round, or been moved back, between %s and %s)",
+				pid, c.From.Format("15:04:05.000"), c.To.Format("15:04:05.000"))
+		default:
+			return fmt.Sprintf("pid %d may have been reused (the kernel handed out pids %d to %d between %s and %s)",
+				pid, c.Lo+1, c.Hi, c.From.Format("15:04:05.000"), c.To.Format("15:04:05.000"))
 		}
 		return fmt.Sprintf("pid %d may have been reused (the kernel may have handed the number to another process from %s)",
 			pid, iv.from.Format("15:04:05.000"))

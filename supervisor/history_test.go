@@ -200,3 +200,28 @@ func TestHolderUnwatchedCrossing(t *testing.T) {
 		t.Fatalf("watched: Holder = %v (%s)", h, why)
 	}
 }
+
+func TestStep(t *testing.T) {
+	st := func(cursor int, lo, hi uint64, init bool) CursorState {
+		return CursorState{Cursor: cursor, Threads: 100, ForksLo: lo, ForksHi: hi, PidMax: 32768, InitNS: init}
+	}
+	cases := []struct {
+		name      string
+		prev, cur CursorState
+		ok, all   bool
+	}{
+		{"nothing handed out", st(500, 10, 10, true), st(500, 10, 10, true), false, false},
+		{"forks elsewhere only", st(500, 10, 12, false), st(500, 14, 15, false), false, false},
+		{"forward", st(500, 10, 11, true), st(530, 40, 41, true), true, false},
+		{"more forks than the cursor moved (forks elsewhere, or counted late)", st(500, 10, 11, false), st(510, 40, 41, false), true, false},
+		{"enough forks for a lap", st(500, 10, 11, false), st(510, 40, 40000, false), true, true},
+		{"pid_max changed", st(500, 10, 11, false), func() CursorState { c := st(510, 12, 13, false); c.PidMax = 4096; return c }(), true, true},
+		{"a fork count from another boot", st(500, 10, 11, false), st(510, 1, 2, false), true, true},
+	}
+	for _, c := range cases {
+		got, ok := Step(c.prev, at(0), c.cur, at(5))
+		if ok != c.ok || got.All != c.all {
+			t.Errorf("%s: Step = %+v, %v; want ok %v, all %v", c.name, got, ok, c.ok, c.all)
+		}
+	}
+}

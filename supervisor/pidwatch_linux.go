@@ -41,6 +41,7 @@ type PidWatch struct {
 
 	fdLoad, fdStat, fdMax int
 	buf                   []byte
+	initNS                bool // see CursorState.InitNS
 	last                  CursorState
 
 	// The journal hook, and what was seen since it was last called.
@@ -56,10 +57,18 @@ type PidWatch struct {
 
 // CursorState is one reading of the pid allocator of a pid namespace.
 type CursorState struct {
-	Cursor  int    // the last pid handed out (/proc/loadavg)
-	Threads int    // tasks of the whole system (/proc/loadavg)
-	Forks   uint64 // forks since boot, all namespaces (/proc/stat "processes")
-	PidMax  int    // /proc/sys/kernel/pid_max
+	Cursor  int // the last pid handed out (/proc/loadavg)
+	Threads int // tasks of the whole system (/proc/loadavg)
+	// Forks since boot, all namespaces (/proc/stat "processes"), read just
+	// before (Lo) and just after (Hi) the cursor.
+	ForksLo, ForksHi uint64
+	PidMax           int // /proc/sys/kernel/pid_max
+	// InitNS says the pid namespace is the initial one, where only a
+	// process privileged over the whole system can move the cursor back.
+	// (Counting forks does not show such a move: the kernel counts a fork
+	// some time after it took the pid, so the count read after one cursor
+	// reading may include pids that reading already showed.)
+	InitNS bool
 }
 
 // ReadCursor reads the pid allocator of the caller's pid namespace once,
@@ -78,13 +87,17 @@ func ReadCursor(root string) (CursorState, error) {
 // numbers handed out lie in the cyclic range the cursor moved over,
 // unless the fork count allows a whole lap (then All).
 func Step(prev CursorState, from time.Time, cur CursorState, to time.Time) (c Crossing, ok bool) {
-	if cur.Forks == prev.Forks && cur.Cursor == prev.Cursor && cur.PidMax == prev.PidMax {
+	if cur.ForksHi == prev.ForksHi && cur.Cursor == prev.Cursor && cur.PidMax == prev.PidMax {
 		return Crossing{}, false
 	}
-	forks := cur.Forks - prev.Forks
-	if cur.Forks < prev.Forks {
+	// The pids handed out after the last reading of the cursor and by
+	// this one were forked after the fork count read before it and
+	// before the one read after this one: at most this many.
+	forks := cur.ForksHi - prev.ForksLo
+	if cur.ForksHi < prev.ForksLo {
 		forks = 1 << 62 // not the same boot's counter
 	}
+
 	c = Crossing{From: from, To: to, Lo: prev.Cursor, Hi: cur.Cursor}
 	free := int64(min(cur.PidMax, prev.PidMax)) - 300 - int64(prev.Threads) - int64(min(forks, 1<<40))
 	if cur.PidMax != prev.PidMax || int64(min(forks, 1<<40)) >= free || cur.Cursor >= cur.PidMax {
@@ -206,6 +219,9 @@ func (w *PidWatch) openFiles(root string) error {
 	if err := procfs.SameNamespace(root); err != nil {
 		return err
 	}
+	if id, err := procfs.NamespaceInode(root, "pid"); err == nil && id == procfs.InitPidNamespaceInode {
+		w.initNS = true
+	}
 	var err error
 	for _, f := range []struct {
 		fd   *int
@@ -237,8 +253,14 @@ func (w *PidWatch) open(root string) error {
 
 func (w *PidWatch) read() (CursorState, error) {
 	var s CursorState
-	n, err := unix.Pread(w.fdLoad, w.buf, 0)
+	n, err := unix.Pread(w.fdStat, w.buf, 0)
 	if err != nil {
+		return s, fmt.Errorf("reading stat: %w", err)
+	}
+	if s.ForksLo, err = procfs.ParseForks(w.buf[:n]); err != nil {
+		return s, err
+	}
+	if n, err = unix.Pread(w.fdLoad, w.buf, 0); err != nil {
 		return s, fmt.Errorf("reading loadavg: %w", err)
 	}
 	l, err := procfs.ParseLoadavg(w.buf[:n])
@@ -249,9 +271,10 @@ func (w *PidWatch) read() (CursorState, error) {
 	if n, err = unix.Pread(w.fdStat, w.buf, 0); err != nil {
 		return s, fmt.Errorf("reading stat: %w", err)
 	}
-	if s.Forks, err = procfs.ParseForks(w.buf[:n]); err != nil {
+	if s.ForksHi, err = procfs.ParseForks(w.buf[:n]); err != nil {
 		return s, err
 	}
+	s.InitNS = w.initNS
 	if n, err = unix.Pread(w.fdMax, w.buf, 0); err != nil {
 		return s, fmt.Errorf("reading pid_max: %w", err)
 	}

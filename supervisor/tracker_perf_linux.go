@@ -61,12 +61,17 @@ func (t *perfTracker) name() string {
 
 // perfBuf is one per-CPU ring buffer.
 type perfBuf struct {
+	full    bool // found nearly full once: records may have been dropped
 	fd      int
 	mem     []byte
 	meta    *unix.PerfEventMmapPage
 	data    []byte
 	scratch []byte
 }
+
+// perfFullSlack: a buffer with less free space than this (more than any
+// record we open takes) may have dropped records.
+const perfFullSlack = 512
 
 // Ring buffer size: 1 metadata page + perfPages data pages (power of 2),
 // smaller when the locked-memory limit refuses it.
@@ -488,6 +493,12 @@ func (t *perfTracker) finish() *Tree {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for _, b := range t.bufs {
+		if b.full && t.lost == 0 {
+			t.lost = 1 // at least: the count is unknown
+			t.notes = append(t.notes, "perf: a ring buffer filled up: records may have been dropped")
+		}
+	}
 	t.closeAll()
 	if t.root == 0 {
 		t.b = newBuilder(t.name(), 0)
@@ -529,6 +540,12 @@ func (b *perfBuf) read(fn func(rec []byte)) {
 	head := atomic.LoadUint64(&b.meta.Data_head) // load-acquire
 	tail := atomic.LoadUint64(&b.meta.Data_tail)
 	size := uint64(len(b.data))
+	// A buffer found (nearly) full may have dropped records: the kernel
+	// writes PERF_RECORD_LOST only once space frees and another record
+	// comes, which may never happen before the end.
+	if head-tail > size-perfFullSlack {
+		b.full = true
+	}
 	for tail < head {
 		off := tail % size
 		// Records are 8-byte aligned: a header never wraps.

@@ -845,3 +845,30 @@ func BenchmarkTrackerRun(b *testing.B) {
 		})
 	}
 }
+
+// TestTrackerPerfFullBuffer: a ring buffer found full may have dropped
+// records without a PERF_RECORD_LOST to say so: the tree is not exact.
+func TestTrackerPerfFullBuffer(t *testing.T) {
+	page := 4096
+	mem := make([]byte, page+page)
+	b := &perfBuf{mem: mem, meta: (*unix.PerfEventMmapPage)(unsafe.Pointer(&mem[0])), data: mem[page:]}
+	rec := perfRec(unix.PERF_RECORD_FORK, uint32(20), uint32(10), uint32(20), uint32(10), uint64(2000), uint32(10), uint32(10), uint64(2000))
+	pos := uint64(0)
+	for pos+uint64(len(rec)) <= uint64(len(b.data)) {
+		copy(b.data[pos:], rec)
+		pos += uint64(len(rec))
+	}
+	b.meta.Data_head = pos
+	tr := newPerfTracker(false)
+	tr.clock = unix.CLOCK_MONOTONIC
+	tr.bufs = []*perfBuf{b}
+	tr.started(10, time.Unix(0, 1000))
+	tr.drain(true)
+	if !b.full {
+		t.Fatal("a full buffer was not noticed")
+	}
+	tree := tr.finish() // b was not mmapped: unmapping it fails quietly
+	if tree.Exact || !strings.Contains(tree.Note, "filled up") {
+		t.Errorf("tree exact %v, note %q: want not exact, saying why", tree.Exact, tree.Note)
+	}
+}

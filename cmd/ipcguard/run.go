@@ -95,7 +95,8 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		jr.Namespaces(namespaces())
 		jr.Pre(watch.Pre())
 		watch.Journal(func(c supervisor.Crossing, st supervisor.CursorState) {
-			jr.Watch(journal.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All}, journal.Cursor(st))
+			jr.Watch(journal.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All},
+				journal.Cursor{Cursor: st.Cursor, Threads: st.Threads, ForksLo: st.ForksLo, ForksHi: st.ForksHi, PidMax: st.PidMax})
 		})
 	}
 	rep.Timings.Journal = since(&clock)

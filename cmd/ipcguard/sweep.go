@@ -245,8 +245,13 @@ func journalWatch(rec *journal.Record, pids []int) supervisor.Watch {
 	until := log[n-1].To
 	before := time.Now()
 	if now, err := supervisor.ReadCursor(procRoot); err == nil {
-		if c, ok := supervisor.Step(supervisor.CursorState(rec.LastCursor), log[n-1].From, now, time.Now()); ok {
-			c.Unwatched = true
+		last := supervisor.CursorState{Cursor: rec.LastCursor.Cursor, Threads: rec.LastCursor.Threads,
+			ForksLo: rec.LastCursor.ForksLo, ForksHi: rec.LastCursor.ForksHi, PidMax: rec.LastCursor.PidMax, InitNS: now.InitNS}
+		if c, ok := supervisor.Step(last, log[n-1].From, now, time.Now()); ok {
+			// Only the initial pid namespace's fork count shows a cursor
+			// moved back meanwhile (Step); elsewhere, over a time nobody
+			// watched, any number may have been handed out again.
+			c.Unwatched, c.All = true, c.All || !now.InitNS
 			log = append(log, c)
 		}
 		until = before

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -230,6 +231,8 @@ ipcmk -S 1 | sed -n 's/^Semaphore id: /sem /p' >> %s && %s`, job, ids, job, ids,
 		mustStay[o] = "the server's"
 	}
 	var mustGo []string
+	reasons := map[string]string{} // object → the reason its job's report gives
+	owner := map[string]string{}   // object → its job's report
 	for i, r := range results {
 		used := tortureIDs(t, filepath.Join(dir, fmt.Sprintf("job%d.ids", i)))
 		unused := tortureIDs(t, filepath.Join(dir, fmt.Sprintf("job%d.unused", i)))
@@ -241,6 +244,24 @@ ipcmk -S 1 | sed -n 's/^Semaphore id: /sem /p' >> %s && %s`, job, ids, job, ids,
 				mustStay[o] = fmt.Sprintf("of job %d, which succeeded", i)
 			}
 			continue
+		}
+		if b, err := os.ReadFile(r.rep); err == nil {
+			var rp struct {
+				Objects []struct {
+					Type   string `json:"type"`
+					ID     int    `json:"id"`
+					Action string `json:"action"`
+					Reason string `json:"reason"`
+				} `json:"objects"`
+			}
+			if json.Unmarshal(b, &rp) == nil {
+				for _, o := range rp.Objects {
+					reasons[fmt.Sprintf("%s %d", o.Type, o.ID)] = o.Action + ": " + o.Reason
+				}
+			}
+		}
+		for _, o := range used {
+			owner[o] = r.rep
 		}
 		mustGo = append(mustGo, used[:3]...)
 		if tortureCreationTracked(t, r.rep) {
@@ -266,7 +287,11 @@ ipcmk -S 1 | sed -n 's/^Semaphore id: /sem /p' >> %s && %s`, job, ids, job, ids,
 	}
 	for _, o := range mustGo {
 		if now[o] {
-			t.Errorf("scenario 8 (torture): LEAK of %s, created and used by a failing job", o)
+			t.Errorf("scenario 8 (torture): LEAK of %s, created and used by a failing job (%s)", o, reasons[o])
+			if os.Getenv("IPCGUARD_TORTURE_DUMP") != "" {
+				b, _ := os.ReadFile(owner[o])
+				t.Logf("report of the job that made %s:\n%s", o, b)
+			}
 		}
 	}
 	tortureClean(t, now)

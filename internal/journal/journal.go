@@ -30,10 +30,11 @@
 //	J <pid> <unix ns> <crc>                 pid joined the process tree
 //	L <pid> <unix ns> <crc>                 pid left it
 //	P <pid>... <crc>                        processes that existed when the pid watch began
-//	W <from ns> <to ns> <lo> <hi> <all 0|1> <threads> <forks> <pid_max> <crc>
+//	W <from ns> <to ns> <lo> <hi> <all 0|1> <threads> <forks lo> <forks hi> <pid_max> <crc>
 //	                                        the pid watch: pids in (lo, hi] (all: any pid)
 //	                                        may have been handed out in (from, to]; then
-//	                                        the allocator read hi, threads, forks, pid_max
+//	                                        the allocator read hi, threads, the fork count
+//	                                        before and after, pid_max
 //	N <boot id> <ipc ns> <pid ns> <crc>     the namespaces of the run (procfs.NamespaceID)
 //	G <type> <id> <proven 0|1> <crc>        a get of the tree returned this id
 //
@@ -308,9 +309,9 @@ type Crossing struct {
 // Cursor is the pid allocator as the watch last read it (see
 // supervisor.CursorState): the last W record's.
 type Cursor struct {
-	Cursor, Threads int
-	Forks           uint64
-	PidMax          int
+	Cursor, Threads  int
+	ForksLo, ForksHi uint64
+	PidMax           int
 }
 
 // Namespaces identifies where a run ran: its boot and its IPC and pid
@@ -377,7 +378,9 @@ func (j *Journal) Watch(c Crossing, st Cursor) {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(st.Threads), 10)
 	b = append(b, ' ')
-	b = strconv.AppendUint(b, st.Forks, 10)
+	b = strconv.AppendUint(b, st.ForksLo, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, st.ForksHi, 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(st.PidMax), 10)
 	j.write(b)
@@ -559,6 +562,13 @@ func liveOthers(dir, self string) []peer {
 	for _, e := range ents {
 		name := e.Name()
 		if name == self {
+			continue
+		}
+		if m, isMarker := strings.CutSuffix(name, markerSuffix); isMarker {
+			// A run that journals elsewhere and announces itself here.
+			if pid, start, ok := parseJournalName(m + journalSuffix); ok && m+journalSuffix != self && ProcessAlive(pid, start) {
+				out = append(out, peer{pid: pid})
+			}
 			continue
 		}
 		pid, start, ok := parseJournalName(name)
@@ -1197,13 +1207,13 @@ func parseRecord(l []byte, r *Record) bool {
 		}
 		slices.Sort(r.Pre)
 	case 'W':
-		var v [8]int64
-		if !ints(body, v[:]) || v[4] < 0 || v[4] > 1 || v[2] < 0 || v[3] < 0 || v[5] < 0 || v[6] < 0 || v[7] <= 0 {
+		var v [9]int64
+		if !ints(body, v[:]) || v[4] < 0 || v[4] > 1 || v[2] < 0 || v[3] < 0 || v[5] < 0 || v[6] < 0 || v[7] < v[6] || v[8] <= 0 {
 			return false
 		}
 		r.Watch = append(r.Watch, Crossing{From: fromUnixNano(v[0]), To: fromUnixNano(v[1]),
 			Lo: int(v[2]), Hi: int(v[3]), All: v[4] == 1})
-		r.LastCursor = Cursor{Cursor: int(v[3]), Threads: int(v[5]), Forks: uint64(v[6]), PidMax: int(v[7])}
+		r.LastCursor = Cursor{Cursor: int(v[3]), Threads: int(v[5]), ForksLo: uint64(v[6]), ForksHi: uint64(v[7]), PidMax: int(v[8])}
 	case 'N':
 		f := strings.Fields(string(body))
 		if len(f) != 3 {

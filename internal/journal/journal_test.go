@@ -882,8 +882,8 @@ func TestWatchRecords(t *testing.T) {
 	j.Pre(pre)
 	w1 := Crossing{From: t0, To: t0.Add(time.Second), Lo: 500, Hi: 530}
 	w2 := Crossing{From: t0.Add(time.Second), To: t0.Add(2 * time.Second), Lo: 32000, Hi: 310, All: true}
-	j.Watch(w1, Cursor{Cursor: 530, Threads: 90, Forks: 1234, PidMax: 32768})
-	j.Watch(w2, Cursor{Cursor: 310, Threads: 91, Forks: 99999, PidMax: 32768})
+	j.Watch(w1, Cursor{Cursor: 530, Threads: 90, ForksLo: 1233, ForksHi: 1234, PidMax: 32768})
+	j.Watch(w2, Cursor{Cursor: 310, Threads: 91, ForksLo: 99990, ForksHi: 99999, PidMax: 32768})
 	j.Got(ipcdiff.TypeSem, 32769, true)
 	j.Got(ipcdiff.TypeMsg, 3, false)
 	j.Namespaces(Namespaces{Boot: "has space", IPC: "x", Pid: "y"})
@@ -903,7 +903,7 @@ func TestWatchRecords(t *testing.T) {
 	if len(r.Watch) != 2 || !r.Watch[0].From.Equal(w1.From) || r.Watch[0].Hi != 530 || r.Watch[1] != (Crossing{From: w2.From, To: w2.To, Lo: 32000, Hi: 310, All: true}) {
 		t.Errorf("watch %+v", r.Watch)
 	}
-	if r.LastCursor != (Cursor{Cursor: 310, Threads: 91, Forks: 99999, PidMax: 32768}) {
+	if r.LastCursor != (Cursor{Cursor: 310, Threads: 91, ForksLo: 99990, ForksHi: 99999, PidMax: 32768}) {
 		t.Errorf("last cursor %+v", r.LastCursor)
 	}
 	want := []Get{{ipcdiff.TypeSem, 32769, true}, {ipcdiff.TypeMsg, 3, false}}

@@ -82,7 +82,8 @@ func register(base, name string, euid, pid int) (*registered, error) {
 	if err := writeSeqFile(seqf, r.seq, pid); err != nil {
 		return nil, err
 	}
-	r.atBegin = append(liveMarkers(dir, name), liveOthers(dir, name+journalSuffix)...)
+	r.atBegin = liveOthers(dir, name+journalSuffix)
+	removeDeadMarkers(dir)
 	r.marker = filepath.Join(dir, name+markerSuffix)
 	f, err := os.OpenFile(r.marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
@@ -91,34 +92,13 @@ func register(base, name string, euid, pid int) (*registered, error) {
 	return r, f.Close()
 }
 
-// liveMarkers returns the runs marked in dir, other than self, whose
-// supervisor still runs.
-func liveMarkers(dir, self string) []peer {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var out []peer
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), markerSuffix)
-		if !ok || name == self {
-			continue
-		}
-		if pid, start, ok := parseJournalName(name + journalSuffix); ok && ProcessAlive(pid, start) {
-			out = append(out, peer{pid: pid})
-		}
-	}
-	return out
-}
-
 // overlapped says how other runs overlapped this one as the registry shows
 // it: runs that were live at its start or are now, and runs begun since.
 func (r *registered) overlapped() (peers []peer, begun uint64, lastPid int, err error) {
+	// liveOthers reads markers and journals (a run whose state directory
+	// is this very registry announces itself with its journal).
 	self := strings.TrimSuffix(filepath.Base(r.marker), markerSuffix)
-	peers = append(append(peers, r.atBegin...), liveMarkers(r.dir, self)...)
-	// A run whose state directory is this very registry announces itself
-	// with its journal, not a marker.
-	peers = append(peers, liveOthers(r.dir, self+journalSuffix)...)
+	peers = append(append(peers, r.atBegin...), liveOthers(r.dir, self+journalSuffix)...)
 	seq, lastPid, err := readSeq(r.dir)
 	if err != nil {
 		return peers, 0, 0, err
@@ -130,4 +110,22 @@ func (r *registered) overlapped() (peers []peer, begun uint64, lastPid int, err 
 		}
 	}
 	return peers, begun, lastPid, nil
+}
+
+// removeDeadMarkers removes the markers that runs killed before their Done
+// left in dir.
+func removeDeadMarkers(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		m, ok := strings.CutSuffix(e.Name(), markerSuffix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if pid, start, ok := parseJournalName(m + journalSuffix); ok && !ProcessAlive(pid, start) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -164,3 +164,17 @@ func BootID(root string) (string, error) {
 	}
 	return string(bytes.TrimSpace(b)), nil
 }
+
+// InitPidNamespaceInode is the inode number of the initial pid namespace
+// (PROC_PID_INIT_INO, include/linux/proc_ns.h): it never changes.
+const InitPidNamespaceInode = 0xEFFFFFFC
+
+// NamespaceInode is the inode number of the calling process's namespace of
+// a kind ("pid", "ipc", ...).
+func NamespaceInode(root, kind string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "self", "ns", kind), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
