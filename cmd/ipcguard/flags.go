@@ -39,7 +39,7 @@ var runFlags = []cli.Flag{
 	&cli.StringFlag{Name: "types", Value: "shm,sem,msg", EnvVars: []string{"IPCGUARD_TYPES"},
 		Usage: "object types that may be removed"},
 	&cli.StringSliceFlag{Name: "keep-key", EnvVars: []string{"IPCGUARD_KEEP_KEYS"},
-		Usage: "never remove objects with this key (0x hex or decimal; repeatable)"},
+		Usage: "never remove objects with this key (0x hex, otherwise decimal: 017 is 17; repeatable)"},
 	&cli.BoolFlag{Name: "strict", EnvVars: []string{"IPCGUARD_STRICT"},
 		Usage: "remove only objects with pid or creation evidence, never on window evidence alone"},
 	&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: []string{"IPCGUARD_GRACE"},
@@ -144,14 +144,27 @@ func splitCommand(line string) ([]string, error) {
 }
 
 // parseKey parses an IPC key as ipcs prints it (0x hex) or in decimal,
-// negative decimal as /proc/sysvipc prints it included.
+// negative decimal as /proc/sysvipc prints it included. Only "0x" (or "0X")
+// selects another base: a leading zero is decimal ("017" is 17, not octal
+// 15), and "0b", "0o" and digit separators ("1_000") are errors.
 func parseKey(s string) (int32, error) {
 	if s == "" {
 		return 0, usagef("--keep-key: empty key")
 	}
-	v, err := strconv.ParseInt(s, 0, 64)
+	var v int64
+	var err error
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		var u uint64
+		u, err = strconv.ParseUint(h, 16, 64)
+		v = int64(u)
+		if u > 1<<32-1 {
+			err = strconv.ErrRange
+		}
+	} else {
+		v, err = strconv.ParseInt(s, 10, 64)
+	}
 	if err != nil || v < -1<<31 || v > 1<<32-1 {
-		return 0, usagef("--keep-key %q: want a key like 0x0000162e or 5678", s)
+		return 0, usagef("--keep-key %q: want a key like 0x0000162e or 5678 (decimal unless 0x)", s)
 	}
 	return int32(uint32(v)), nil
 }
