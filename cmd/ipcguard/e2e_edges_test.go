@@ -4,6 +4,10 @@ package main_test
 // writes and its output (scenarios 23 to 26).
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
@@ -26,6 +30,154 @@ func TestScenario23KeepKeyDecimal(t *testing.T) {
 			r := e.run("--keep-key", bad, "--", "true")
 			e.wantExit(r, 125)
 			e.checkOneErrorLine("--keep-key "+bad, r.Stderr)
+		}
+	})
+}
+
+// wantNotRun checks a run refused before the command: 125, one line, the
+// marker the command would have made absent.
+func (e *env) wantNotRun(what string, r guardResult, marker string) {
+	e.t.Helper()
+	if r.Signal != 0 || r.Code != 125 {
+		e.errorf("%s: %v, want exit 125", what, r)
+	}
+	e.checkOneErrorLine(what, r.Stderr)
+	if exists(marker) {
+		e.errorf("%s: the command ran", what)
+		os.Remove(marker)
+	}
+}
+
+// noTemps fails when a temporary report file was left in dir.
+func (e *env) noTemps(dir string) {
+	e.t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, ent := range ents {
+		if strings.HasSuffix(ent.Name(), ".tmp") {
+			e.errorf("a temporary file was left behind: %s", ent.Name())
+		}
+	}
+}
+
+func TestScenario24ReportFile(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "scenario 24")
+		marker := e.path("ran")
+		touch := []string{"--", "touch", marker}
+		syscall.Umask(0o022)
+
+		// A FIFO is refused without being opened (opening it would block
+		// until a reader came), before the command runs.
+		fifo := e.path("fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			e.fatalf("mkfifo: %v", err)
+		}
+		r := e.run(append([]string{"--report", fifo}, touch...)...)
+		e.wantNotRun("--report FIFO", r, marker)
+		if !strings.Contains(r.Stderr, "FIFO") {
+			e.errorf("--report FIFO: stderr %q does not say why", r.Stderr)
+		}
+		r = e.run(append([]string{"--report", e.dir}, touch...)...)
+		e.wantNotRun("--report DIRECTORY", r, marker)
+		r = e.run("--report", "/dev/null", "--", "touch", marker)
+		e.wantNotRun("--report /dev/null", r, marker)
+
+		// A regular file is replaced whole, mode 0600 under umask 022.
+		rep := e.path("r.json")
+		if err := os.WriteFile(rep, []byte("old report\n"), 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.wantExit(e.run("--report", rep, "--", "true"), 0)
+		if rp := e.readReport(rep); rp.ExitCode == nil || *rp.ExitCode != 0 {
+			e.errorf("the report after exit 0: %+v", rp)
+		}
+		if st, err := os.Stat(rep); err != nil || st.Mode().Perm() != 0o600 {
+			e.errorf("report mode %v (%v), want 0600", st.Mode(), err)
+		}
+		e.noTemps(e.dir)
+
+		// The user's own link is followed: the report goes to its target.
+		target, link := e.path("target.json"), e.path("link.json")
+		if err := os.Symlink("target.json", link); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.wantExit(e.run("--report", link, "--", "sh", "-c", "exit 4"), 4)
+		if rp := e.readReport(target); rp.ExitCode == nil || *rp.ExitCode != 4 {
+			e.errorf("the report through our own link: %+v", rp)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			e.errorf("our own link was replaced: %v %v", fi, err)
+		}
+
+		// A run whose command never runs leaves a report that says so,
+		// not the previous one.
+		e.wantExit(e.guard("--report", rep, "--", "no-such-command-e2e").withEnv("PATH=/usr/bin:/bin").run(), 127)
+		rp := e.readReport(rep)
+		if rp.ExitCode == nil || *rp.ExitCode != 127 || len(rp.Warnings) != 1 || !strings.Contains(rp.Warnings[0], "not found") {
+			e.errorf("the report of a command not found: exit %v, warnings %q", rp.ExitCode, rp.Warnings)
+		}
+
+		// A SIGKILLed ipcguard leaves no report rather than the last one:
+		// it is gone once the command has started.
+		ready := e.path("ready")
+		p := e.guard("--report", rep, "--", "sh", "-c", `echo $$ >"$0"; exec sleep 60`, ready).start()
+		pid := e.waitPidFile(ready)
+		e.killOnCleanup(pid)
+		if exists(rep) {
+			e.errorf("the previous report is still at %s while a new run is under way", rep)
+		}
+		syscall.Kill(p.pid(), syscall.SIGKILL)
+		if r := p.wait(); r.Signal != syscall.SIGKILL {
+			e.errorf("ipcguard was not killed: %v", r)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		if exists(rep) {
+			e.errorf("a report appeared after ipcguard was killed")
+		}
+		e.noTemps(e.dir)
+	})
+}
+
+// TestScenario24ReportForeignLink: as real root, a link that another user
+// planted in a directory they may write is neither followed nor replaced.
+func TestScenario24ReportForeignLink(t *testing.T) {
+	inModes(t, []nstest.Mode{nstest.Root}, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "scenario 24")
+		if !inInitUserNS() {
+			t.Skipf("%s: needs real root to plant a link of another user", e.sc)
+		}
+		victim := e.path("victim")
+		if err := os.WriteFile(victim, []byte("root data\n"), 0o600); err != nil {
+			e.fatalf("%v", err)
+		}
+		w := e.path("world")
+		if err := os.Mkdir(w, 0o777); err != nil {
+			e.fatalf("%v", err)
+		}
+		os.Chmod(w, 0o777)
+		for _, dir := range []string{w, e.path("sticky")} {
+			if dir != w {
+				if err := os.Mkdir(dir, 0o777); err != nil {
+					e.fatalf("%v", err)
+				}
+				os.Chmod(dir, 0o1777)
+			}
+			link := filepath.Join(dir, "ipc.json")
+			if err := os.Symlink(victim, link); err != nil {
+				e.fatalf("%v", err)
+			}
+			if err := os.Lchown(link, nstest.NobodyUID, nstest.NobodyUID); err != nil {
+				e.fatalf("%v", err)
+			}
+			marker := e.path("ran")
+			r := e.run("--report", link, "--", "touch", marker)
+			e.wantNotRun("--report through a link of uid 65534 in "+filepath.Base(dir), r, marker)
+			if b, _ := os.ReadFile(victim); string(b) != "root data\n" {
+				e.errorf("the link's target was written: %q", b)
+			}
+			if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				e.errorf("the foreign link was removed or replaced: %v", err)
+			}
 		}
 	})
 }

@@ -40,20 +40,36 @@ func wantCleanup(on string, ws unix.WaitStatus) (bool, string) {
 func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "ipcguard: "+format+"\n", args...) }
 
-	sink, err := openReport(cfg.report, stderr)
+	sink, err := openReport(cfg.report)
 	if err != nil {
 		logf("%s", err)
 		return exited(exitUsage)
+	}
+	rep := &Report{Version: 1, Command: cfg.argv, Policy: reportPolicy{On: cfg.on, DryRun: cfg.dryRun,
+		Strict: cfg.strict, Types: cfg.types.String(), KeepKeys: keyStrings(cfg.keepKeys)},
+		Objects: []reportObj{}, Descendants: reportDesc{Terminated: []int{}, Killed: []int{}, Remaining: []int{}}}
+	// notRun ends a run whose command never ran: one line, and a report
+	// that says so (the old one is gone).
+	notRun := func(code int, err error) unix.WaitStatus {
+		msg := oneLine(err)
+		logf("%s", msg)
+		if sink != nil {
+			setStatus(rep, exited(code))
+			rep.Why = "the command did not run"
+			rep.Warnings = append(rep.Warnings, msg)
+			if err := sink.write(rep, stderr); err != nil {
+				logf("writing the report: %v", err)
+			}
+		}
+		return exited(code)
 	}
 	path, err := supervisor.LookPath(cfg.argv[0], os.Environ())
 	if err != nil {
 		var ee *supervisor.ExecError
 		if errors.As(err, &ee) {
-			logf("%s", ee)
-			return exited(ee.Code)
+			return notRun(ee.Code, ee)
 		}
-		logf("%s", err)
-		return exited(exitUsage)
+		return notRun(exitUsage, err)
 	}
 	if cfg.sweepFirst {
 		if _, err := sweepAll(sweepConfig{stateDir: cfg.stateDir, quiet: cfg.quiet}, stderr); err != nil {
@@ -66,9 +82,6 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	supervisor.Prepare()
 
 	fs, _ := ipcdiff.NewFS(procRoot)
-	rep := &Report{Version: 1, Command: cfg.argv, Policy: reportPolicy{On: cfg.on, DryRun: cfg.dryRun,
-		Strict: cfg.strict, Types: cfg.types.String(), KeepKeys: keyStrings(cfg.keepKeys)},
-		Objects: []reportObj{}}
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		rep.Warnings = append(rep.Warnings, msg)
@@ -146,11 +159,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		}
 		var ee *supervisor.ExecError
 		if errors.As(err, &ee) {
-			logf("%s", ee)
-			return exited(ee.Code)
+			return notRun(ee.Code, ee)
 		}
-		logf("%s", oneLine(err))
-		return exited(exitInternalErr)
+		return notRun(exitInternalErr, err)
 	}
 	rep.Pid = res.Pid
 	setStatus(rep, res.Status)

@@ -40,7 +40,7 @@ Use it from ExecStopPost= of a systemd unit, a timer, or cron.`,
 			return usagef("sweep takes no arguments")
 		}
 		cfg := sweepConfig{dryRun: c.Bool("dry-run"), report: c.String("report"), stateDir: c.String("state-dir"), quiet: c.Bool("quiet")}
-		sink, err := openReport(cfg.report, c.App.ErrWriter)
+		sink, err := openReport(cfg.report)
 		if err != nil {
 			return err
 		}
