@@ -160,7 +160,7 @@ func TestScenario24ReportForeignLink(t *testing.T) {
 				if err := os.Mkdir(dir, 0o777); err != nil {
 					e.fatalf("%v", err)
 				}
-				os.Chmod(dir, 0o1777)
+				os.Chmod(dir, os.ModeSticky|0o777)
 			}
 			link := filepath.Join(dir, "ipc.json")
 			if err := os.Symlink(victim, link); err != nil {

@@ -210,7 +210,10 @@ func keyStrings(keys map[int32]bool) []string {
 }
 
 func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any)) *journal.Journal {
-	dir, err := journal.StateDir(cfg.stateDir)
+	dir, note, err := journal.StateDirNote(cfg.stateDir)
+	if note != "" {
+		warn("%s", note)
+	}
 	if err != nil {
 		warn("no run journal (%v): a crash of ipcguard would leave no record for 'ipcguard sweep'", err)
 		return nil

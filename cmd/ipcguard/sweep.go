@@ -82,16 +82,27 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 	if err := procfs.SameNamespace(procRoot); err != nil {
 		return nil, fmt.Errorf("sweep: %w: mount a proc for this pid namespace (unshare --mount-proc); nothing swept", err)
 	}
-	dir, err := journal.StateDir(cfg.stateDir)
+	dir, note, err := journal.StateDirNote(cfg.stateDir)
+	if note != "" {
+		fmt.Fprintf(stderr, "ipcguard: sweep: %s\n", note)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if _, err := journal.RemoveStaleTemps(dir); err != nil {
-		logf("removing stale temporary journals: %v", err)
+	dirs := []string{dir}
+	if cfg.stateDir == "" {
+		dirs = append(dirs, journal.FallbackDirs(dir)...)
 	}
-	paths, err := journal.List(dir)
-	if err != nil {
-		return nil, err
+	var paths []string
+	for _, d := range dirs {
+		if _, err := journal.RemoveStaleTemps(d); err != nil {
+			logf("removing stale temporary journals: %v", err)
+		}
+		ps, err := journal.List(d)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, ps...)
 	}
 	reps := []SweepReport{}
 	here := namespaces()

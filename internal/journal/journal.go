@@ -214,7 +214,7 @@ func Begin(dir string, h Header, before *ipcdiff.Snapshot) (*Journal, error) {
 	// The sequence lock is held from the increment until the journal is in
 	// place: a run that takes the lock after us sees our journal, a run that
 	// took it before us has its journal in place for us to see.
-	seqf, err := os.OpenFile(filepath.Join(dir, seqName), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	seqf, err := openRegular(filepath.Join(dir, seqName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -588,7 +588,7 @@ func liveOthers(dir, self string) []peer {
 
 // peekCommand reads only the record part of a journal for its command.
 func peekCommand(path string) (pid int, start uint64, ok bool) {
-	f, err := os.Open(path)
+	f, err := openRegular(path, os.O_RDONLY, 0)
 	if err != nil {
 		return 0, 0, false
 	}
@@ -626,7 +626,7 @@ func flock(f *os.File, how int) error {
 }
 
 func readSeq(dir string) (seq uint64, pid int, err error) {
-	f, err := os.OpenFile(filepath.Join(dir, seqName), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := openRegular(filepath.Join(dir, seqName), os.O_RDONLY, 0)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -837,7 +837,12 @@ func appendHexVar(b []byte, v uint64) []byte {
 // or snapshot part is incomplete or damaged, ErrVersion for another format
 // version. Damaged records are skipped (see Record.TornTail, BadLines).
 func Load(path string) (*Record, error) {
-	data, err := os.ReadFile(path)
+	f, err := openRegular(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}

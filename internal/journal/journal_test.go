@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -493,7 +494,7 @@ func TestStateDir(t *testing.T) {
 	}
 	ww := filepath.Join(base, "ww")
 	os.Mkdir(ww, 0o700)
-	os.Chmod(ww, 0o1777)
+	os.Chmod(ww, os.ModeSticky|0o777)
 	if _, err := StateDir(ww); err == nil {
 		t.Error("world-writable sticky dir accepted")
 	}
@@ -912,5 +913,168 @@ func TestWatchRecords(t *testing.T) {
 	}
 	if r.BadLines != 0 {
 		t.Errorf("%d bad lines", r.BadLines)
+	}
+}
+
+// TestStateDirPath: the walk to the state directory follows only links of
+// the user or root and goes only through directories nobody else may change.
+func TestStateDirPath(t *testing.T) {
+	base := t.TempDir()
+	mk := func(name string, mode os.FileMode) string {
+		p := filepath.Join(base, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ns, err := ipcNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Our own link on the way is followed; the result holds no link.
+	real := mk("real", 0o755)
+	if err := os.Symlink(real, filepath.Join(base, "mine")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := StateDir(filepath.Join(base, "mine", "s"))
+	if err != nil || d != filepath.Join(real, "s", ns) {
+		t.Errorf("through our own link: %q, %v; want %s", d, err, filepath.Join(real, "s", ns))
+	}
+
+	// A directory others may write, not sticky: refused, nothing made in it.
+	open := mk("open", 0o777)
+	if _, err := StateDir(filepath.Join(open, "s")); err == nil || !strings.Contains(err.Error(), "not sticky") {
+		t.Errorf("through a directory writable by others: err = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(open, "s")); err == nil {
+		t.Errorf("a directory was made inside a directory writable by others")
+	}
+	// A sticky one (as /tmp) is fine.
+	sticky := mk("sticky", os.ModeSticky|0o777)
+	if _, err := StateDir(filepath.Join(sticky, "s")); err != nil {
+		t.Errorf("through a sticky directory: %v", err)
+	}
+	// A relative path is walked from the root too.
+	t.Chdir(real)
+	if d, err := StateDir("rel/s"); err != nil || d != filepath.Join(real, "rel", "s", ns) {
+		t.Errorf("relative path: %q, %v", d, err)
+	}
+
+	if os.Geteuid() != 0 {
+		return
+	}
+	// As root: a link another user owns is not followed, and nothing is
+	// made where it points.
+	evil := mk("evil", 0o755)
+	if err := os.Chown(evil, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "theirs")
+	if err := os.Symlink(evil, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StateDir(filepath.Join(link, "a", "b")); err == nil || !strings.Contains(err.Error(), "symbolic link of uid 12345") {
+		t.Errorf("through a link of uid 12345: err = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(evil, "a")); err == nil {
+		t.Errorf("a directory was made through another user's link")
+	}
+	// A directory of another user on the way: refused.
+	if _, err := StateDir(filepath.Join(evil, "a")); err == nil || !strings.Contains(err.Error(), "belongs to uid 12345") {
+		t.Errorf("through a directory of uid 12345: err = %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(evil, "a")); err == nil {
+		t.Errorf("a directory was made in another user's directory")
+	}
+}
+
+// TestStateDirSquatted: another user holding $TMPDIR/ipcguard-UID (their
+// directory, or their link) makes the run use the fallback under $HOME, with
+// a note, instead of losing its journal.
+func TestStateDirSquatted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to play two users")
+	}
+	const victim, squatter = 23456, 34567
+	base := t.TempDir()
+	tmp := filepath.Join(base, "tmp")
+	os.Mkdir(tmp, 0o700)
+	os.Chmod(tmp, os.ModeSticky|0o777)
+	home := filepath.Join(base, "home")
+	os.Mkdir(home, 0o700)
+	os.Chown(home, victim, victim)
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("HOME", home)
+	fb, err := fallbackStateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := ipcNamespace()
+	// The victim's own directories (this test runs as root: made ahead,
+	// then given to the victim).
+	p := home
+	for _, c := range []string{".cache", "ipcguard", filepath.Base(fb), ns} {
+		p = filepath.Join(p, c)
+		os.Mkdir(p, 0o700)
+		os.Chown(p, victim, victim)
+	}
+	squat := filepath.Join(tmp, fmt.Sprintf("ipcguard-%d", victim))
+
+	os.Mkdir(squat, 0o777)
+	os.Chown(squat, squatter, squatter)
+	d, note, err := stateDirNote("", victim)
+	if err != nil || d != filepath.Join(fb, ns) || !strings.Contains(note, "owned by uid 34567") || !strings.Contains(note, fb) {
+		t.Errorf("squatted by a directory: %q, note %q, %v", d, note, err)
+	}
+	os.Remove(squat)
+	os.Symlink(base, squat)
+	os.Lchown(squat, squatter, squatter)
+	d, note, err = stateDirNote("", victim)
+	if err != nil || d != filepath.Join(fb, ns) || !strings.Contains(note, "symbolic link") {
+		t.Errorf("squatted by a link: %q, note %q, %v", d, note, err)
+	}
+	// An explicit --state-dir never falls back.
+	if _, _, err := stateDirNote(squat, victim); err == nil {
+		t.Errorf("an unsafe --state-dir was accepted")
+	}
+}
+
+// TestFIFOUnderJournalNames: a FIFO named like a journal or the sequence
+// file makes no run hang.
+func TestFIFOUnderJournalNames(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "run-999999-1.journal")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err := Begin(dir, Header{}, nil) // peeks at every other journal
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy, why := j.Overlapped(); busy {
+		t.Errorf("a FIFO counted as a run: %s", why)
+	}
+	j.Done()
+	if _, err := Load(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Load(FIFO) = %v", err)
+	}
+	if paths, _ := List(dir); len(paths) != 0 {
+		t.Errorf("List gave the FIFO: %v", paths)
+	}
+	// A FIFO as the sequence file: Begin fails, it does not block.
+	dir2 := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir2, "seq"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Begin(dir2, Header{}, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Begin with a FIFO as seq: %v", err)
 	}
 }

@@ -1,9 +1,7 @@
 package journal
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,25 +49,12 @@ type registered struct {
 // registry cannot be used safely (Overlapped then reports overlap: it
 // cannot tell).
 func register(base, name string, euid, pid int) (*registered, error) {
-	base = filepath.Clean(base)
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return nil, err
-	}
-	if err := checkStateDir(base, euid); err != nil {
-		return nil, err
-	}
-	ns, err := ipcNamespace()
+	// Walked and checked as a state directory is (see StateDir).
+	dir, err := openStateDir(base, euid)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(base, ns)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, err
-	}
-	if err := checkStateDir(dir, euid); err != nil {
-		return nil, err
-	}
-	seqf, err := os.OpenFile(filepath.Join(dir, seqName), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	seqf, err := openRegular(filepath.Join(dir, seqName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
