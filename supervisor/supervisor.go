@@ -207,7 +207,7 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 				tr = nil
 			}
 		}
-		st.pid, st.err = syscall.ForkExec(path, args, attr)
+		st.pid, st.err = forkExec(path, args, attr)
 		if st.err != nil && attr.Sys.Foreground {
 			// The child may have taken the foreground before it failed.
 			tty.setForeground(tty.pgrp)
@@ -216,7 +216,7 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 			// command from running: try again in the background. An
 			// exec failure fails again, the same way.
 			attr.Sys.Foreground = false
-			pid, err := syscall.ForkExec(path, args, attr)
+			pid, err := forkExec(path, args, attr)
 			if err == nil {
 				st.noForeground = st.err
 			}

@@ -181,3 +181,30 @@ func TestScenario24ReportForeignLink(t *testing.T) {
 		}
 	})
 }
+
+func TestScenario25ScriptWithoutShebang(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "scenario 25")
+		script := e.path("script")
+		body := "echo \"ran: $1 $2\"\nipcmk -M 4096 >>\"$1\"\nexit 7\n"
+		if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+			e.fatalf("%v", err)
+		}
+		ids := e.path("ids")
+		r := e.run("--", script, ids, "two")
+		e.wantExit(r, 7)
+		if r.Stdout != "ran: "+ids+" two\n" {
+			e.errorf("stdout %q: the script did not run through /bin/sh with its arguments", r.Stdout)
+		}
+		made := e.ipcmkIDs(ids)
+		wantCount(e, "ipcmk", made, 1)
+		e.wantGone("a failing script without #!", made)
+
+		// Found through PATH, the same.
+		r = e.guard("--", "script", ids, "x").withEnv("PATH=" + e.dir + ":/usr/bin:/bin").run()
+		e.wantExit(r, 7)
+		if !strings.HasPrefix(r.Stdout, "ran: ") {
+			e.errorf("through PATH: stdout %q", r.Stdout)
+		}
+	})
+}
