@@ -208,3 +208,29 @@ func TestScenario25ScriptWithoutShebang(t *testing.T) {
 		}
 	})
 }
+
+func TestScenario26BoundedSummary(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "scenario 26")
+		const n = 1500
+		made, rep := e.path("made"), e.path("r.json")
+		steps := []string{"out=" + made}
+		for range n {
+			steps = append(steps, "shm:size=1")
+		}
+		steps = append(steps, "exit=1")
+		r := e.guard(append([]string{"--report", rep, "--", nstest.Binary()}, steps...)...).
+			withEnv(nstest.HelperEnv("ipc")).run()
+		e.wantExit(r, 1)
+		ids := e.readIDs(made)
+		wantCount(e, "shm", ids, n)
+		e.wantGone("a failing command's segments", ids)
+		e.summaryLine("thousands of objects", r.Stderr, "ipcguard: removed 1500 (1500 shm; shm ")
+		if len(r.Stderr) > 300 || !strings.Contains(r.Stderr, "the full list is in "+rep) {
+			e.errorf("summary of %d bytes: %q", len(r.Stderr), r.Stderr)
+		}
+		if rp := e.readReport(rep); rp.Removed != n || len(rp.Objects) != n {
+			e.errorf("the report lists %d objects, %d removed; want %d", len(rp.Objects), rp.Removed, n)
+		}
+	})
+}

@@ -299,34 +299,99 @@ func (s *reportSink) writeAny(r any, stderr io.Writer) error {
 	return nil
 }
 
-// summary is the one line on stderr that says what happened.
-func summary(r *Report) string {
-	var removed, would, failed, kept []string
+// Bounds of the summary line: the ids listed per action, and the length of
+// each reason or error quoted.
+const (
+	summaryIDs    = 5
+	summaryReason = 80
+)
+
+// summary is the one line on stderr that says what happened. Its length is
+// bounded whatever the number of objects: past summaryIDs objects an action
+// gives counts per type and the first few ids, and points to the report
+// (reportPath, "" when there is none) for the full list.
+func summary(r *Report, reportPath string) string {
+	var removed, would, failed, kept []reportObj
 	for _, o := range r.Objects {
-		id := fmt.Sprintf("%s %d", o.Type, o.ID)
 		switch o.Action {
 		case actRemoved:
-			removed = append(removed, id)
+			removed = append(removed, o)
 		case actWouldRemove:
-			would = append(would, id)
+			would = append(would, o)
 		case actFailed:
-			failed = append(failed, id+": "+o.Error)
+			failed = append(failed, o)
 		default:
-			kept = append(kept, id+": "+o.Reason)
+			kept = append(kept, o)
 		}
 	}
 	var parts []string
-	add := func(verb string, l []string) {
-		if len(l) > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d (%s)", verb, len(l), strings.Join(l, ", ")))
+	cut := false
+	add := func(verb string, l []reportObj, why func(reportObj) string) {
+		if len(l) == 0 {
+			return
 		}
+		show := l
+		if len(l) > summaryIDs {
+			show, cut = l[:summaryIDs], true
+		}
+		items := make([]string, 0, len(show)+1)
+		for _, o := range show {
+			item := fmt.Sprintf("%s %d", o.Type, o.ID)
+			if why != nil {
+				item += ": " + clip(why(o), summaryReason)
+			}
+			items = append(items, item)
+		}
+		if len(show) < len(l) {
+			items = append(items, "…")
+			parts = append(parts, fmt.Sprintf("%s %d (%s; %s)", verb, len(l), countByType(l), strings.Join(items, ", ")))
+			return
+		}
+		parts = append(parts, fmt.Sprintf("%s %d (%s)", verb, len(l), strings.Join(items, ", ")))
 	}
-	add("removed", removed)
-	add("would remove", would)
-	add("failed to remove", failed)
-	add("kept", kept)
+	add("removed", removed, nil)
+	add("would remove", would, nil)
+	add("failed to remove", failed, func(o reportObj) string { return o.Error })
+	add("kept", kept, func(o reportObj) string { return o.Reason })
 	if len(parts) == 0 {
 		return ""
 	}
-	return "ipcguard: " + strings.Join(parts, "; ")
+	line := "ipcguard: " + strings.Join(parts, "; ")
+	if cut {
+		switch reportPath {
+		case "":
+			line += "; the full list with --report"
+		case "-":
+			line += "; the full list is in the report above"
+		default:
+			line += "; the full list is in " + reportPath
+		}
+	}
+	return line
+}
+
+// countByType is "4000 shm, 1000 sem".
+func countByType(l []reportObj) string {
+	var order []string
+	n := map[string]int{}
+	for _, o := range l {
+		if n[o.Type] == 0 {
+			order = append(order, o.Type)
+		}
+		n[o.Type]++
+	}
+	out := make([]string, len(order))
+	for i, t := range order {
+		out[i] = fmt.Sprintf("%d %s", n[t], t)
+	}
+	return strings.Join(out, ", ")
+}
+
+// clip shortens s to at most n runes, marking the cut with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

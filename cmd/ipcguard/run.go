@@ -186,7 +186,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		}
 	}
 	if !cfg.quiet && rep.Cleanup {
-		if line := summary(rep); line != "" {
+		if line := summary(rep, cfg.report); line != "" {
 			fmt.Fprintln(stderr, line)
 		}
 	}

@@ -138,7 +138,7 @@ func sweepAll(cfg sweepConfig, stderr io.Writer) ([]SweepReport, error) {
 					logf("removing %s: %v", p, err)
 				}
 			}
-			if line := summary(run); line != "" && !cfg.quiet {
+			if line := summary(run, cfg.report); line != "" && !cfg.quiet {
 				fmt.Fprintf(stderr, "%s (run of pid %d: %v)\n", line, rec.CommandPid, rec.Argv)
 			}
 		}
