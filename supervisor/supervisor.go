@@ -87,6 +87,12 @@ func Run(opts Options) (*Result, error) {
 		kind = TrackAuto
 	}
 	tr, trErr := newTracker(kind, opts.TrackCreation)
+	// A tracker asked for by name is a promise of how the tree is
+	// followed: if it cannot work here, the command is not started.
+	required := kind != TrackAuto
+	if required && trErr != nil {
+		return nil, trErr
+	}
 	if tr != nil && opts.Joined != nil {
 		tr.setJoined(opts.Joined)
 	}
@@ -111,7 +117,11 @@ func Run(opts Options) (*Result, error) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = tty.fd
 	}
-	st := start(path, opts.Args, attr, tr, tty)
+	st := start(path, opts.Args, attr, tr, tty, required)
+	if st.trErr != nil && required {
+		st.release()
+		return nil, st.trErr
+	}
 	if st.trErr != nil {
 		trErr = st.trErr
 		tr = nil
@@ -194,7 +204,7 @@ type started struct {
 // the fork inherits them, and the goroutine ends still locked, so that the
 // thread exits and no later Go thread is forked from it (and inherits
 // them).
-func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal) started {
+func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal, required bool) started {
 	c := make(chan started, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -203,9 +213,17 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 		if tr != nil {
 			if err := tr.beforeStart(); err != nil {
 				st.trErr = err
+				if required {
+					st.trErr = fmt.Errorf("%w: %s: %w", errNoTracker, tr.name(), err)
+				}
 				tr.finish()
 				tr = nil
 			}
+		}
+		if st.trErr != nil && required {
+			st.release = func() {}
+			c <- st
+			return
 		}
 		st.pid, st.err = forkExec(path, args, attr)
 		if st.err != nil && attr.Sys.Foreground {

@@ -234,3 +234,52 @@ func TestScenario26BoundedSummary(t *testing.T) {
 		}
 	})
 }
+
+// TestTrackerByName: a tracker asked for by name is used, and one that
+// cannot work here is an error before the command runs (the proc connector
+// does not answer in a user namespace other than the initial one).
+func TestTrackerByName(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		e := newEnv(t, "--tracker")
+		marker := e.path("ran")
+		for _, kind := range []string{"poll", "perf", "proc-connector"} {
+			rep := e.path(kind + ".json")
+			var r guardResult
+			if kind == "poll" {
+				r = e.guard("--report", rep, "--", "sh", "-c", "ipcmk -M 4096 >/dev/null; exit 3").
+					withEnv("IPCGUARD_TRACKER=poll").run()
+			} else {
+				r = e.run("--tracker", kind, "--report", rep, "--", "sh", "-c", "ipcmk -M 4096 >/dev/null; exit 3")
+			}
+			if r.Code == 125 && kind != "poll" {
+				// perf needs perf_event_paranoid <= 2 or root; the proc
+				// connector needs the initial user namespace.
+				e.checkOneErrorLine("--tracker "+kind+" refused", r.Stderr)
+				t.Logf("--tracker %s does not work here: %s", kind, r.Stderr)
+				continue
+			}
+			e.wantExit(r, 3)
+			rp := e.readReport(rep)
+			if rp.Tracker.Name != kind || rp.Removed != 1 {
+				e.errorf("--tracker %s: the report names tracker %q, removed %d", kind, rp.Tracker.Name, rp.Removed)
+			}
+		}
+		if mode != nstest.Root {
+			return
+		}
+		for _, args := range [][]string{{"--tracker", "proc-connector"}, {}} {
+			p := e.guard(append(args, "--", "touch", marker)...)
+			if len(args) == 0 {
+				p.withEnv("IPCGUARD_TRACKER=proc-connector")
+			}
+			p.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}}
+			r := p.run()
+			e.wantNotRun("proc connector in a user namespace", r, marker)
+			if !strings.Contains(r.Stderr, "proc-connector") {
+				e.errorf("the error does not name the tracker: %q", r.Stderr)
+			}
+		}
+	})
+}
