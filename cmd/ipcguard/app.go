@@ -108,12 +108,12 @@ func run(args []string) unix.WaitStatus {
 }
 
 func runWith(args []string, stdout, stderr io.Writer) unix.WaitStatus {
-	if len(args) < 2 {
+	if len(args) < 2 && os.Getenv("IPCGUARD_CMD") == "" {
 		fmt.Fprintln(stderr, "ipcguard: no command given (see ipcguard --help)")
 		return exited(exitUsage)
 	}
 	argv := append([]string{args[0]}, args[1:]...)
-	if !subcommandArg(args[1]) {
+	if len(args) < 2 || !subcommandArg(args[1]) {
 		argv = append([]string{args[0], "run"}, args[1:]...)
 	}
 	err := newApp(stdout, stderr).Run(argv)

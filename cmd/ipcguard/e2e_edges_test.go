@@ -283,3 +283,44 @@ func TestTrackerByName(t *testing.T) {
 		}
 	})
 }
+
+// TestNestedRunEnvironment: IPCGUARD_CMD and IPCGUARD_REPORT describe one
+// run and do not reach its command; the policy variables do, so a nested
+// ipcguard runs its own command with the same policy and writes no report
+// over the outer one.
+func TestNestedRunEnvironment(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "nested runs")
+		envFile, rep, inner := e.path("env"), e.path("r.json"), e.path("inner")
+		ids := e.path("ids")
+		script := `env >"$0"; "$IPCGUARD_E2E_BINARY" -- sh -c 'ipcmk -M 4096 >"$0"; exit 5' "$2"; echo "inner $?" >"$1"`
+		r := e.guard().withEnv(
+			"IPCGUARD_CMD=sh -c '"+strings.ReplaceAll(script, "'", `'\''`)+"' "+envFile+" "+inner+" "+ids,
+			"IPCGUARD_REPORT="+rep, "IPCGUARD_QUIET=1").run()
+		e.wantExit(r, 0)
+		vars := map[string]bool{}
+		for _, l := range scanLines(envFile) {
+			name, _, _ := strings.Cut(l, "=")
+			vars[name] = true
+		}
+		if vars["IPCGUARD_CMD"] || vars["IPCGUARD_REPORT"] {
+			e.errorf("IPCGUARD_CMD or IPCGUARD_REPORT reached the command: %v", vars)
+		}
+		if !vars["IPCGUARD_QUIET"] || !vars["IPCGUARD_STATE_DIR"] {
+			e.errorf("the policy variables did not reach the command: %v", vars)
+		}
+		got := scanLines(inner)
+		if len(got) != 1 || got[0] != "inner 5" {
+			e.fatalf("the nested ipcguard: %q, want its command's status 5", got)
+		}
+		made := e.ipcmkIDs(ids)
+		wantCount(e, "ipcmk", made, 1)
+		e.wantGone("the nested run's failing command", made)
+		if rp := e.readReport(rep); len(rp.Command) != 6 || rp.Command[0] != "sh" || rp.Command[3] != envFile {
+			e.errorf("the report is not the outer run's: command %q", rp.Command)
+		}
+		if r.Stderr != "" {
+			e.errorf("IPCGUARD_QUIET did not reach the nested run: stderr %q", r.Stderr)
+		}
+	})
+}

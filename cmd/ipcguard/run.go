@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ipcguard/ipcguard/internal/journal"
@@ -123,7 +124,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	haveBefore := beforeIDs != nil
 
 	opts := supervisor.Options{
-		Path: path, Args: cfg.argv,
+		Path: path, Args: cfg.argv, Env: commandEnv(os.Environ()),
 		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore,
 		Grace: cfg.grace,
 		// Leftover descendants are ended only when the command failed and
@@ -191,6 +192,28 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		}
 	}
 	return res.Status
+}
+
+// runOnlyVars are the IPCGUARD_* variables that describe this one run, not
+// a policy: the command line and the report file. They are taken out of the
+// command's environment, so that an ipcguard nested in the command runs its
+// own command and writes no report over ours. Every other IPCGUARD_*
+// variable reaches the command and so configures nested runs alike.
+var runOnlyVars = []string{"IPCGUARD_CMD", "IPCGUARD_REPORT"}
+
+// commandEnv is env without runOnlyVars.
+func commandEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+next:
+	for _, kv := range env {
+		for _, v := range runOnlyVars {
+			if strings.HasPrefix(kv, v+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func nonNil(p []int) []int {
