@@ -27,6 +27,11 @@ evidence is never used: the window is long and unwatched), then deletes the
 journal. Journals of live runs and of other users are never touched; a
 corrupt journal is reported and left in place.
 
+Exit status: 0 when every journal it could act on was finished (a journal
+whose tree still runs is left for a later sweep); 1 when a journal was
+corrupt or could not be finished, or an object could not be removed; 125
+for bad usage or an unusable state directory.
+
 Use it from ExecStopPost= of a systemd unit, a timer, or cron.`,
 	UsageText: "ipcguard sweep [--dry-run] [--report FILE] [--state-dir DIR]",
 	Flags: []cli.Flag{
@@ -49,10 +54,32 @@ Use it from ExecStopPost= of a systemd unit, a timer, or cron.`,
 			return err
 		}
 		if sink != nil {
-			return sink.writeAny(reps, c.App.ErrWriter)
+			if err := sink.writeAny(reps, c.App.ErrWriter); err != nil {
+				return err
+			}
+		}
+		if sweepFailed(reps) {
+			return &statusError{exited(exitSweepIncomplete)}
 		}
 		return nil
 	},
+}
+
+// exitSweepIncomplete is the status of a sweep that met a corrupt journal,
+// could not finish a journal, or failed to remove an object: something is
+// left that cron or ExecStopPost= should report.
+const exitSweepIncomplete = 1
+
+// sweepFailed reports whether a sweep left something undone that it should
+// have done (a tree that still runs is not a failure: a later sweep will
+// finish it).
+func sweepFailed(reps []SweepReport) bool {
+	for _, r := range reps {
+		if r.Status == "corrupt" || r.Status == "error" || (r.Run != nil && r.Run.Failed > 0) {
+			return true
+		}
+	}
+	return false
 }
 
 type sweepConfig struct {

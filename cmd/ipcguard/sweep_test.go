@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -88,11 +89,17 @@ type sweepOut struct {
 	} `json:"run"`
 }
 
-func sweep(t *testing.T, state, report string) []sweepOut {
+// sweep runs `ipcguard sweep` and checks its exit status: 1 when a journal
+// was corrupt (or an object could not be removed), else 0.
+func sweep(t *testing.T, state, report string, code int) []sweepOut {
 	t.Helper()
 	out, err := exec.Command(guardBin(), "sweep", "--state-dir", state, "--report", report).CombinedOutput()
-	if err != nil {
-		t.Fatalf("sweep: %v\n%s", err, out)
+	var ee *exec.ExitError
+	switch {
+	case err == nil && code == 0:
+	case errors.As(err, &ee) && ee.ExitCode() == code:
+	default:
+		t.Fatalf("sweep: %v, want exit %d\n%s", err, code, out)
 	}
 	b, err := os.ReadFile(report)
 	if err != nil {
@@ -141,7 +148,7 @@ func sweepRound(t *testing.T, round int) {
 		t.Fatal(err)
 	}
 	guardA.Wait()
-	res := sweep(t, state, filepath.Join(dir, "sweep1.json"))
+	res := sweep(t, state, filepath.Join(dir, "sweep1.json"), 1) // the corrupt journal
 	statuses := map[string]int{}
 	for _, r := range res {
 		statuses[r.Status]++
@@ -164,7 +171,7 @@ func sweepRound(t *testing.T, round int) {
 		t.Fatal(err)
 	}
 	waitCond(t, "command A gone", func() bool { return syscall.Kill(cmdA, 0) == syscall.ESRCH })
-	res = sweep(t, state, filepath.Join(dir, "sweep2.json"))
+	res = sweep(t, state, filepath.Join(dir, "sweep2.json"), 1)
 	swept := 0
 	for _, r := range res {
 		if r.Status != "swept" {
@@ -223,6 +230,10 @@ func sweepRound(t *testing.T, round int) {
 	paths, err := journal.List(nsDir)
 	if err != nil || len(paths) != 0 {
 		t.Errorf("journals left after normal runs: %v %v", paths, err)
+	}
+	// Nothing corrupt, nothing left: a sweep that succeeds.
+	if res := sweep(t, state, filepath.Join(dir, "sweep3.json"), 0); len(res) != 0 {
+		t.Errorf("third sweep: %+v, want nothing to do", res)
 	}
 	tortureClean(t, tortureObjects(t))
 }
