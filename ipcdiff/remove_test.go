@@ -177,7 +177,7 @@ func TestRemoveNotOwner(t *testing.T) {
 		return
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs real root to run a helper as another user (root of a user namespace maps only itself)")
+		nstest.Require(t, "needs real root to run a helper as another user (root of a user namespace maps only itself)")
 	}
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20", "msg:key=0x30")

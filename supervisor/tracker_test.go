@@ -159,7 +159,7 @@ func testTrackerTree(t *testing.T, kind TrackerKind) {
 	}
 	tr, err := newTracker(kind, false)
 	if err != nil {
-		t.Skipf("tracker %s does not work here: %v", kind, err)
+		nstest.Require(t, "tracker %s does not work here: %v", kind, err)
 	}
 	dir := t.TempDir()
 	var mu sync.Mutex
@@ -320,7 +320,7 @@ func TestTrackerCreation(t *testing.T) {
 		return
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("creation tracking needs real root")
+		nstest.Require(t, "creation tracking needs real root")
 	}
 	dir := t.TempDir()
 	// An object that exists before the run: a tracked msgget of its key
@@ -331,7 +331,7 @@ func TestTrackerCreation(t *testing.T) {
 	}
 	tr, err := newTracker(TrackPerf, true)
 	if err != nil {
-		t.Skipf("perf does not work here: %v", err)
+		nstest.Require(t, "perf does not work here: %v", err)
 	}
 	out, other := filepath.Join(dir, "tree"), filepath.Join(dir, "other")
 	_, wait := startTracked(t, tr, "/usr/bin/env", nstest.HelperEnv("ipc"), nstest.Binary(),
@@ -530,7 +530,7 @@ func TestTrackerFinishWithoutStart(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			tr, err := newTracker(kind, false)
 			if err != nil {
-				t.Skipf("%s: %v", kind, err)
+				nstest.Require(t, "%s: %v", kind, err)
 			}
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()

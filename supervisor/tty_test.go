@@ -25,10 +25,10 @@ type pane struct {
 func newPane(t *testing.T, shell ...string) *pane {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed: the terminal tests need it")
+		nstest.Require(t, "tmux is not installed: the terminal tests need it")
 	}
 	if _, err := exec.LookPath(shell[0]); err != nil {
-		t.Skipf("%s is not installed", shell[0])
+		nstest.Require(t, "%s is not installed", shell[0])
 	}
 	p := &pane{t: t, sock: fmt.Sprintf("ipcguard-test-%d-%s", os.Getpid(), regexp.MustCompile(`\W`).ReplaceAllString(t.Name(), "_"))}
 	line := []string{"env", nstest.HelperEnv("supervise"), "H=" + nstest.Binary(), "PS1='$ '", "ENV=/dev/null", "TERM=xterm"}

@@ -144,7 +144,7 @@ func TestScenario24ReportForeignLink(t *testing.T) {
 	inModes(t, []nstest.Mode{nstest.Root}, func(t *testing.T, _ nstest.Mode) {
 		e := newEnv(t, "scenario 24")
 		if !inInitUserNS() {
-			t.Skipf("%s: needs real root to plant a link of another user", e.sc)
+			nstest.Require(t, "%s: needs real root to plant a link of another user", e.sc)
 		}
 		victim := e.path("victim")
 		if err := os.WriteFile(victim, []byte("root data\n"), 0o600); err != nil {
@@ -255,12 +255,17 @@ func TestTrackerByName(t *testing.T) {
 				// perf needs perf_event_paranoid <= 2 or root; the proc
 				// connector needs the initial user namespace.
 				e.checkOneErrorLine("--tracker "+kind+" refused", r.Stderr)
+				if nstest.UnderCI() {
+					e.errorf("CI=true, and --tracker %s does not work here: %s", kind, r.Stderr)
+				}
 				t.Logf("--tracker %s does not work here: %s", kind, r.Stderr)
 				continue
 			}
 			e.wantExit(r, 3)
 			rp := e.readReport(rep)
-			if rp.Tracker.Name != kind || rp.Removed != 1 {
+			// Polling may miss a process that lived a millisecond (ipcmk):
+			// its segment is then rightly kept. The exact trackers see it.
+			if rp.Tracker.Name != kind || (kind != "poll" && rp.Removed != 1) {
 				e.errorf("--tracker %s: the report names tracker %q, removed %d", kind, rp.Tracker.Name, rp.Removed)
 			}
 		}

@@ -36,14 +36,14 @@ func inInitUserNS() bool {
 func newPgCluster(e *env) *pgCluster {
 	e.t.Helper()
 	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
-		e.t.Skipf("%s: PostgreSQL 15 is not installed (%v)", e.sc, err)
+		nstest.Require(e.t, "%s: PostgreSQL 15 is not installed (%v)", e.sc, err)
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		e.t.Skipf("%s: no postgres user: %v", e.sc, err)
+		nstest.Require(e.t, "%s: no postgres user: %v", e.sc, err)
 	}
 	if os.Geteuid() != 0 || !inInitUserNS() {
-		e.t.Skipf("%s: needs real root to run PostgreSQL as user postgres", e.sc)
+		nstest.Require(e.t, "%s: needs real root to run PostgreSQL as user postgres", e.sc)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)

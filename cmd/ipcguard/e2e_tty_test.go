@@ -109,7 +109,7 @@ while (1) {
 func TestScenario16Terminal(t *testing.T) {
 	slow(t, "scenario 16")
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("scenario 16: tmux is not installed")
+		nstest.Require(t, "scenario 16: tmux is not installed")
 	}
 	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
 		e := newEnv(t, "scenario 16")

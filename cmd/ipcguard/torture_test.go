@@ -91,7 +91,7 @@ func TestTortureConcurrentJobs(t *testing.T) {
 		t.Skip("torture test: slow; runs without -short")
 	}
 	if _, err := exec.LookPath("perl"); err != nil {
-		t.Skip("torture test needs perl (IPC::SysV)")
+		nstest.Require(t, "torture test needs perl (IPC::SysV)")
 	}
 	rounds := 1
 	if s := os.Getenv("IPCGUARD_TORTURE_ROUNDS"); s != "" {

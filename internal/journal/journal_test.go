@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/nstest"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
@@ -1000,7 +1001,7 @@ func TestStateDirPath(t *testing.T) {
 // a note, instead of losing its journal.
 func TestStateDirSquatted(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to play two users")
+		nstest.Require(t, "needs root to play two users")
 	}
 	const victim, squatter = 23456, 34567
 	base := t.TempDir()

@@ -2,6 +2,7 @@ package nstest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,5 +57,45 @@ func TestIsolation(t *testing.T) {
 func TestRunPattern(t *testing.T) {
 	if got := runPattern("TestA/b.c"); got != `^TestA$/^b\.c$` {
 		t.Fatalf("runPattern = %q", got)
+	}
+}
+
+func TestRanAndPassed(t *testing.T) {
+	sub := "=== RUN   TestX\n=== RUN   TestX/root\n=== PAUSE TestX/root\n=== CONT  TestX/root\n--- PASS: TestX (0.00s)\n    --- PASS: TestX/root (0.02s)\nPASS\n"
+	for _, c := range []struct {
+		name, text string
+		want       bool
+	}{
+		{"TestX/root", sub, true},
+		{"TestX/unprivileged", sub, false}, // the parent passed, the subtest never ran
+		{"TestX", "=== RUN   TestX\n--- PASS: TestX (0.01s)\nPASS\n", true},
+		{"TestX", "testing: warning: no tests to run\nPASS\n", false},
+		{"TestX", "=== RUN   TestX\n--- SKIP: TestX (0.00s)\nPASS\n", false},
+		{"TestX", "=== RUN   TestX\n--- PASS: TestXY (0.00s)\nPASS\n", false},
+	} {
+		if got := ranAndPassed(c.name, c.text); got != c.want {
+			t.Errorf("ranAndPassed(%s, %q) = %v", c.name, c.text, got)
+		}
+	}
+}
+
+// TestRequireFailsUnderCI: a test that cannot run here is skipped, except
+// under CI=true, where it fails.
+func TestRequireFailsUnderCI(t *testing.T) {
+	if os.Getenv("NSTEST_REQUIRE_CHILD") != "" {
+		Require(t, "the thing this test needs is missing")
+		return
+	}
+	for _, ci := range []string{"", "true"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRequireFailsUnderCI$", "-test.v")
+		cmd.Env = append(os.Environ(), "NSTEST_REQUIRE_CHILD=1", "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		skipped := strings.Contains(string(out), "--- SKIP: TestRequireFailsUnderCI")
+		switch {
+		case ci == "" && (err != nil || !skipped):
+			t.Errorf("CI unset: %v, want a skip:\n%s", err, out)
+		case ci == "true" && (err == nil || skipped || !strings.Contains(string(out), "CI=true")):
+			t.Errorf("CI=true: %v, want a failure:\n%s", err, out)
+		}
 	}
 }
