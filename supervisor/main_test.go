@@ -85,10 +85,16 @@ func superviseHelper(args []string) int {
 		ready := pending.ready
 		pending.mu.Unlock()
 		<-ready
+		pending.mu.Lock()
+		sigs := <-pending.sigs
+		pending.sigs <- sigs
+		pending.mu.Unlock()
 		unix.Kill(os.Getpid(), syscall.Signal(*early))
-		// Let the runtime deliver it to the prepared channel, well before
-		// Run starts.
-		time.Sleep(100 * time.Millisecond)
+		// Run starts only once the runtime has delivered it to the
+		// prepared channel.
+		for len(sigs.c) == 0 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	opts := Options{Path: path, Args: cmd, Grace: *grace}
 	opts.Terminate = func(ws unix.WaitStatus) bool { return !*keep && !(ws.Exited() && ws.ExitStatus() == 0) }
