@@ -112,6 +112,13 @@ func Remove(fs FS, o Object) (RemoveOutcome, error) {
 	return RemoveOutcome{Result: Removed}, nil
 }
 
+// The kernel calls of the re-check, variables so that tests can make them
+// answer what a race or an old kernel would.
+var (
+	statID       = ipcStatID
+	statAnyIndex = statIndex
+)
+
 func failed(id Ident, op string, err error) (RemoveOutcome, error) {
 	err = fmt.Errorf("ipcdiff: removing %s %d (key %s): %s: %w", id.Type, id.ID, KeyString(id.Key), op, err)
 	return RemoveOutcome{Result: Failed, Err: err}, err
@@ -127,7 +134,7 @@ func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 		return Failed, Ident{}, Object{}, fmt.Errorf("%w: %v", ErrUsage, want)
 	}
 	var b statBuf
-	e := ipcStatID(want.Type, want.ID, &b)
+	e := statID(want.Type, want.ID, &b)
 	switch {
 	case e == 0:
 	case e == unix.EINVAL || e == unix.EIDRM:
@@ -168,7 +175,7 @@ func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 func statAnyID(t Type, id int, b *statBuf) (found, ok bool) {
 	// The index is the id's low 15 bits, or 24 with ipcmni_extend.
 	for _, shift := range []uint{ipcmniShift, 24} {
-		got, e := statIndex(t, id&(1<<shift-1), b)
+		got, e := statAnyIndex(t, id&(1<<shift-1), b)
 		if e == 0 && got == id {
 			return true, true
 		}

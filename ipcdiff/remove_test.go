@@ -177,7 +177,7 @@ func TestRemoveNotOwner(t *testing.T) {
 		return
 	}
 	if os.Geteuid() != 0 {
-		nstest.Require(t, "needs real root to run a helper as another user (root of a user namespace maps only itself)")
+		t.Skip("needs real root to run a helper as another user (root of a user namespace maps only itself)")
 	}
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20", "msg:key=0x30")
@@ -268,5 +268,82 @@ func TestRemoveTouched(t *testing.T) {
 	}
 	if n := len(snap(t, fs).Shm) + len(snap(t, fs).Sem) + len(snap(t, fs).Msg); n != 3 {
 		t.Errorf("%d objects left, want the 3 touched ones", n)
+	}
+}
+// TestRemoveRaces: what the kernel answers when the object goes, or the
+// re-check fails, between the steps of Remove. The interleavings are forced
+// by wrapping the kernel calls; the objects and errnos are real.
+func TestRemoveRaces(t *testing.T) {
+	if !nstest.Isolate(t, nstest.Root) {
+		return
+	}
+	fs := procFS(t)
+	runIPC(t, "shm:key=0x10", "sem:key=0x20", "msg:key=0x30")
+	objs := Diff(nil, snap(t, fs))
+	if len(objs) != 3 {
+		t.Fatalf("objects %+v", objs)
+	}
+	realRm, realStat, realAny := rmFuncs, statID, statAnyIndex
+	t.Cleanup(func() { rmFuncs, statID, statAnyIndex = realRm, realStat, realAny })
+
+	// A re-check that fails with an errno other than "gone" or "denied"
+	// removes nothing and says why.
+	statID = func(Type, int, *statBuf) unix.Errno { return unix.ENOMEM }
+	for _, o := range objs {
+		out, err := Remove(fs, o)
+		if out.Result != Failed || !errors.Is(err, unix.ENOMEM) || !errors.Is(out.Err, unix.ENOMEM) {
+			t.Errorf("Remove(%v) with the re-check failing = %+v, %v; want failed, ENOMEM", o.Ident, out, err)
+		}
+	}
+	if s := snap(t, fs); s.Len() != 3 {
+		t.Fatalf("a failed re-check removed something: %+v", s)
+	}
+
+	// Unreadable (EACCES) on a kernel without *_STAT_ANY (EINVAL): the
+	// re-check reads the live /proc/sysvipc. A doctored identity is refused
+	// there too; the real one passes.
+	statID = func(Type, int, *statBuf) unix.Errno { return unix.EACCES }
+	statAnyIndex = func(Type, int, *statBuf) (int, unix.Errno) { return -1, unix.EINVAL }
+	for _, o := range objs {
+		d := o
+		d.Key++
+		if out, err := Remove(fs, d); err != nil || out.Result != Changed || out.Found != o.Ident {
+			t.Errorf("Remove(doctored %v) through /proc = %+v, %v; want changed", d.Ident, out, err)
+		}
+		if res, cur, _, err := recheck(fs, o.Ident); res != 0 || cur != o.Ident || err != nil {
+			t.Errorf("recheck(%v) through /proc = %v, %v, %v; want the same object", o.Ident, res, cur, err)
+		}
+	}
+	if s := snap(t, fs); s.Len() != 3 {
+		t.Fatalf("a doctored Remove removed something: %+v", s)
+	}
+	statID, statAnyIndex = realStat, realAny
+
+	// The object goes between the re-check and IPC_RMID (another remover
+	// won): IPC_RMID then says EINVAL, or EIDRM, and that is "already
+	// gone", not a failure.
+	for i, o := range objs {
+		gone := unix.EINVAL
+		if i == 1 {
+			gone = unix.EIDRM
+		}
+		rmFuncs[o.Type] = func(id int) error {
+			if err := realRm[o.Type](id); err != nil {
+				t.Fatalf("the other remover: %v", err)
+			}
+			err := realRm[o.Type](id)
+			if gone == unix.EIDRM && errors.Is(err, unix.EINVAL) {
+				err = fmt.Errorf("wrapped: %w", unix.EIDRM) // as a set removed under a waiter says
+			}
+			return err
+		}
+		out, err := Remove(fs, o)
+		if err != nil || out.Result != AlreadyGone {
+			t.Errorf("Remove(%v) losing the race (%v) = %+v, %v; want already gone", o.Ident, gone, out, err)
+		}
+		rmFuncs = realRm
+	}
+	if s := snap(t, fs); s.Len() != 0 {
+		t.Fatalf("objects left: %+v", s)
 	}
 }
