@@ -329,3 +329,52 @@ func TestNestedRunEnvironment(t *testing.T) {
 		}
 	})
 }
+
+// TestReportActionFailed: an unprivileged ipcguard whose command runs a
+// setuid-root program that creates a segment (creator root, creator pid in
+// the tree) cannot remove it: the report says "failed" with the errno, the
+// summary says so, and the segment is still there.
+func TestReportActionFailed(t *testing.T) {
+	inModes(t, []nstest.Mode{nstest.Root}, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "action failed")
+		if !inInitUserNS() {
+			nstest.Require(t, "%s: needs real root to make a setuid-root program", e.sc)
+		}
+		// nobody must reach the directory, run the program, keep state.
+		for _, d := range []string{filepath.Dir(e.dir), e.dir} {
+			os.Chmod(d, 0o755)
+		}
+		suid := e.path("suid-ipc")
+		b, err := os.ReadFile(nstest.Binary())
+		if err != nil {
+			e.fatalf("%v", err)
+		}
+		if err := os.WriteFile(suid, b, 0o755); err != nil {
+			e.fatalf("%v", err)
+		}
+		if err := os.Chmod(suid, os.ModeSetuid|0o755); err != nil {
+			e.fatalf("%v", err)
+		}
+		out := e.path("out")
+		if err := os.Mkdir(out, 0o700); err != nil || os.Chown(out, nstest.NobodyUID, nstest.NobodyUID) != nil {
+			e.fatalf("a directory for nobody: %v", err)
+		}
+		rep := filepath.Join(out, "r.json")
+		p := e.guard("--state-dir", filepath.Join(out, "state"), "--report", rep, "--", suid, "shm", "exit=1").
+			withEnv(nstest.HelperEnv("ipc"))
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nstest.NobodyUID, Gid: nstest.NobodyUID, Groups: []uint32{}}}
+		r := p.run()
+		e.wantExit(r, 1)
+		objs := e.objects()
+		if len(objs) != 1 || objs[0].CUID != 0 {
+			e.fatalf("want the one segment of creator root, have %v", setOf(objs).sorted())
+		}
+		rp := e.readReport(rep)
+		o, ok := rp.object("shm", objs[0].ID)
+		if !ok || o.Action != "failed" || !strings.Contains(o.Error, "not permitted") || rp.Failed != 1 {
+			e.errorf("report: %+v (failed %d), want action failed, operation not permitted", o, rp.Failed)
+		}
+		e.summaryLine("a removal that failed", r.Stderr, "ipcguard: failed to remove 1 (shm ")
+		e.removeObjects(objs)
+	})
+}
