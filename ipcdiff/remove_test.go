@@ -270,6 +270,7 @@ func TestRemoveTouched(t *testing.T) {
 		t.Errorf("%d objects left, want the 3 touched ones", n)
 	}
 }
+
 // TestRemoveRaces: what the kernel answers when the object goes, or the
 // re-check fails, between the steps of Remove. The interleavings are forced
 // by wrapping the kernel calls; the objects and errnos are real.

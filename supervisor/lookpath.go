@@ -80,16 +80,23 @@ func executable(path string) error {
 }
 
 // execError maps a failure to execute cmd to env(1)'s status: 127 for
-// ENOENT (no such file, or no such ELF interpreter), 126 for every other
-// reason.
+// ENOENT (no such file, or no such ELF interpreter), 125 when the fork
+// itself lacked resources (EMFILE, ENFILE, EAGAIN, ENOMEM), 126 for every
+// other reason.
 func execError(cmd string, err error) *ExecError {
 	var ee *ExecError
 	if errors.As(err, &ee) {
 		return ee
 	}
 	code := 126
-	if errors.Is(err, syscall.ENOENT) {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
 		code = 127
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE),
+		errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.ENOMEM):
+		// The fork or its pipe failed for want of resources: the
+		// supervisor's failure, not the command's (timeout(1) says 125).
+		code = 125
 	}
 	return &ExecError{Cmd: cmd, Code: code, Err: err}
 }

@@ -378,3 +378,29 @@ func TestReportActionFailed(t *testing.T) {
 		e.removeObjects(objs)
 	})
 }
+
+// TestLowFileLimit: with too few descriptors allowed, one line and 125
+// before the command runs, never a Go stack trace or a misleading 126.
+func TestLowFileLimit(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "low limits")
+		marker := e.path("ran")
+		for _, n := range []string{"6", "10", "19"} {
+			p := e.guard("--", "touch", marker)
+			p.cmd.Path = "/bin/sh"
+			p.cmd.Args = append([]string{"sh", "-c", `ulimit -n "$0" && exec "$@"`, n}, p.cmd.Args...)
+			r := p.run()
+			e.wantNotRun("ulimit -n "+n, r, marker)
+			if !strings.Contains(r.Stderr, "open files") {
+				e.errorf("ulimit -n %s: %q does not say why", n, r.Stderr)
+			}
+		}
+		p := e.guard("--", "touch", marker)
+		p.cmd.Path = "/bin/sh"
+		p.cmd.Args = append([]string{"sh", "-c", `ulimit -n 64 && exec "$@"`, "sh"}, p.cmd.Args...)
+		e.wantExit(p.run(), 0)
+		if !exists(marker) {
+			e.errorf("ulimit -n 64: the command did not run")
+		}
+	})
+}

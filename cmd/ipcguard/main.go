@@ -3,15 +3,31 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime/debug"
 
 	"github.com/ipcguard/ipcguard/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 var version = "dev"
 
+// minFiles is the fewest descriptors a run needs: the standard streams,
+// the runtime's poller, /proc reads, the journal, its sequence file and the
+// registries, the tracker's events and the pipe of the fork (17 is the
+// least that ran, on 2 CPUs). Above it, a fork that still lacks one fails
+// with one line and 125 (see supervisor.LookPath).
+const minFiles = 20
+
 func main() {
+	// Below that the run would fail half way (the fork's pipe, the journal)
+	// or the Go runtime would die with a stack trace: say so in one line.
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < minFiles {
+		fmt.Fprintf(os.Stderr, "ipcguard: the limit of open files is %d; ipcguard needs at least %d (ulimit -n)\n", lim.Cur, minFiles)
+		os.Exit(exitUsage)
+	}
 	// Two snapshots at the kernel limits hold ~12 MiB; a soft limit keeps
 	// the collector from letting the heap grow to twice that (GOMEMLIMIT in
 	// the environment overrides it).
