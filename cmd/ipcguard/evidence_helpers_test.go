@@ -76,7 +76,7 @@ func requireRealRoot(t *testing.T) {
 	t.Skip(why)
 }
 
-// sharedDir is a scratch directory every user may write (mode 0777, in a
+// sharedDir is a scratch directory every user may write (mode 1777, in a
 // 0755 parent): ipcguard and the strangers of other uids leave their marks
 // and reports there.
 func sharedDir(t *testing.T) string {
@@ -93,7 +93,7 @@ func sharedDir(t *testing.T) string {
 	if err := os.Mkdir(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(dir, 0o777); err != nil {
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -107,7 +107,7 @@ func (e *env) freshDir(name string) string {
 	if err := os.Mkdir(d, 0o777); err != nil {
 		e.fatalf("%v", err)
 	}
-	if err := os.Chmod(d, 0o777); err != nil {
+	if err := os.Chmod(d, os.ModeSticky|0o777); err != nil {
 		e.fatalf("%v", err)
 	}
 	return d

@@ -89,7 +89,7 @@ func TestEvidence1PidReuseDuringRun(t *testing.T) {
 const kind3Script = `
 run3() {
 	local d="$D/$1" uid=$2 hold=$3
-	mkdir -m 777 "$d"
+	mkdir -m 1777 "$d"
 	bgas $GU "$G" --quiet --state-dir "$D/state" -- sh -c 'echo $$ > "$0/p.tmp"; mv "$0/p.tmp" "$0/p"; while [ ! -e "$0/go" ]; do sleep 0.01; done; exit 1' "$d" &
 	local gp=$!
 	waitf "$d/p"; local p; p=$(cat "$d/p")
@@ -620,7 +620,7 @@ mount -t tmpfs tmpfs /run || exit 9
 mkdir -p "$D/xdg" "$D/tmp" && chown $GU:$GU "$D/xdg" && chmod 700 "$D/xdg" && chmod 1777 "$D/tmp" || exit 9
 pair() {
 	local d="$D/$1" fenv="XDG_RUNTIME_DIR=" oenv="XDG_RUNTIME_DIR="
-	mkdir -m 777 "$d"
+	mkdir -m 1777 "$d"
 	if [ $2 = 1 ]; then fenv="XDG_RUNTIME_DIR=$D/xdg"; else oenv="XDG_RUNTIME_DIR=$D/xdg"; fi
 	asuser $GU env -u IPCGUARD_STATE_DIR "$oenv" TMPDIR="$D/tmp" "$G" --quiet -- sh -c ': > "$0/o.started"; while [ ! -e "$0/o.go" ]; do sleep 0.01; done; ipcmk -S 1 > "$0/o.tmp"; mv "$0/o.tmp" "$0/o.out"; while [ ! -e "$0/o.end" ]; do sleep 0.01; done' "$d" &
 	local op=$!
