@@ -71,7 +71,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:       "run a command; if it fails, remove the SysV IPC objects it created",
 		UsageText:   "ipcguard [options] [--] COMMAND [ARGS...]\nipcguard --cmd 'COMMAND LINE'\nipcguard run|ls|sweep [options]",
 		Description: appHelp,
-		Version:     version,
+		Version:     appVersion(),
 		Writer:      stdout,
 		ErrWriter:   stderr,
 		Commands:    []*cli.Command{runCommand, lsCommand, sweepCommand},

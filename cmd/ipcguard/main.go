@@ -1,3 +1,5 @@
+//go:build !ipcguard_gen
+
 // Command ipcguard runs a command and, when it fails, removes the System V
 // IPC objects its process tree created, and nothing else.
 package main
@@ -10,8 +12,6 @@ import (
 	"github.com/ipcguard/ipcguard/supervisor"
 	"golang.org/x/sys/unix"
 )
-
-var version = "dev"
 
 // minFiles is the fewest descriptors a run needs: the standard streams,
 // the runtime's poller, /proc reads, the journal, its sequence file and the
