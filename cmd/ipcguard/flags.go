@@ -25,6 +25,7 @@ type config struct {
 	keepKeys   map[int32]bool
 	grace      time.Duration
 	report     string
+	metrics    string
 	tracker    supervisor.TrackerKind
 	stateDir   string
 }
@@ -48,6 +49,8 @@ var runFlags = []cli.Flag{
 		Usage: "do not terminate descendants still running when the command fails; objects they use are kept"},
 	&cli.StringFlag{Name: "report", EnvVars: []string{"IPCGUARD_REPORT"},
 		Usage: "write a JSON report to `FILE` (- for stderr)"},
+	&cli.StringFlag{Name: "metrics", EnvVars: []string{"IPCGUARD_METRICS"},
+		Usage: "add the run to Prometheus metrics in `FILE` (for node_exporter's textfile collector)"},
 	&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, EnvVars: []string{"IPCGUARD_QUIET"},
 		Usage: "no summary line on stderr"},
 	&cli.StringFlag{Name: "tracker", Value: "auto", EnvVars: []string{"IPCGUARD_TRACKER"},
@@ -74,6 +77,7 @@ var runCommand = &cli.Command{
 		cfg.dryRun, cfg.quiet, cfg.strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
 		cfg.leave, cfg.sweepFirst, cfg.creation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
 		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
+		cfg.metrics = c.String("metrics")
 		switch {
 		case cfg.grace < 0:
 			return usagef("--grace must not be negative")

@@ -64,6 +64,11 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		}
 		return exited(code)
 	}
+	msink, err := openMetrics(cfg.metrics)
+	if err != nil {
+		logf("%s", err)
+		return exited(exitUsage)
+	}
 	path, err := supervisor.LookPath(cfg.argv[0], os.Environ())
 	if err != nil {
 		var ee *supervisor.ExecError
@@ -173,7 +178,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 
 	clean, why := wantCleanup(cfg.on, res.Status)
 	rep.Cleanup, rep.Why = clean && haveBefore, why
-	if haveBefore && (clean || sink != nil) {
+	if haveBefore && (clean || sink != nil || msink != nil) {
 		cleanupAfter(cfg, fs, beforeIDs, beforeTaken, res, watch, jr, rep, clean, warn, clock)
 	}
 	if jr != nil {
@@ -191,6 +196,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 			fmt.Fprintln(stderr, line)
 		}
 	}
+	msink.writeRun(rep, res.Status, stderr)
 	return res.Status
 }
 

@@ -33,12 +33,13 @@ corrupt or could not be finished, or an object could not be removed; 125
 for bad usage or an unusable state directory.
 
 Use it from ExecStopPost= of a systemd unit, a timer, or cron.`,
-	UsageText: "ipcguard sweep [--dry-run] [--report FILE] [--state-dir DIR]",
+	UsageText: "ipcguard sweep [--dry-run] [--report FILE] [--metrics FILE] [--state-dir DIR]",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, EnvVars: []string{"IPCGUARD_DRY_RUN"}, Usage: "decide, remove nothing, keep the journals"},
 		&cli.StringFlag{Name: "report", EnvVars: []string{"IPCGUARD_REPORT"}, Usage: "write a JSON report to `FILE` (- for stderr)"},
 		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"IPCGUARD_STATE_DIR"}, Usage: "where run journals live"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, EnvVars: []string{"IPCGUARD_QUIET"}, Usage: "no summary lines"},
+		&cli.StringFlag{Name: "metrics", EnvVars: []string{"IPCGUARD_METRICS"}, Usage: "add the sweep to Prometheus metrics in `FILE` (for node_exporter's textfile collector)"},
 	},
 	Action: func(c *cli.Context) error {
 		if c.Args().Present() {
@@ -49,7 +50,13 @@ Use it from ExecStopPost= of a systemd unit, a timer, or cron.`,
 		if err != nil {
 			return err
 		}
+		msink, err := openMetrics(c.String("metrics"))
+		if err != nil {
+			return err
+		}
+		start := time.Now()
 		reps, err := sweepAll(cfg, c.App.ErrWriter)
+		msink.writeSweep(reps, time.Since(start), err, c.App.ErrWriter)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,37 @@
+package main
+
+import "testing"
+
+// TestReasonClass: every outcome falls in one of the documented classes
+// (a label must stay low in cardinality); the reasons are those the
+// attribution gives (ipcdiff's attribute tests).
+func TestReasonClass(t *testing.T) {
+	clean := &Report{Cleanup: true}
+	for _, c := range []struct {
+		rep  *Report
+		o    reportObj
+		want string
+	}{
+		{clean, reportObj{Action: actRemoved, Strength: "pid evidence"}, "pid_evidence"},
+		{clean, reportObj{Action: actWouldRemove, Strength: "window evidence"}, "window_evidence"},
+		{clean, reportObj{Action: actRemoved, Strength: "creation seen"}, "creation_seen"},
+		{clean, reportObj{Action: actFailed, Error: "operation not permitted"}, "permission_denied"},
+		{clean, reportObj{Action: actFailed, Error: "invalid argument"}, "error"},
+		{&Report{Cleanup: false}, reportObj{Action: actKept, Reason: "command succeeded (--on failure)"}, "no_cleanup"},
+		{clean, reportObj{Action: actKept, Error: "id 3 now names another object (key 0x00000000, creator uid 0): left alone"}, "changed"},
+		{clean, reportObj{Action: actKept, Reason: "type not in --types"}, "type_excluded"},
+		{clean, reportObj{Action: actKept, Reason: "key 0x00000042 is kept"}, "key_kept"},
+		{clean, reportObj{Action: actKept, Reason: "attached by pid 812 (postgres)"}, "in_use"},
+		{clean, reportObj{Action: actKept, Reason: "semaphore 0 has 1 process(es) waiting"}, "in_use"},
+		{clean, reportObj{Action: actKept, Reason: "creator pid 812 (postgres), running outside the tree"}, "in_use"},
+		{clean, reportObj{Action: actKept, Reason: "a tree member still running (pid 9) uses it"}, "in_use"},
+		{clean, reportObj{Action: actKept, Reason: "already removed (marked for destruction)"}, "already_removed"},
+		{clean, reportObj{Action: actKept, Reason: "no pid evidence and --strict"}, "strict"},
+		{clean, reportObj{Action: actKept, Reason: "no pid evidence; contended window: msg 9 was used by pid 812"}, "contended"},
+		{clean, reportObj{Action: actKept, Reason: "creator pid 77 is not known to be in the tree"}, "not_attributed"},
+	} {
+		if got := reasonClass(c.rep, c.o); got != c.want {
+			t.Errorf("reasonClass(%+v) = %q, want %q", c.o, got, c.want)
+		}
+	}
+}
