@@ -119,10 +119,20 @@ func reasonClass(rep *Report, o reportObj) string {
 		return "changed"
 	case has("--types"):
 		return "type_excluded"
+	case has("same key"):
+		return "key_family"
 	case has("is kept", "--keep-key"):
 		return "key_kept"
 	case has("attached", "waiting", "still running", "running outside"):
 		return "in_use"
+	case has("may have been reused", "may not have been the tree's", "now another process's", "after the tree was last watched"):
+		return "pid_reuse"
+	case has("not visible from this pid namespace"):
+		return "invisible_user"
+	case has("could not be read"):
+		return "unreadable"
+	case has("creator is not proven"):
+		return "keyed_unproven"
 	case has("already removed"):
 		return "already_removed"
 	case has("--strict"):

@@ -29,6 +29,13 @@ func TestReasonClass(t *testing.T) {
 		{clean, reportObj{Action: actKept, Reason: "no pid evidence and --strict"}, "strict"},
 		{clean, reportObj{Action: actKept, Reason: "no pid evidence; contended window: msg 9 was used by pid 812"}, "contended"},
 		{clean, reportObj{Action: actKept, Reason: "creator pid 77 is not known to be in the tree"}, "not_attributed"},
+		{clean, reportObj{Action: actKept, Reason: "creator: pid 812 may have been reused (the kernel handed out pids 800 to 820 between 10:00:00.000 and 10:00:00.005)"}, "pid_reuse"},
+		{clean, reportObj{Action: actKept, Reason: "creator: pid 812 is now another process's, which may have acted"}, "pid_reuse"},
+		{clean, reportObj{Action: actKept, Reason: "no pid evidence in a contended window: shm 1 was used by pid 3, which may not have been the tree's"}, "pid_reuse"},
+		{clean, reportObj{Action: actKept, Reason: "it was operated on by a process not visible from this pid namespace"}, "invisible_user"},
+		{clean, reportObj{Action: actKept, Reason: "its evidence could not be read (semctl GETPID: permission denied)"}, "unreadable"},
+		{clean, reportObj{Action: actKept, Reason: "keyed (0x00000042): the tree used it, but its creator is not proven (anyone may get a keyed object)"}, "keyed_unproven"},
+		{clean, reportObj{Action: actKept, Reason: "same key 0x00000042 as sem 3, which is kept"}, "key_family"},
 	} {
 		if got := reasonClass(c.rep, c.o); got != c.want {
 			t.Errorf("reasonClass(%+v) = %q, want %q", c.o, got, c.want)
