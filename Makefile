@@ -6,6 +6,13 @@ BIN      := $(OUT)/ipcguard
 GEN      := $(OUT)/ipcguard-gen
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# On linux/amd64 the process starts in internal/sigstart's entry point, which
+# records the signal mask and dispositions before the Go runtime changes
+# them, so that the command gets them exactly (elsewhere: a documented
+# fallback).
+ifeq ($(shell $(GO) env GOARCH),amd64)
+LDFLAGS  += -E=github.com/ipcguard/ipcguard/internal/sigstart.entry
+endif
 # urfave/cli without its man-page and markdown generators (and their
 # package initialisation, about 0.3 ms at every start).
 TAGS     := urfave_cli_no_docs

@@ -8,27 +8,69 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/ipcguard/ipcguard/internal/sigstart"
 	"golang.org/x/sys/unix"
 )
 
-// Inherited SIG_IGN of SIGHUP and SIGINT: the Go runtime keeps these two
-// ignored when the process started with them ignored (nohup), and Notify
-// would replace that. Read at package initialization, before anyone calls
-// Notify. Every other signal ignored at startup has already been given the
-// runtime's handler before main runs, and the runtime keeps the original
-// disposition out of reach: the command gets those with SIG_DFL.
-var (
-	hupIgnored = signal.Ignored(unix.SIGHUP)
-	intIgnored = signal.Ignored(unix.SIGINT)
-)
+// startState is the signal mask and the ignored signals this process
+// started with (see package sigstart): the command gets them back.
+var startState = sigstart.Start()
+
+// fatalEarly are the signals the Go runtime answers with a goroutine dump
+// and exit status 2 until os/signal catches them: SIGQUIT, SIGABRT,
+// SIGTRAP and SIGSYS (runtime/sigtab_linux_generic.go: _SigThrow). They are
+// caught from package initialization on, and routed (see route): before a
+// run is prepared, such a signal ends this process as its default action
+// would; from Prepare on, it is forwarded like every other signal.
+var fatalEarly []os.Signal
+
+var router struct {
+	mu   sync.Mutex
+	c    chan os.Signal // what os/signal delivers fatalEarly to
+	sink chan os.Signal // the run's forwarding channel; nil before Prepare
+	drop bool           // the run is over: drop
+}
+
+func init() {
+	fatalEarly, router.c = sigstart.Fatal()
+	go route()
+}
+
+func route() {
+	for sig := range router.c {
+		router.mu.Lock()
+		sink, drop := router.sink, router.drop
+		router.mu.Unlock()
+		switch {
+		case drop:
+		case sink != nil:
+			select {
+			case sink <- sig:
+			default: // full: as dropped as a standard signal already pending
+			}
+		case startState.Ignored.Has(sig.(syscall.Signal)):
+			// This process started with it ignored: so does the signal.
+		default:
+			dieFrom(sig.(syscall.Signal))
+		}
+	}
+}
+
+// isFatalEarly reports whether sig is one of fatalEarly.
+func isFatalEarly(sig syscall.Signal) bool {
+	return sig == unix.SIGQUIT || sig == unix.SIGABRT || sig == unix.SIGTRAP || sig == unix.SIGSYS
+}
 
 // forwarded lists the signals Run catches and forwards to the command:
 // 1..31 but SIGKILL and SIGSTOP (uncatchable), SIGCHLD (it drives the
 // reaper), SIGURG (the Go runtime sends it to its own threads for
 // preemption and Notify cannot tell those from a user's) and SIGPROF (the
-// runtime keeps it for its profiler and never delivers it to Notify);
-// SIGHUP and SIGINT unless inherited ignored; and the real-time signals
-// 35..64 (32..34 are reserved by the C libraries and the Go runtime).
+// runtime keeps it for its profiler and never delivers it to Notify), and
+// the real-time signals 35..64 (32..34 are reserved by the C libraries
+// and the Go runtime). Signals ignored when this process started are
+// forwarded too: the command inherits them ignored, and gets them only if
+// it installed a handler, as it would have without ipcguard. The
+// fatalEarly signals are in the list but reach Run through route.
 func forwarded() []os.Signal {
 	var sigs []os.Signal
 	for n := 1; n <= 64; n++ {
@@ -38,10 +80,20 @@ func forwarded() []os.Signal {
 			continue
 		case n >= 32 && n <= 34:
 			continue
-		case s == unix.SIGHUP && hupIgnored, s == unix.SIGINT && intIgnored:
-			continue
 		}
 		sigs = append(sigs, s)
+	}
+	return sigs
+}
+
+// notified is forwarded without the fatalEarly signals: what notify asks
+// os/signal to deliver on signals.c.
+func notified() []os.Signal {
+	var sigs []os.Signal
+	for _, s := range forwarded() {
+		if !isFatalEarly(s.(syscall.Signal)) {
+			sigs = append(sigs, s)
+		}
 	}
 	return sigs
 }
@@ -57,7 +109,7 @@ type signals struct {
 // pending holds the catching that Prepare started ahead of Run.
 var pending struct {
 	mu    sync.Mutex
-	sigs  chan *signals // nil: nothing prepared
+	sigs  *signals      // nil: nothing prepared
 	ready chan struct{} // closed once the signals are caught
 }
 
@@ -75,10 +127,10 @@ func Prepare() {
 	if pending.sigs != nil {
 		return
 	}
-	sigs, ready := make(chan *signals, 1), make(chan struct{})
-	pending.sigs, pending.ready = sigs, ready
+	s, ready := newSignals(), make(chan struct{})
+	pending.sigs, pending.ready = s, ready
 	go func() {
-		sigs <- notify()
+		s.notify()
 		close(ready)
 	}()
 }
@@ -87,20 +139,30 @@ func Prepare() {
 // or catches them now.
 func catch() *signals {
 	pending.mu.Lock()
-	sigs := pending.sigs
+	s, ready := pending.sigs, pending.ready
 	pending.sigs, pending.ready = nil, nil
 	pending.mu.Unlock()
-	if sigs != nil {
-		return <-sigs
+	if s != nil {
+		<-ready
+		return s
 	}
-	return notify()
+	s = newSignals()
+	s.notify()
+	return s
 }
 
-func notify() *signals {
+// newSignals makes the channels of a run and routes fatalEarly to it.
+func newSignals() *signals {
 	s := &signals{c: make(chan os.Signal, 256), chld: make(chan os.Signal, 1)}
-	signal.Notify(s.chld, unix.SIGCHLD)
-	signal.Notify(s.c, forwarded()...)
+	router.mu.Lock()
+	router.sink, router.drop = s.c, false
+	router.mu.Unlock()
 	return s
+}
+
+func (s *signals) notify() {
+	signal.Notify(s.chld, unix.SIGCHLD)
+	signal.Notify(s.c, notified()...)
 }
 
 // stop ends the delivery to s. The signals stay caught and are dropped
@@ -109,17 +171,92 @@ func notify() *signals {
 func (s *signals) stop() {
 	dropOnce.Do(func() {
 		drop := make(chan os.Signal, 16)
-		signal.Notify(drop, forwarded()...)
+		signal.Notify(drop, notified()...)
 		go func() {
 			for range drop {
 			}
 		}()
 	})
+	router.mu.Lock()
+	router.sink, router.drop = nil, true
+	router.mu.Unlock()
 	signal.Stop(s.c)
 	signal.Stop(s.chld)
 }
 
 var dropOnce sync.Once
+
+// inheritIgnored lists the signals that this process started with ignored
+// and that the command can inherit ignored: os/signal can set SIG_IGN for
+// them (ignoreForFork). Not SIGCHLD (this process would lose its children's
+// exit statuses while it is ignored), SIGPROF (the runtime keeps it), nor
+// the signals os/signal cannot ignore (SIGILL, SIGTRAP, SIGBUS, SIGFPE,
+// SIGSEGV, SIGSTKFLT, SIGSYS): those reach the command with their default
+// action.
+func inheritIgnored() []syscall.Signal {
+	var sigs []syscall.Signal
+	for n := 1; n <= 64; n++ {
+		s := syscall.Signal(n)
+		if !startState.Ignored.Has(s) {
+			continue
+		}
+		switch s {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGPROF,
+			unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS:
+			continue
+		}
+		if n >= 32 && n <= 34 {
+			continue
+		}
+		sigs = append(sigs, s)
+	}
+	return sigs
+}
+
+// ignoreForFork sets SIG_IGN for sigs, so that a child forked now inherits
+// them ignored (the runtime resets every signal it handles to SIG_DFL in
+// the child: syscall.forkAndExecInChild, runtime.clearSignalHandlers), and
+// returns what undoes it. A signal of sigs that arrives meanwhile is
+// discarded: the command, which is not running yet, would have ignored it
+// too.
+func (s *signals) ignoreForFork(sigs []syscall.Signal) (undo func()) {
+	if len(sigs) == 0 {
+		return func() {}
+	}
+	for _, sig := range sigs {
+		signal.Ignore(sig)
+	}
+	return func() {
+		for _, sig := range sigs {
+			switch {
+			case isFatalEarly(sig):
+				signal.Notify(router.c, sig)
+			case sig == unix.SIGURG:
+				// Give the runtime its handler back (for preemption);
+				// nothing is to be delivered.
+				c := make(chan os.Signal, 1)
+				signal.Notify(c, sig)
+				signal.Stop(c)
+			default:
+				signal.Notify(s.c, sig)
+			}
+		}
+	}
+}
+
+// setStartMask sets the calling thread's signal mask to the one this
+// process started with, and returns what restores the previous one. The
+// caller must have locked the OS thread: a child forked from this thread
+// execs with this mask (syscall.forkAndExecInChild restores the forking
+// thread's mask in the child).
+func setStartMask() (restore func()) {
+	var set, old unix.Sigset_t
+	set.Val[0] = uint64(startState.Blocked)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&set)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	return func() {
+		unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	}
+}
 
 // kernelSigaction is struct sigaction as rt_sigaction(2) takes it on Linux
 // (handler, flags, restorer, mask). The runtime's handler is saved and

@@ -29,7 +29,9 @@ const defaultGrace = 5 * time.Second
 //   - The command inherits the standard streams of opts (default: this
 //     process's), every descriptor this process inherited without
 //     close-on-exec, the environment, working directory, umask, resource
-//     limits, signal mask and the inherited SIG_IGN of SIGHUP and SIGINT.
+//     limits, and the signal mask and ignored signals this process started
+//     with (see package sigstart and inheritIgnored for what the Go runtime
+//     lets through).
 //
 // Once the command has exited, remaining descendants are terminated
 // (SIGTERM, opts.Grace, SIGKILL) if opts.Terminate says so and are left
@@ -117,7 +119,7 @@ func Run(opts Options) (*Result, error) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = tty.fd
 	}
-	st := start(path, opts.Args, attr, tr, tty, required)
+	st := start(path, opts.Args, attr, tr, tty, required, sigs)
 	if st.trErr != nil && required {
 		st.release()
 		return nil, st.trErr
@@ -203,8 +205,9 @@ type started struct {
 // OS thread: the tracker's beforeStart opens its events on that thread,
 // the fork inherits them, and the goroutine ends still locked, so that the
 // thread exits and no later Go thread is forked from it (and inherits
-// them).
-func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal, required bool) started {
+// them). The child gets the signal mask and the ignored signals this
+// process started with.
+func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal, required bool, sigs *signals) started {
 	c := make(chan started, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -225,6 +228,8 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 			c <- st
 			return
 		}
+		undoIgnore := sigs.ignoreForFork(inheritIgnored())
+		restoreMask := setStartMask()
 		st.pid, st.err = forkExec(path, args, attr)
 		if st.err != nil && attr.Sys.Foreground {
 			// The child may have taken the foreground before it failed.
@@ -240,6 +245,8 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 			}
 			st.pid, st.err = pid, err
 		}
+		restoreMask()
+		undoIgnore()
 		st.at = time.Now()
 		if st.err == nil && tr != nil {
 			tr.started(st.pid, st.at)
