@@ -3,7 +3,6 @@ module github.com/ipcguard/ipcguard
 go 1.26.0
 
 require (
-	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.49.0
 )

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/shlex"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 	"github.com/ipcguard/ipcguard/supervisor"
 	"github.com/urfave/cli/v2"
@@ -32,7 +31,7 @@ type config struct {
 
 var runFlags = []cli.Flag{
 	&cli.StringFlag{Name: "cmd", Aliases: []string{"c"}, EnvVars: []string{"IPCGUARD_CMD"},
-		Usage: "the command as one string, split like a shell does (for init scripts and config files)"},
+		Usage: "the command as one string, split into words as sh does (quotes, backslashes; no expansion) (for init scripts and config files)"},
 	&cli.StringFlag{Name: "on", Value: "failure", EnvVars: []string{"IPCGUARD_ON"},
 		Usage: "when to clean up: failure (non-zero exit or death by signal), always, never"},
 	&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, EnvVars: []string{"IPCGUARD_DRY_RUN"},
@@ -133,18 +132,6 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 		return cfg, usagef("--tracker %q: want auto, perf, proc-connector or poll", tracker)
 	}
 	return cfg, nil
-}
-
-// splitCommand splits a command line the way a shell splits words.
-func splitCommand(line string) ([]string, error) {
-	argv, err := shlex.Split(line)
-	if err != nil {
-		return nil, usagef("--cmd %q: %v (unbalanced quote or trailing backslash?)", line, err)
-	}
-	if len(argv) == 0 {
-		return nil, usagef("--cmd: empty command")
-	}
-	return argv, nil
 }
 
 // parseKey parses an IPC key as ipcs prints it (0x hex) or in decimal,
