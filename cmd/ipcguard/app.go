@@ -65,7 +65,9 @@ Example:
   ipcguard --report /tmp/ipc.json -- sh -c 'ipcmk -M 4096; exit 3'`
 
 // newApp builds the command line interface.
-func newApp(stdout, stderr io.Writer) *cli.App {
+// args is the command line, for the wording of usage errors.
+func newApp(stdout, stderr io.Writer, args []string) *cli.App {
+	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageErr(err, args) }
 	app := &cli.App{
 		Name:        "ipcguard",
 		Usage:       "run a command; if it fails, remove the SysV IPC objects it created",
@@ -77,18 +79,51 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands:    []*cli.Command{runCommand, lsCommand, sweepCommand},
 		// Never let urfave/cli call os.Exit: deferred cleanup must run.
 		ExitErrHandler:         func(*cli.Context, error) {},
-		OnUsageError:           onUsageError,
+		OnUsageError:           onUsage,
 		HideHelpCommand:        false,
 		UseShortOptionHandling: false,
 	}
 	for _, c := range app.Commands {
-		c.OnUsageError = onUsageError
+		c.OnUsageError = onUsage
 	}
 	return app
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &usageError{strings.TrimPrefix(err.Error(), "flag provided but not defined: ")}
+// usageErr turns the flag package's wording into ipcguard's: the option
+// as the user spelt it in args (--bogus, not -bogus) and what is wrong.
+func usageErr(err error, args []string) error {
+	msg := err.Error()
+	for _, f := range []struct{ prefix, format string }{
+		{"flag provided but not defined: -", "unknown option %s"},
+		{"flag needs an argument: -", "option %s needs a value"},
+	} {
+		if name, ok := strings.CutPrefix(msg, f.prefix); ok {
+			return usagef(f.format, spelling(args, name))
+		}
+	}
+	// invalid value "x" for flag -grace: parse error
+	if i := strings.Index(msg, " for flag -"); strings.HasPrefix(msg, "invalid value ") && i > 0 {
+		name, why, _ := strings.Cut(msg[i+len(" for flag -"):], ":")
+		return usagef("option %s: invalid value %s:%s", spelling(args, name), msg[len("invalid value "):i], why)
+	}
+	return &usageError{msg}
+}
+
+// spelling returns the option name as it appears on the command line
+// (--name or -name), or --name.
+func spelling(args []string, name string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if opt, _, _ := strings.Cut(a, "="); opt == "-"+name || opt == "--"+name {
+			return opt
+		}
+	}
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // subcommandArg reports whether the first argument selects something other
@@ -116,7 +151,7 @@ func runWith(args []string, stdout, stderr io.Writer) unix.WaitStatus {
 	if len(args) < 2 || !subcommandArg(args[1]) {
 		argv = append([]string{args[0], "run"}, args[1:]...)
 	}
-	err := newApp(stdout, stderr).Run(argv)
+	err := newApp(stdout, stderr, args[1:]).Run(argv)
 	var st *statusError
 	var ue *usageError
 	switch {

@@ -131,6 +131,29 @@ func TestSubcommandDispatch(t *testing.T) {
 	}
 }
 
+// TestUsageErrorWording: a usage error names the option as it was typed
+// and says what is wrong with it.
+func TestUsageErrorWording(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus", "--", "true"}, "ipcguard: unknown option --bogus (see ipcguard --help)\n"},
+		{[]string{"-bogus", "true"}, "ipcguard: unknown option -bogus (see ipcguard --help)\n"},
+		{[]string{"--bogus=1", "true"}, "ipcguard: unknown option --bogus (see ipcguard --help)\n"},
+		{[]string{"run", "-x", "true"}, "ipcguard: unknown option -x (see ipcguard --help)\n"},
+		{[]string{"ls", "--nope"}, "ipcguard: unknown option --nope (see ipcguard --help)\n"},
+		{[]string{"--report"}, "ipcguard: option --report needs a value (see ipcguard --help)\n"},
+		{[]string{"--grace", "soon", "true"}, "ipcguard: option --grace: invalid value \"soon\": parse error (see ipcguard --help)\n"},
+	} {
+		var out, errb bytes.Buffer
+		ws := runWith(append([]string{"ipcguard"}, c.args...), &out, &errb)
+		if ws.ExitStatus() != exitUsage || errb.String() != c.want {
+			t.Errorf("ipcguard %q: status %v, stderr %q, want %q", c.args, ws, errb.String(), c.want)
+		}
+	}
+}
+
 func TestSummary(t *testing.T) {
 	r := &Report{Objects: []reportObj{
 		{Type: "shm", ID: 1, Action: actRemoved}, {Type: "sem", ID: 0, Action: actRemoved},

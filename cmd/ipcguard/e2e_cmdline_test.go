@@ -56,3 +56,32 @@ func TestScenario29CmdLikeSh(t *testing.T) {
 		}
 	})
 }
+
+// TestAfterDashDashIsTheCommand: everything after -- is the command, even
+// a word that names a subcommand or an option of ipcguard.
+func TestAfterDashDashIsTheCommand(t *testing.T) {
+	inModes(t, []nstest.Mode{nstest.Root}, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "after --")
+		bin := filepath.Join(e.dir, "bin")
+		if err := os.Mkdir(bin, 0o755); err != nil {
+			e.fatalf("%v", err)
+		}
+		names := []string{"help", "h", "run", "ls", "sweep", "--help", "-h", "--version", "-v"}
+		for _, n := range names {
+			if err := os.Symlink(nstest.Binary(), filepath.Join(bin, n)); err != nil {
+				e.fatalf("%v", err)
+			}
+		}
+		path := "PATH=" + bin + ":" + os.Getenv("PATH")
+		for _, n := range names {
+			for _, args := range [][]string{{"--", n, "x"}, {"-q", "--", n, "x"}, {"run", "--", n, "x"}} {
+				r := e.guard(args...).withEnv(nstest.HelperEnv("argv"), path).run()
+				e.wantExit(r, 0)
+				var argv []string
+				if err := json.Unmarshal([]byte(r.Stdout), &argv); err != nil || !reflect.DeepEqual(argv, []string{n, "x"}) {
+					e.errorf("ipcguard %q: the command printed %q, want the argv of %q", args, r.Stdout, []string{n, "x"})
+				}
+			}
+		}
+	})
+}

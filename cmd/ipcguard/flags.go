@@ -67,6 +67,9 @@ var runCommand = &cli.Command{
 	Usage:     "run COMMAND; clean up its IPC objects if it fails (the default)",
 	UsageText: "ipcguard [run] [options] [--] COMMAND [ARGS...]",
 	Flags:     runFlags,
+	// No "help" subcommand under run: "ipcguard -- help" runs a program
+	// called help (--help still shows this command's help).
+	HideHelpCommand: true,
 	Action: func(c *cli.Context) error {
 		cfg, err := parseRunConfig(c.Args().Slice(), c.String("cmd"), c.String("on"), c.String("types"),
 			c.StringSlice("keep-key"), c.String("tracker"))
