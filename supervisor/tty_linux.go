@@ -94,9 +94,17 @@ func (s *supervision) reclaimTerminal() {
 }
 
 // jobStopped handles the command stopping while this process has a
-// terminal: as a shell expects of its job, this process stops too, with
-// the same signal, after taking the terminal back; it goes on when
-// continued (then resume hands the terminal over again).
+// terminal: as a shell expects of its job, the job stops too, with the
+// same signal, after this process took the terminal back: every process of
+// this process's own group (the job's, when an intermediate process such
+// as make, sh -c or perl's system() started this one) and then this
+// process. The terminal stopped the command's group only; a direct run
+// would have stopped them all. This process goes on when continued (then
+// resume hands the terminal over again).
+//
+// Without a terminal there is no job control to serve: this process keeps
+// running (reaping, ready to clean up) while the command is stopped, and
+// forwards the SIGCONT that continues it.
 //
 // The kernel discards job-control stops of an orphaned process group, and
 // nobody would continue it. There, a SIGTSTP stop of the command is undone
@@ -116,8 +124,29 @@ func (s *supervision) jobStopped(sig syscall.Signal) {
 		}
 		return
 	}
+	stopGroup(s.tty.pgrp, sig)
 	stopSelf(sig)
 	// Continued: SIGCONT is on its way through s.sigs and calls resume.
+}
+
+// stopGroup sends sig to every process of process group pgrp but this
+// one (which catches it: a kill(-pgrp) would come back to it as a signal
+// to forward).
+func stopGroup(pgrp int, sig syscall.Signal) {
+	self := unix.Getpid()
+	dir, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range dir {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if pg, err := unix.Getpgid(pid); err == nil && pg == pgrp {
+			unix.Kill(pid, sig)
+		}
+	}
 }
 
 // resume continues the stopped command's process group, giving it the
