@@ -26,6 +26,13 @@ type Options struct {
 	Terminate func(ws unix.WaitStatus) bool
 	Grace     time.Duration // default 5s
 
+	// KillAfter, when positive, is a stop budget as timeout(1)'s -k: once a
+	// SIGINT, SIGTERM, SIGHUP or SIGQUIT has been forwarded, if the
+	// command is still running KillAfter later, the command and every
+	// descendant get SIGKILL, so that what follows (cleanup) runs before a
+	// CI runner's own SIGKILL. 0 means never.
+	KillAfter time.Duration
+
 	// Started is called right after the command started (journal).
 	Started func(pid int, at time.Time)
 	// Joined is called as tree members are learned (journal); may be nil.
@@ -51,6 +58,9 @@ type Result struct {
 	Terminated, Killed []int
 	// Remaining lists descendants left running (Terminate returned false).
 	Remaining []int
+	// KilledAfter lists the processes killed when KillAfter ran out (the
+	// command first); empty when it did not.
+	KilledAfter []int
 }
 
 // ExecError is a failure to start the command, with the exit status env(1)

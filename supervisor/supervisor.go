@@ -145,9 +145,9 @@ func Run(opts Options) (*Result, error) {
 		opts.Started(st.pid, st.at)
 	}
 
-	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf}
+	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf, killAfter: opts.KillAfter}
 	s.wait()
-	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended}
+	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended, KilledAfter: s.killedAfter}
 	s.reclaimTerminal()
 	var leftover []member
 
@@ -278,10 +278,14 @@ type supervision struct {
 	ws      unix.WaitStatus
 	ended   time.Time
 	logf    func(format string, args ...any)
+	// killAfter is Options.KillAfter; killedAfter what it killed.
+	killAfter   time.Duration
+	killedAfter []int
 }
 
 // wait forwards signals and reaps children until the command has exited.
 func (s *supervision) wait() {
+	var budget <-chan time.Time // armed by the first terminating signal
 	s.reap()
 	for !s.done {
 		select {
@@ -289,6 +293,56 @@ func (s *supervision) wait() {
 			s.reap()
 		case sig := <-s.sigs.c:
 			s.forward(sig.(syscall.Signal))
+			if s.killAfter > 0 && budget == nil && terminating(sig.(syscall.Signal)) {
+				budget = time.After(s.killAfter)
+			}
+		case <-budget:
+			s.killTree()
+			s.reap()
+		}
+	}
+}
+
+// terminating reports whether sig asks the command to end (what starts
+// the KillAfter budget).
+func terminating(sig syscall.Signal) bool {
+	return sig == unix.SIGINT || sig == unix.SIGTERM || sig == unix.SIGHUP || sig == unix.SIGQUIT
+}
+
+// killTree sends SIGKILL to the command and to every descendant of this
+// process, scanning again for processes forked meanwhile until a scan
+// finds none not yet killed (each through a pidfd checked against its
+// parent, see track). The command is not reaped before s.done: its pid is
+// still its own.
+func (s *supervision) killTree() {
+	if s.done {
+		return
+	}
+	s.logf("supervisor: the command (pid %d) is still running %v after it was asked to stop: killing it and its descendants", s.pid, s.killAfter)
+	unix.Kill(s.pid, unix.SIGKILL)
+	killed := map[int]bool{s.pid: true}
+	s.killedAfter = append(s.killedAfter, s.pid)
+	for round := 0; round < 100; round++ {
+		found := false
+		for _, d := range descendants() {
+			if killed[d.pid] {
+				continue
+			}
+			v := track(d)
+			if v == nil {
+				continue
+			}
+			found = true
+			killed[d.pid] = true
+			if v.send(d.pid, unix.SIGKILL) == nil {
+				s.killedAfter = append(s.killedAfter, d.pid)
+			}
+			if v.fd >= 0 {
+				unix.Close(v.fd)
+			}
+		}
+		if !found {
+			return
 		}
 	}
 }

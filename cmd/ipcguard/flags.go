@@ -23,6 +23,7 @@ type config struct {
 	types      ipcdiff.TypeSet
 	keepKeys   map[int32]bool
 	grace      time.Duration
+	killAfter  time.Duration
 	report     string
 	metrics    string
 	tracker    supervisor.TrackerKind
@@ -44,6 +45,8 @@ var runFlags = []cli.Flag{
 		Usage: "remove only objects with pid or creation evidence, never on window evidence alone"},
 	&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: []string{"IPCGUARD_GRACE"},
 		Usage: "on failure, time between SIGTERM and SIGKILL for descendants still running"},
+	&cli.DurationFlag{Name: "kill-after", EnvVars: []string{"IPCGUARD_KILL_AFTER"},
+		Usage: "stop budget: once a SIGINT, SIGTERM, SIGHUP or SIGQUIT was forwarded, SIGKILL the command and its descendants this long after if it still runs, so cleanup ends before a CI runner's own SIGKILL (0: never)"},
 	&cli.BoolFlag{Name: "leave-descendants", EnvVars: []string{"IPCGUARD_LEAVE_DESCENDANTS"},
 		Usage: "do not terminate descendants still running when the command fails; objects they use are kept"},
 	&cli.StringFlag{Name: "report", EnvVars: []string{"IPCGUARD_REPORT"},
@@ -80,6 +83,10 @@ var runCommand = &cli.Command{
 		cfg.leave, cfg.sweepFirst, cfg.creation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
 		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
 		cfg.metrics = c.String("metrics")
+		cfg.killAfter = c.Duration("kill-after")
+		if cfg.killAfter < 0 {
+			return usagef("--kill-after must not be negative")
+		}
 		switch {
 		case cfg.grace < 0:
 			return usagef("--grace must not be negative")

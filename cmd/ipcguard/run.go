@@ -131,7 +131,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv, Env: commandEnv(os.Environ()),
 		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore,
-		Grace: cfg.grace,
+		Grace: cfg.grace, KillAfter: cfg.killAfter,
 		// Leftover descendants are ended only when the command failed and
 		// its objects are to be cleaned; after a success they are left
 		// alone (under --on always, what they still use is then kept).
