@@ -86,8 +86,7 @@ func superviseHelper(args []string) int {
 		pending.mu.Unlock()
 		<-ready
 		pending.mu.Lock()
-		sigs := <-pending.sigs
-		pending.sigs <- sigs
+		sigs := pending.sigs
 		pending.mu.Unlock()
 		unix.Kill(os.Getpid(), syscall.Signal(*early))
 		// Run starts only once the runtime has delivered it to the

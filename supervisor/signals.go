@@ -16,23 +16,22 @@ import (
 // started with (see package sigstart): the command gets them back.
 var startState = sigstart.Start()
 
-// fatalEarly are the signals the Go runtime answers with a goroutine dump
+// router handles the signals the Go runtime answers with a goroutine dump
 // and exit status 2 until os/signal catches them: SIGQUIT, SIGABRT,
-// SIGTRAP and SIGSYS (runtime/sigtab_linux_generic.go: _SigThrow). They are
-// caught from package initialization on, and routed (see route): before a
-// run is prepared, such a signal ends this process as its default action
-// would; from Prepare on, it is forwarded like every other signal.
-var fatalEarly []os.Signal
-
+// SIGTRAP and SIGSYS (runtime/sigtab_linux_generic.go: _SigThrow;
+// isFatalEarly). Package sigstart catches them from its initialization
+// on; route decides: before a run is prepared, such a signal ends this
+// process as its default action would; from Prepare on, it is forwarded
+// like every other signal; once the run is over, it is dropped.
 var router struct {
 	mu   sync.Mutex
-	c    chan os.Signal // what os/signal delivers fatalEarly to
+	c    chan os.Signal // where os/signal delivers them (sigstart.Fatal)
 	sink chan os.Signal // the run's forwarding channel; nil before Prepare
 	drop bool           // the run is over: drop
 }
 
 func init() {
-	fatalEarly, router.c = sigstart.Fatal()
+	_, router.c = sigstart.Fatal()
 	go route()
 }
 
@@ -56,7 +55,7 @@ func route() {
 	}
 }
 
-// isFatalEarly reports whether sig is one of fatalEarly.
+// isFatalEarly reports whether sig is one of the signals router handles.
 func isFatalEarly(sig syscall.Signal) bool {
 	return sig == unix.SIGQUIT || sig == unix.SIGABRT || sig == unix.SIGTRAP || sig == unix.SIGSYS
 }
@@ -69,8 +68,8 @@ func isFatalEarly(sig syscall.Signal) bool {
 // the real-time signals 35..64 (32..34 are reserved by the C libraries
 // and the Go runtime). Signals ignored when this process started are
 // forwarded too: the command inherits them ignored, and gets them only if
-// it installed a handler, as it would have without ipcguard. The
-// fatalEarly signals are in the list but reach Run through route.
+// it installed a handler, as it would have without ipcguard. The signals
+// of isFatalEarly are in the list but reach Run through route.
 func forwarded() []os.Signal {
 	var sigs []os.Signal
 	for n := 1; n <= 64; n++ {
@@ -86,7 +85,7 @@ func forwarded() []os.Signal {
 	return sigs
 }
 
-// notified is forwarded without the fatalEarly signals: what notify asks
+// notified is forwarded without those of isFatalEarly: what notify asks
 // os/signal to deliver on signals.c.
 func notified() []os.Signal {
 	var sigs []os.Signal
@@ -151,7 +150,8 @@ func catch() *signals {
 	return s
 }
 
-// newSignals makes the channels of a run and routes fatalEarly to it.
+// newSignals makes the channels of a run and routes isFatalEarly's
+// signals to it.
 func newSignals() *signals {
 	s := &signals{c: make(chan os.Signal, 256), chld: make(chan os.Signal, 1)}
 	router.mu.Lock()
