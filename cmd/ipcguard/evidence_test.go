@@ -727,7 +727,13 @@ func TestEvidence10RecheckBeforeRemoval(t *testing.T) {
 			e.fatalf("%v", err)
 		}
 		e.t.Cleanup(func() { st.Process.Kill(); st.Wait() })
-		made := e.waitFile(ids)
+		// The helper appends its line after creating the file: wait for it.
+		var made string
+		e.waitFor("the command's segment id", 30*time.Second, func() bool {
+			b, _ := os.ReadFile(ids)
+			made = string(b)
+			return strings.HasSuffix(made, "\n")
+		})
 		typ, id := splitID(strings.TrimSpace(made))
 		if typ != "shm" {
 			e.fatalf("the command recorded %q", made)

@@ -27,7 +27,7 @@ import (
 // options accept (each checked against the parser by the tests).
 func docSpec(date string) *clidoc.Spec {
 	return &clidoc.Spec{
-		App:     newApp(io.Discard, io.Discard),
+		App:     newApp(io.Discard, io.Discard, nil),
 		Default: "run",
 		Exec:    []string{"run"},
 		Values: map[string][]string{

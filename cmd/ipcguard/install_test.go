@@ -233,8 +233,8 @@ func TestGoInstallVersion(t *testing.T) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || !(rel == "go.mod" || rel == "go.sum" ||
-			strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, "_test.go")) {
+		source := (strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, "_test.go")) || strings.HasSuffix(rel, ".s")
+		if !d.Type().IsRegular() || !(rel == "go.mod" || rel == "go.sum" || source) {
 			return nil
 		}
 		b, err := os.ReadFile(p)
