@@ -35,6 +35,7 @@ var builtinHelpers = map[string]func(args []string) int{
 //	raise=SIG           die from signal SIG (number or name without SIG)
 //	spawn{ STEPS... }   start a child running STEPS and go on without waiting
 //	spawn-setsid{ ... } the same, the child in a new session
+//	notify=, notify-fd=, notify-barrier, activated=   see systemdStep
 //
 // Keys are decimal or 0x hex; without key the object is IPC_PRIVATE.
 func IPCCmd(steps ...string) *exec.Cmd { return HelperCmd("ipc", steps...) }
@@ -127,6 +128,12 @@ func (h *helper) run(args []string) error {
 		case name == "raise":
 			return raise(val)
 		default:
+			if ok, err := systemdStep(name, val); ok {
+				if err != nil {
+					return fmt.Errorf("%s: %w", step, err)
+				}
+				continue
+			}
 			if err := h.object(step); err != nil {
 				return fmt.Errorf("%s: %w", step, err)
 			}
