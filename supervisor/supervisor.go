@@ -65,6 +65,11 @@ func Run(opts Options) (*Result, error) {
 	if env == nil {
 		env = os.Environ()
 	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	env, relay := withNotifyRelay(env, opts.Logf)
+	defer relay.stop()
 	files := []*os.File{opts.Stdin, opts.Stdout, opts.Stderr}
 	for i, std := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
 		if files[i] == nil {
@@ -73,9 +78,6 @@ func Run(opts Options) (*Result, error) {
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = defaultGrace
-	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
 	}
 
 	if err := setSubreaper(); err != nil {
