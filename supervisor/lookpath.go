@@ -117,10 +117,10 @@ func lookupEnv(env []string, key string) (string, bool) {
 // shell runs the executables that execve(2) does not know how to run.
 const shell = "/bin/sh"
 
-// forkExec starts path with args. An executable file that execve(2)
+// forkExecDirect starts path with args. An executable file that execve(2)
 // rejects with ENOEXEC (a script without "#!") is run by /bin/sh, as
 // execvp(3) and so env(1) do: argv becomes "/bin/sh", path, args[1:].
-func forkExec(path string, args []string, attr *syscall.ProcAttr) (int, error) {
+func forkExecDirect(path string, args []string, attr *syscall.ProcAttr) (int, error) {
 	pid, err := syscall.ForkExec(path, args, attr)
 	if err != syscall.ENOEXEC {
 		return pid, err

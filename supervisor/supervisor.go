@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -121,10 +122,17 @@ func Run(opts Options) (*Result, error) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = tty.fd
 	}
-	st := start(path, opts.Args, attr, tr, tty, required, sigs)
+	var tramp *viaTrampoline
+	if names := selfPidVars(env); len(names) > 0 {
+		tramp = &viaTrampoline{names: names}
+	}
+	st := start(path, opts.Args, attr, tr, tty, required, sigs, tramp)
 	if st.trErr != nil && required {
 		st.release()
 		return nil, st.trErr
+	}
+	if st.noTrampoline != nil {
+		opts.Logf("cannot give the command its own pid in %s (%v): it gets ipcguard's", strings.Join(tramp.names, ", "), st.noTrampoline)
 	}
 	if st.trErr != nil {
 		trErr = st.trErr
@@ -200,6 +208,7 @@ type started struct {
 	err          error  // the command could not be started
 	trErr        error  // the tracker could not be prepared (tracker dropped)
 	noForeground error  // started, but without the terminal's foreground
+	noTrampoline error  // started directly: the trampoline failed
 	release      func() // lets the forking thread exit (after the tracker's finish)
 }
 
@@ -209,7 +218,7 @@ type started struct {
 // thread exits and no later Go thread is forked from it (and inherits
 // them). The child gets the signal mask and the ignored signals this
 // process started with.
-func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal, required bool, sigs *signals) started {
+func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *terminal, required bool, sigs *signals, tramp *viaTrampoline) started {
 	c := make(chan started, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -232,7 +241,12 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 		}
 		undoIgnore := sigs.ignoreForFork(inheritIgnored())
 		restoreMask := setStartMask()
-		st.pid, st.err = forkExec(path, args, attr)
+		st.pid, st.err = forkExec(path, args, attr, tramp)
+		var te *trampolineError
+		if errors.As(st.err, &te) {
+			st.noTrampoline, tramp = te.err, nil
+			st.pid, st.err = forkExec(path, args, attr, nil)
+		}
 		if st.err != nil && attr.Sys.Foreground {
 			// The child may have taken the foreground before it failed.
 			tty.setForeground(tty.pgrp)
@@ -241,7 +255,7 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 			// command from running: try again in the background. An
 			// exec failure fails again, the same way.
 			attr.Sys.Foreground = false
-			pid, err := forkExec(path, args, attr)
+			pid, err := forkExec(path, args, attr, tramp)
 			if err == nil {
 				st.noForeground = st.err
 			}
