@@ -33,6 +33,18 @@ type Options struct {
 	// CI runner's own SIGKILL. 0 means never.
 	KillAfter time.Duration
 
+	// WaitDescendants keeps Run supervising, once the command has exited
+	// (and Terminate did not end its descendants), until every
+	// descendant is gone: as child subreaper this process adopts each
+	// orphan of the tree, so when it has no child left, no descendant
+	// is left. Meanwhile, and already while the command runs, each
+	// forwarded signal goes to every child of this process: the command
+	// and the orphans adopted (a daemon's main process, which signals
+	// its own children as it sees fit), not to their descendants. The
+	// exits of the processes reaped after the command are in
+	// Result.Outlived.
+	WaitDescendants bool
+
 	// Started is called right after the command started (journal).
 	Started func(pid int, at time.Time)
 	// Joined is called as tree members are learned (journal); may be nil.
@@ -61,6 +73,19 @@ type Result struct {
 	// KilledAfter lists the processes killed when KillAfter ran out (the
 	// command first); empty when it did not.
 	KilledAfter []int
+	// Outlived lists, with WaitDescendants, how the processes this
+	// process reaped after the command had exited ended: the orphans of
+	// the tree (reparented here), in the order they were reaped. A
+	// descendant reaped by its own parent is not among them.
+	Outlived []ChildExit
+}
+
+// ChildExit is the end of one child: its pid, wait status and when it
+// was reaped.
+type ChildExit struct {
+	Pid    int
+	Status unix.WaitStatus
+	At     time.Time
 }
 
 // ExecError is a failure to start the command, with the exit status env(1)

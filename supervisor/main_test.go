@@ -52,11 +52,13 @@ type harnessReport struct {
 	// Zombies) right after Run returned.
 	Children []int
 	Zombies  []int
+	// Outlived is Result.Outlived: pid and status code (StatusCode).
+	Outlived [][2]int
 }
 
 // superviseHelper is a miniature ipcguard:
 //
-//	supervise [-grace D] [-keep] [-status FILE] -- CMD ARGS...
+//	supervise [-grace D] [-keep] [-wait-all] [-status FILE] -- CMD ARGS...
 //
 // It runs CMD under Run (descendants are terminated when CMD fails, unless
 // -keep), writes a harnessReport to FILE if asked, prints nothing else but
@@ -66,6 +68,7 @@ func superviseHelper(args []string) int {
 	grace := fs.Duration("grace", 5*time.Second, "grace period before SIGKILL")
 	keep := fs.Bool("keep", false, "leave descendants running")
 	status := fs.String("status", "", "write a JSON report of the run to this file")
+	waitAll := fs.Bool("wait-all", false, "stay until every descendant is gone (WaitDescendants)")
 	early := fs.Int("early", 0, "call Prepare and, once the signals are caught, send this signal to itself before Run")
 	if err := fs.Parse(args); err != nil {
 		return 125
@@ -95,7 +98,7 @@ func superviseHelper(args []string) int {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	opts := Options{Path: path, Args: cmd, Grace: *grace}
+	opts := Options{Path: path, Args: cmd, Grace: *grace, WaitDescendants: *waitAll}
 	opts.Terminate = func(ws unix.WaitStatus) bool { return !*keep && !(ws.Exited() && ws.ExitStatus() == 0) }
 	res, err := Run(opts)
 	if err != nil {
@@ -128,6 +131,9 @@ func writeReport(file string, res *Result) error {
 	}
 	if res.Status.Signaled() {
 		r.Signal = int(res.Status.Signal())
+	}
+	for _, o := range res.Outlived {
+		r.Outlived = append(r.Outlived, [2]int{o.Pid, StatusCode(o.Status)})
 	}
 	kids, err := defaultProc.children(os.Getpid(), nil)
 	if err != nil {

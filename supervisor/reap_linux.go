@@ -27,6 +27,9 @@ func (s *supervision) reap() {
 			return
 		}
 		if pid != s.pid || s.done {
+			if s.waitAll && s.done && (ws.Exited() || ws.Signaled()) {
+				s.outlived = append(s.outlived, ChildExit{Pid: pid, Status: ws, At: time.Now()})
+			}
 			continue
 		}
 		switch {

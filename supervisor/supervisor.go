@@ -155,7 +155,8 @@ func Run(opts Options) (*Result, error) {
 		opts.Started(st.pid, st.at)
 	}
 
-	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf, killAfter: opts.KillAfter}
+	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf,
+		killAfter: opts.KillAfter, waitAll: opts.WaitDescendants}
 	s.wait()
 	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended, KilledAfter: s.killedAfter}
 	s.reclaimTerminal()
@@ -170,6 +171,9 @@ func Run(opts Options) (*Result, error) {
 			}
 		}
 		res.Terminated, res.Killed, res.Remaining = s.terminate(opts.Grace)
+	} else if s.waitAll {
+		s.waitDescendants()
+		res.Outlived = s.outlived
 	} else {
 		s.reap()
 		for _, d := range descendants() {
@@ -297,6 +301,10 @@ type supervision struct {
 	// killAfter is Options.KillAfter; killedAfter what it killed.
 	killAfter   time.Duration
 	killedAfter []int
+	// waitAll: signals also go to the orphans adopted, whose exits
+	// after the command's are collected in outlived.
+	waitAll  bool
+	outlived []ChildExit
 }
 
 // wait forwards signals and reaps children until the command has exited.
@@ -363,15 +371,41 @@ func (s *supervision) killTree() {
 	}
 }
 
-// forward passes sig to the command. The command is not reaped before
-// s.done, so its pid cannot have been reused.
+// forward passes sig to the command and, with waitAll, to every other
+// child of this process (the orphans it adopted). The command is not
+// reaped before s.done, nor an adopted orphan before it is listed and
+// signalled (one goroutine does both), so no pid can have been reused.
 func (s *supervision) forward(sig syscall.Signal) {
-	if s.done {
+	if !s.done {
+		if sig == unix.SIGCONT && s.stopped && s.tty != nil {
+			s.resume()
+		} else {
+			unix.Kill(s.pid, sig)
+		}
+	}
+	if !s.waitAll {
 		return
 	}
-	if sig == unix.SIGCONT && s.stopped && s.tty != nil {
-		s.resume()
-		return
+	for _, pid := range childrenFunc()(os.Getpid()) {
+		if pid != s.pid || s.done {
+			unix.Kill(pid, sig)
+		}
 	}
-	unix.Kill(s.pid, sig)
+}
+
+// waitDescendants forwards signals and reaps children until this process
+// has none left: every descendant is then gone, since each orphan of the
+// tree is reparented here before its parent can be reaped.
+func (s *supervision) waitDescendants() {
+	for {
+		s.reap()
+		if !hasChildren() {
+			return
+		}
+		select {
+		case <-s.sigs.chld:
+		case sig := <-s.sigs.c:
+			s.forward(sig.(syscall.Signal))
+		}
+	}
 }

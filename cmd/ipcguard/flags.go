@@ -18,6 +18,7 @@ type config struct {
 	quiet      bool
 	strict     bool
 	leave      bool // leave descendants running
+	waitAll    bool // stay until every descendant is gone
 	creation   bool // watch the tree's shmget/semget/msgget (root)
 	sweepFirst bool
 	types      ipcdiff.TypeSet
@@ -49,6 +50,8 @@ var runFlags = []cli.Flag{
 		Usage: "stop budget: once a SIGINT, SIGTERM, SIGHUP or SIGQUIT was forwarded, SIGKILL the command and its descendants this long after if it still runs, so cleanup ends before a CI runner's own SIGKILL (0: never)"},
 	&cli.BoolFlag{Name: "leave-descendants", EnvVars: []string{"IPCGUARD_LEAVE_DESCENDANTS"},
 		Usage: "do not terminate descendants still running when the command fails; objects they use are kept"},
+	&cli.BoolFlag{Name: "wait-descendants", Aliases: []string{"wait-all"}, EnvVars: []string{"IPCGUARD_WAIT_DESCENDANTS"},
+		Usage: "stay until every descendant is gone, forwarding signals to the processes the command left (daemons); a left process that fails counts as a failure"},
 	&cli.StringFlag{Name: "report", EnvVars: []string{"IPCGUARD_REPORT"},
 		Usage: "write a JSON report to `FILE` (- for stderr)"},
 	&cli.StringFlag{Name: "metrics", EnvVars: []string{"IPCGUARD_METRICS"},
@@ -81,6 +84,7 @@ var runCommand = &cli.Command{
 		}
 		cfg.dryRun, cfg.quiet, cfg.strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
 		cfg.leave, cfg.sweepFirst, cfg.creation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
+		cfg.waitAll = c.Bool("wait-descendants")
 		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
 		cfg.metrics = c.String("metrics")
 		cfg.killAfter = c.Duration("kill-after")

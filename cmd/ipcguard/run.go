@@ -20,20 +20,27 @@ const procRoot = "/proc"
 
 // wantCleanup applies the --on policy to the command's status.
 func wantCleanup(on string, ws unix.WaitStatus) (bool, string) {
-	failed := ws.Signaled() || ws.ExitStatus() != 0
-	how := fmt.Sprintf("exit status %d", ws.ExitStatus())
-	if ws.Signaled() {
-		how = "killed by " + unix.SignalName(ws.Signal())
-	}
+	how := statusText(ws)
 	switch {
 	case on == "never":
 		return false, "--on never"
 	case on == "always":
 		return true, "--on always (" + how + ")"
-	case failed:
+	case failed(ws):
 		return true, "command failed (" + how + ")"
 	}
 	return false, "command succeeded (--on failure)"
+}
+
+// failed: a non-zero exit status or death by a signal.
+func failed(ws unix.WaitStatus) bool { return ws.Signaled() || ws.ExitStatus() != 0 }
+
+// statusText says how a process ended: "exit status 3", "killed by SIGTERM".
+func statusText(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
 
 // guard runs the command under supervision and cleans up after it. It
@@ -131,14 +138,13 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv, Env: commandEnv(os.Environ()),
 		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore,
-		Grace: cfg.grace, KillAfter: cfg.killAfter,
+		Grace: cfg.grace, KillAfter: cfg.killAfter, WaitDescendants: cfg.waitAll,
 		// Leftover descendants are ended only when the command failed and
 		// its objects are to be cleaned; after a success they are left
 		// alone (under --on always, what they still use is then kept).
 		Terminate: func(ws unix.WaitStatus) bool {
 			clean, _ := wantCleanup(cfg.on, ws)
-			failed := ws.Signaled() || ws.ExitStatus() != 0
-			return clean && failed && !cfg.leave && haveBefore
+			return clean && failed(ws) && !cfg.leave && haveBefore
 		},
 		Logf: func(format string, args ...any) { logf(format, args...) },
 	}
@@ -177,6 +183,17 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		Pids: len(tree.Pids()), Note: tree.Note}
 
 	clean, why := wantCleanup(cfg.on, res.Status)
+	if cfg.waitAll {
+		for _, o := range res.Outlived {
+			if !failed(o.Status) {
+				continue
+			}
+			logf("pid %d, left running by the command, %s", o.Pid, statusText(o.Status))
+			if !clean && cfg.on == "failure" {
+				clean, why = true, fmt.Sprintf("pid %d, left running by the command, failed (%s)", o.Pid, statusText(o.Status))
+			}
+		}
+	}
 	rep.Cleanup, rep.Why = clean && haveBefore, why
 	if haveBefore && (clean || sink != nil || msink != nil) {
 		cleanupAfter(cfg, fs, beforeIDs, beforeTaken, res, watch, jr, rep, clean, warn, clock)
