@@ -79,7 +79,8 @@ func TestListenPidRewritten(t *testing.T) {
 func TestTrampolineTransparent(t *testing.T) {
 	t.Parallel()
 	probe := []string{"--", "sh", "-c", `grep -E '^Sig(Ign|Blk)' /proc/$$/status; cat /proc/$$/limits`}
-	direct := run(t, harness(probe...))
+	// The same chain of processes both times, but for the trampoline.
+	direct := run(t, viaMainPid([]string{"UNRELATED_PID"}, probe...))
 	via := run(t, viaMainPid([]string{"LISTEN_PID"}, probe...))
 	if direct.ws != 0 || via.ws != 0 || direct.stdout != via.stdout {
 		t.Errorf("the command's signals and limits differ through the trampoline:\ndirect: %v\nvia:    %v", direct, via)
@@ -89,7 +90,7 @@ func TestTrampolineTransparent(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\x7fELF not really"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	direct = run(t, harness("--", bad))
+	direct = run(t, viaMainPid([]string{"UNRELATED_PID"}, "--", bad))
 	via = run(t, viaMainPid([]string{"LISTEN_PID"}, "--", bad))
 	if !direct.ws.Exited() || direct.ws.ExitStatus() != 126 || direct.ws != via.ws || direct.stderr != via.stderr {
 		t.Errorf("exec format error: direct %v, through the trampoline %v; want 126 and the same message", direct, via)
