@@ -33,11 +33,16 @@ const defaultGrace = 5 * time.Second
 //     limits, and the signal mask and ignored signals this process started
 //     with (see package sigstart and inheritIgnored for what the Go runtime
 //     lets through).
+//   - A service manager's protocols keep working through this process:
+//     with NOTIFY_SOCKET set, the command gets a socket of this process
+//     whose messages are relayed from this process's pid, MAINPID= dropped
+//     (notify_linux.go); LISTEN_PID and WATCHDOG_PID that name this
+//     process name the command in its environment (listen_linux.go).
 //
 // Once the command has exited, remaining descendants are terminated
-// (SIGTERM, opts.Grace, SIGKILL) if opts.Terminate says so and are left
-// running otherwise; Result.Remaining lists those left running, or that
-// could not be killed. Signals that arrive from then on
+// (SIGTERM, opts.Grace, SIGKILL) if opts.Terminate says so, waited for
+// with opts.WaitDescendants, and left running otherwise;
+// Result.Remaining lists those left running, or that could not be killed. Signals that arrive from then on
 // are dropped. Run returns the tree the tracker saw; Result.Tree is never
 // nil.
 //
