@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +81,7 @@ func trampoline(args []string) int {
 			env = setPidfdID(env)
 		}
 	}
+	startSignals()
 	err = syscall.Exec(path, argv, env)
 	if err == syscall.ENOEXEC {
 		// A script without "#!": /bin/sh runs it, as in forkExecDirect.
@@ -201,3 +203,21 @@ func (e *trampolineError) Error() string {
 	return "starting through " + trampolineArg0 + ": " + e.err.Error()
 }
 func (e *trampolineError) Unwrap() error { return e.err }
+
+// startSignals gives the calling thread, just before it executes the
+// command, the signal state this process started with (see package
+// sigstart): the ignored signals ignored again, whatever handler the Go
+// runtime put there (execve resets handled ones to the default, keeps
+// ignored ones), and the mask. Nothing of the runtime runs after it but
+// the exec, or a failed exec's exit.
+func startSignals() {
+	ign := kernelSigaction{handler: 1} // SIG_IGN
+	for n := 1; n <= 64; n++ {
+		sig := syscall.Signal(n)
+		if startState.Ignored.Has(sig) && sig != unix.SIGKILL && sig != unix.SIGSTOP {
+			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(n), uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0)
+		}
+	}
+	restoreMask := setStartMask()
+	_ = restoreMask // the exec replaces this process, or it exits
+}
