@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/shlex"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 )
 
@@ -93,7 +92,7 @@ const readmeGuard = "/usr/local/bin/ipcguard"
 // replaced by stand-in.
 func guardArgs(t *testing.T, line string, standIn ...string) []string {
 	t.Helper()
-	argv, err := shlex.Split(line)
+	argv, err := splitWords(line)
 	if err != nil || len(argv) == 0 || argv[0] != readmeGuard {
 		t.Fatalf("README: %q does not run %s", line, readmeGuard)
 	}
@@ -345,7 +344,7 @@ func TestReadmeInitScript(t *testing.T) {
 				line = l
 			}
 		}
-		words, err := shlex.Split(line)
+		words, err := splitWords(line)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,4 +409,56 @@ func TestReadmeInitScript(t *testing.T) {
 			}
 		}
 	})
+}
+
+// splitWords splits a command line of the README as sh would without
+// expanding anything: blanks separate words; single quotes keep
+// everything; double quotes keep all but \ before " \ $ `; a backslash
+// elsewhere keeps the next character.
+func splitWords(line string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	in, quote := false, byte(0)
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote == '\'':
+			if c == '\'' {
+				quote = 0
+			} else {
+				w.WriteByte(c)
+			}
+		case quote == '"':
+			switch {
+			case c == '"':
+				quote = 0
+			case c == '\\' && i+1 < len(line) && strings.IndexByte("\"\\$`", line[i+1]) >= 0:
+				i++
+				w.WriteByte(line[i])
+			default:
+				w.WriteByte(c)
+			}
+		case c == ' ' || c == '\t':
+			if in {
+				words, in = append(words, w.String()), false
+				w.Reset()
+			}
+		case c == '\'' || c == '"':
+			quote, in = c, true
+		case c == '\\' && i+1 < len(line):
+			i++
+			w.WriteByte(line[i])
+			in = true
+		default:
+			w.WriteByte(c)
+			in = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unbalanced quote in %q", line)
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words, nil
 }
