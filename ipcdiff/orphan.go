@@ -48,7 +48,7 @@ type OrphanDecision struct {
 	// InUse is only too recent, or has nothing to judge it by.
 	InUse bool
 	// Class is ClassOrphan, or the class of the first reason against.
-	Class string
+	Class   string
 	For     []string // evidence that it is abandoned
 	Against []string // evidence that it is not, or what is not known
 	// LastActivity is the object's latest stamp (ctime, atime, dtime,
@@ -340,3 +340,21 @@ func GatherOrphans(fs FS, objs []Object) error {
 
 // Objects returns every object of s, with no evidence beyond its line.
 func (s *Snapshot) Objects() []Object { return DiffIdents(Idents(nil), s) }
+
+// RemoveUnused removes the object of decision d (from Orphans) unless it
+// is in use: an object d.InUse is left alone (InUse, Why the reasons)
+// unless force. Otherwise it calls Remove, which reads the object again
+// right before IPC_RMID and keeps it if its identity changed (Changed) or
+// if anything the decision rested on did (Touched: an attach, an
+// operation, a message, a waiter); with force it re-checks the identity
+// only, and removes an object in use as ipcrm(1) would. The error is
+// Remove's.
+func RemoveUnused(fs FS, d OrphanDecision, force bool) (RemoveOutcome, error) {
+	if d.InUse && !force {
+		return RemoveOutcome{Result: InUse, Why: strings.Join(d.InUseWhy, "; ")}, nil
+	}
+	if force {
+		return Remove(fs, Object{Ident: d.Ident})
+	}
+	return Remove(fs, d.Object)
+}

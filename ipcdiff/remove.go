@@ -28,12 +28,15 @@ const (
 	// changed since (someone attached, operated on it, sent or received):
 	// Remove left it alone; see Why.
 	Touched
+	// InUse: RemoveUnused refused an object that is in use (or may be);
+	// see Why.
+	InUse
 )
 
 var resultNames = [...]string{
 	Removed: "removed", RemovedDeferred: "removed (destroyed at last detach)",
 	AlreadyGone: "already gone", Changed: "identity changed, kept", Failed: "failed",
-	Touched: "changed since the decision, kept",
+	Touched: "changed since the decision, kept", InUse: "in use, kept",
 }
 
 func (r RemoveResult) String() string {
