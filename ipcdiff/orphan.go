@@ -358,3 +358,18 @@ func RemoveUnused(fs FS, d OrphanDecision, force bool) (RemoveOutcome, error) {
 	}
 	return Remove(fs, d.Object)
 }
+
+// Only returns a copy of s holding only the objects of the types ts.
+func (s *Snapshot) Only(ts TypeSet) *Snapshot {
+	out := &Snapshot{Taken: s.Taken, Types: s.Types & ts}
+	if ts.Has(TypeShm) {
+		out.Shm = s.Shm
+	}
+	if ts.Has(TypeSem) {
+		out.Sem = s.Sem
+	}
+	if ts.Has(TypeMsg) {
+		out.Msg = s.Msg
+	}
+	return out
+}

@@ -71,12 +71,12 @@ func newApp(stdout, stderr io.Writer, args []string) *cli.App {
 	app := &cli.App{
 		Name:        "ipcguard",
 		Usage:       "run a command; if it fails, remove the SysV IPC objects it created",
-		UsageText:   "ipcguard [options] [--] COMMAND [ARGS...]\nipcguard --cmd 'COMMAND LINE'\nipcguard run|ls|sweep [options]",
+		UsageText:   "ipcguard [options] [--] COMMAND [ARGS...]\nipcguard --cmd 'COMMAND LINE'\nipcguard run|ls|rm|sweep [options]",
 		Description: appHelp,
 		Version:     appVersion(),
 		Writer:      stdout,
 		ErrWriter:   stderr,
-		Commands:    []*cli.Command{runCommand, lsCommand, sweepCommand},
+		Commands:    []*cli.Command{runCommand, lsCommand, rmCommand, sweepCommand},
 		// Never let urfave/cli call os.Exit: deferred cleanup must run.
 		ExitErrHandler:         func(*cli.Context, error) {},
 		OnUsageError:           onUsage,
@@ -131,7 +131,7 @@ func spelling(args []string, name string) string {
 // options, "--", a command name — means "run".
 func subcommandArg(arg string) bool {
 	switch arg {
-	case "run", "ls", "sweep", "help", "h", "-h", "--help", "-v", "--version":
+	case "run", "ls", "rm", "sweep", "help", "h", "-h", "--help", "-v", "--version":
 		return true
 	}
 	return false
