@@ -66,7 +66,7 @@ func TestAfterDashDashIsTheCommand(t *testing.T) {
 		if err := os.Mkdir(bin, 0o755); err != nil {
 			e.fatalf("%v", err)
 		}
-		names := []string{"help", "h", "run", "ls", "sweep", "--help", "-h", "--version", "-v"}
+		names := []string{"help", "h", "run", "ls", "rm", "sweep", "--help", "-h", "--version", "-v"}
 		for _, n := range names {
 			if err := os.Symlink(nstest.Binary(), filepath.Join(bin, n)); err != nil {
 				e.fatalf("%v", err)

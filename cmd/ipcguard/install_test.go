@@ -87,7 +87,7 @@ func TestMakeInstall(t *testing.T) {
 
 	// Every option the binary knows, from its own help.
 	opts := map[string][]string{}
-	for _, sub := range []string{"run", "ls", "sweep"} {
+	for _, sub := range []string{"run", "ls", "rm", "sweep"} {
 		b, err := exec.Command(bin, sub, "--help").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s --help: %v: %s", sub, err, b)
