@@ -308,6 +308,7 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 	if err := ipcdiff.Gather(fs, objs); err != nil {
 		warn("gathering evidence: %v", err)
 	}
+	after, objs = settle(fs, cfg.types, before, after, objs)
 	// Every action the evidence records happened by now: the watch may stop.
 	gathered := time.Now()
 	w := watch.Stop(res.Tree.Pids())
@@ -329,6 +330,40 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 	applyDecisions(fs, decisions, cfg.dryRun, rep)
 	rep.Timings.Remove = since(&clock)
 }
+
+// unsettled reports whether a new segment counts an attach that no
+// process shows in /proc/PID/maps: a process that just exited detaches
+// its segments when its memory is torn down, which the kernel defers
+// while anyone (a reader of /proc/PID/maps, this process included) holds
+// a reference to it.
+func unsettled(objs []ipcdiff.Object) bool {
+	for _, o := range objs {
+		if o.Shm != nil && o.Shm.Nattch > 0 && len(o.Attachers) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// settle gives such segments a moment (up to settleFor) and then reads the
+// namespace again; an attach that is still there is kept as it is, so
+// this only spares a segment a process that has gone still seemed to hold.
+func settle(fs ipcdiff.FS, types ipcdiff.TypeSet, before ipcdiff.Idents, after *ipcdiff.Snapshot, objs []ipcdiff.Object) (*ipcdiff.Snapshot, []ipcdiff.Object) {
+	for deadline := time.Now().Add(settleFor); unsettled(objs) && time.Now().Before(deadline); {
+		time.Sleep(settleFor / 10)
+		a, err := fs.SnapshotWith(types, false)
+		if err != nil {
+			break
+		}
+		o := ipcdiff.DiffIdents(before, a)
+		ipcdiff.Gather(fs, o)
+		after, objs = a, o
+	}
+	return after, objs
+}
+
+// settleFor bounds the wait of settle.
+const settleFor = 250 * time.Millisecond
 
 // clockDrift is how far the wall clock moved against the monotonic clock
 // between two readings of time.Now: a step or slew of the clock that the
