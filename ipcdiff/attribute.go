@@ -64,6 +64,23 @@ type Policy struct {
 	// how far the wall clock moved against the monotonic clock during the
 	// run (a step or a slew).
 	ClockSlack time.Duration
+	// OwnKeys are the keys the user declared the command's (--own-keys),
+	// and OwnAllKeys declares every key: a keyed set or queue with such a
+	// key that is new during the run and that the tree used (pid
+	// evidence, or a get of the tree returned it) counts as created by
+	// the tree, as if creation had been seen (docs/evidence.md). It only
+	// stands in for the proof of creation: every evidence against still
+	// keeps the object (a live or dead outsider's pid, waiters, "created
+	// outside the tree"), KeepKeys still wins and key families still
+	// apply.
+	OwnKeys    map[int32]bool
+	OwnAllKeys bool
+}
+
+// Owns reports whether the user declared key the command's (OwnKeys,
+// OwnAllKeys). IPC_PRIVATE (0) is never a declared key.
+func (p *Policy) Owns(key int32) bool {
+	return key != 0 && (p.OwnAllKeys || p.OwnKeys[key])
 }
 
 // StampSlack is how far a kernel IPC time stamp may be from the moment it
@@ -524,8 +541,18 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	// to come). Only proof that the tree created it gives it to the tree.
 	// (One that nobody used is left to window evidence below, as a
 	// private one is: the risk is the same.)
+	// The user may vouch for a key instead (--own-keys): the declaration
+	// stands in for the proof of creation, and for nothing else, so an
+	// outsider's pid in the object (even a dead one's) still kept it above.
 	if o.Key != 0 && o.Shm == nil && !creatorProven && d.Strength != NoEvidence {
-		return keep("keyed (" + KeyString(o.Key) + "): the tree used it, but its creator is not proven (anyone may get a keyed object)")
+		if !a.p.Owns(o.Key) {
+			return keep("keyed (" + KeyString(o.Key) + "): the tree used it, but its creator is not proven (anyone may get a keyed object)")
+		}
+		how := "key " + KeyString(o.Key) + " is declared the command's (--own-keys)"
+		if !a.p.OwnKeys[o.Key] {
+			how = "every key is declared the command's (--own-keys all)"
+		}
+		d.Evidence = append(d.Evidence, how+", and the tree used it")
 	}
 
 	// Window evidence: the only way to clean an object made and never used.

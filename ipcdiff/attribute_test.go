@@ -240,6 +240,38 @@ func TestAttribute(t *testing.T) {
 			tree: func(t *fakeTree) { t.spans[treePid] = [2]int64{t0, 0}; t.alive = []int{treePid} }, reason: "a tree member still running"},
 		{name: "pid acted before it joined the tree", objs: []Object{shm(tree2, 0, 0)},
 			tree: func(t *fakeTree) { t.spans[tree2] = [2]int64{t0 + 8, t0 + 9} }, reason: "outside the tree"},
+		{name: "keyed set used by the tree, key declared", objs: []Object{keyed(sem(treePid), 0x42)},
+			pol: func(p *Policy) { p.OwnKeys = map[int32]bool{0x42: true} }, remove: true, strength: PidEvidence},
+		{name: "keyed queue used by the tree, every key declared", objs: []Object{keyed(msg(treePid, treePid), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys = true }, remove: true, strength: PidEvidence},
+		{name: "keyed set obtained by the tree (tracker), key declared", objs: []Object{keyed(sem(), 0x42)},
+			tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} },
+			pol:  func(p *Policy) { p.OwnKeys, p.Strict = map[int32]bool{0x42: true}, true }, remove: true, strength: PidEvidence},
+		{name: "keyed set used by the tree, another key declared", objs: []Object{keyed(sem(treePid), 0x42)},
+			pol: func(p *Policy) { p.OwnKeys = map[int32]bool{0x43: true} }, reason: "creator is not proven"},
+		{name: "declared key, but --keep-key wins", objs: []Object{keyed(sem(treePid), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys, p.KeepKeys = true, map[int32]bool{0x42: true} }, reason: "--keep-key"},
+		{name: "declared key, also used by a dead stranger", objs: []Object{keyed(sem(treePid, gone), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "pid 900, outside the tree"},
+		{name: "declared key, also used by a live stranger", objs: []Object{keyed(msg(treePid, outside), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "running outside the tree"},
+		{name: "declared key, used by an unseen pid (inexact tracker)", objs: []Object{keyed(msg(treePid, unseen), 0x42)},
+			tree: func(t *fakeTree) { t.exact = false }, pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "not known to be in the tree"},
+		{name: "declared key, created outside the tree (tracked)", objs: []Object{keyed(sem(treePid), 0x42)},
+			tree: func(t *fakeTree) { t.tracked = true }, pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "created outside the tree"},
+		{name: "declared key, used only by a stranger", objs: []Object{keyed(sem(gone), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "outside the tree"},
+		{name: "declared key, a member still running uses it", objs: []Object{keyed(sem(treePid), 0x42)},
+			tree: func(t *fakeTree) { t.spans[treePid] = [2]int64{t0, 0}; t.alive = []int{treePid} },
+			pol:  func(p *Policy) { p.OwnAllKeys = true }, reason: "a tree member still running"},
+		{name: "declared key, a waiter", objs: []Object{keyed(waiting, 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "waiting"},
+		{name: "declared key, its family is kept", objs: []Object{keyed(sem(treePid), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys, p.OtherKeys = true, map[int32]string{0x42: "msg 3"} }, reason: "same key 0x00000042 as msg 3"},
+		{name: "declared key, pid may have been reused", objs: []Object{keyed(sem(treePid), 0x42)},
+			tree: func(t *fakeTree) { t.reused = map[int]bool{treePid: true} }, pol: func(p *Policy) { p.OwnAllKeys = true }, reason: "may have been reused"},
+		{name: "declared key, never used, --strict", objs: []Object{keyed(sem(), 0x42)},
+			pol: func(p *Policy) { p.OwnAllKeys, p.Strict = true, true }, reason: "--strict"},
 		{name: "member pid reused by a live stranger before the action", objs: []Object{shm(outside, 0, 0)},
 			tree: func(t *fakeTree) { t.spans[outside] = [2]int64{t0, t0 + 1}; t.reused = map[int]bool{outside: true} }, reason: "may have been reused"},
 	}
@@ -274,6 +306,12 @@ func TestAttribute(t *testing.T) {
 			if c.remove && (len(d.Evidence) == 0 || d.Reason != "") {
 				t.Errorf("a removal must carry evidence and no reason: evidence %q reason %q", d.Evidence, d.Reason)
 			}
+			// A keyed set or queue removed on pid evidence rests on the
+			// declaration: the evidence must say so, and only then.
+			declared := d.Key != 0 && d.Shm == nil && d.Strength == PidEvidence
+			if c.remove && declared != strings.Contains(strings.Join(d.Evidence, "; "), "--own-keys") {
+				t.Errorf("evidence %q: a removal resting on --own-keys must say so, and only then", d.Evidence)
+			}
 			if !c.remove && !strings.Contains(d.Reason, c.reason) {
 				t.Errorf("reason = %q, want it to mention %q", d.Reason, c.reason)
 			}
@@ -286,23 +324,30 @@ func TestAttribute(t *testing.T) {
 func TestAttributeNeverRemovesWithoutEvidence(t *testing.T) {
 	pids := []int{0, treePid, outside, gone, unseen}
 	for _, exact := range []bool{true, false} {
-		tree := baseTree()
-		tree.exact = exact
-		for _, a := range pids {
-			for _, b := range pids {
-				for _, n := range []uint64{0, 1} {
-					objs := []Object{shm(a, b, n), sem(a, b), msg(a, b)}
-					ds, _ := Attribute(objs, tree, procs, policy())
-					for _, d := range ds {
-						if !d.Remove {
-							continue
-						}
-						if d.Strength == NoEvidence || len(d.Against) > 0 {
-							t.Fatalf("%v removed with strength %v, against %q", d.Ident, d.Strength, d.Against)
-						}
-						for _, p := range []int{a, b} {
-							if p == outside || (p == unseen && d.Type != TypeShm) {
-								t.Fatalf("%v removed though pid %d is foreign or unknown (exact %v)", d.Ident, p, exact)
+		for _, own := range []bool{false, true} {
+			tree := baseTree()
+			tree.exact = exact
+			for _, a := range pids {
+				for _, b := range pids {
+					for _, n := range []uint64{0, 1} {
+						objs := []Object{shm(a, b, n), sem(a, b), msg(a, b)}
+						pol := policy()
+						pol.OwnAllKeys = own
+						objs = append(objs, keyed(sem(a, b), 0x42), keyed(msg(a, b), 0x43))
+						objs[3].ID, objs[3].Ident.ID, objs[3].Sem.ID = 18, 18, 18
+						objs[4].ID, objs[4].Ident.ID, objs[4].Msg.ID = 19, 19, 19
+						ds, _ := Attribute(objs, tree, procs, pol)
+						for _, d := range ds {
+							if !d.Remove {
+								continue
+							}
+							if d.Strength == NoEvidence || len(d.Against) > 0 {
+								t.Fatalf("%v removed with strength %v, against %q", d.Ident, d.Strength, d.Against)
+							}
+							for _, p := range []int{a, b} {
+								if p == outside || (p == unseen || p == gone) && d.Type != TypeShm {
+									t.Fatalf("%v removed though pid %d is foreign or unknown (exact %v, own keys %v)", d.Ident, p, exact, own)
+								}
 							}
 						}
 					}
