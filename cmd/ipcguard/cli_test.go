@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -42,6 +43,36 @@ func TestParseKey(t *testing.T) {
 		got, err := parseKey(c.in)
 		if (err != nil) != c.bad || (!c.bad && got != c.want) {
 			t.Errorf("parseKey(%q) = %d, %v", c.in, got, err)
+		}
+	}
+}
+
+func TestParseOwnKeys(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want map[int32]bool
+		all  bool
+		bad  string // substring of the usage error
+	}{
+		{in: nil, want: map[int32]bool{}},
+		{in: []string{"0x162e, 5679", "0x162e"}, want: map[int32]bool{0x162e: true, 5679: true}},
+		{in: []string{"all"}, want: map[int32]bool{}, all: true},
+		{in: []string{"ALL,0x10"}, want: map[int32]bool{0x10: true}, all: true},
+		{in: []string{"0"}, bad: "IPC_PRIVATE"},
+		{in: []string{"0x0"}, bad: "IPC_PRIVATE"},
+		{in: []string{"0x10,"}, bad: "--own-keys: empty key"},
+		{in: []string{"everything"}, bad: `--own-keys "everything"`},
+	} {
+		keys, all, err := parseOwnKeys(c.in)
+		if c.bad != "" {
+			var ue *usageError
+			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), c.bad) {
+				t.Errorf("parseOwnKeys(%q) = %v, %v, %v; want a usage error with %q", c.in, keys, all, err, c.bad)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(keys, c.want) || all != c.all {
+			t.Errorf("parseOwnKeys(%q) = %v, %v, %v; want %v, %v", c.in, keys, all, err, c.want, c.all)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type config struct {
 	sweepFirst bool
 	types      ipcdiff.TypeSet
 	keepKeys   map[int32]bool
+	ownKeys    map[int32]bool // --own-keys: keys declared the command's
+	ownAll     bool           // --own-keys all
+	seccomp    bool           // --track-creation-seccomp
 	grace      time.Duration
 	killAfter  time.Duration
 	report     string
@@ -42,6 +45,8 @@ var runFlags = []cli.Flag{
 		Usage: "object types that may be removed"},
 	&cli.StringSliceFlag{Name: "keep-key", EnvVars: []string{"IPCGUARD_KEEP_KEYS"},
 		Usage: "never remove objects with this key (0x hex, otherwise decimal: 017 is 17; repeatable)"},
+	&cli.StringSliceFlag{Name: "own-keys", EnvVars: []string{"IPCGUARD_OWN_KEYS"},
+		Usage: "declare these keys the command's (comma list, repeatable, or all): a semaphore set or message queue with such a key, new during the run and used by the command's processes, counts as theirs without proof of creation; a stranger's set the command used is then removed too (--keep-key still wins)"},
 	&cli.BoolFlag{Name: "strict", EnvVars: []string{"IPCGUARD_STRICT"},
 		Usage: "remove only objects with pid or creation evidence, never on window evidence alone"},
 	&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, EnvVars: []string{"IPCGUARD_GRACE"},
@@ -62,6 +67,8 @@ var runFlags = []cli.Flag{
 		Usage: "how to follow the process tree: auto, perf, proc-connector, poll"},
 	&cli.BoolFlag{Name: "track-creation", EnvVars: []string{"IPCGUARD_TRACK_CREATION"},
 		Usage: "as root, also watch the tree's shmget/semget/msgget calls (exact creation evidence; costs 20-80 ms at start)"},
+	&cli.BoolFlag{Name: "track-creation-seccomp", EnvVars: []string{"IPCGUARD_TRACK_CREATION_SECCOMP"},
+		Usage: "without root, see the command's semget/msgget calls that may create through seccomp user notification: ipcguard makes each new set or queue itself (exact creation evidence); the command runs with no_new_privs (set-uid programs run without their privilege)"},
 	&cli.StringFlag{Name: "state-dir", EnvVars: []string{"IPCGUARD_STATE_DIR"},
 		Usage: "where run journals live (default $XDG_RUNTIME_DIR/ipcguard, /run/ipcguard for root)"},
 	&cli.BoolFlag{Name: "sweep", EnvVars: []string{"IPCGUARD_SWEEP"},
@@ -85,6 +92,10 @@ var runCommand = &cli.Command{
 		cfg.dryRun, cfg.quiet, cfg.strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
 		cfg.leave, cfg.sweepFirst, cfg.creation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
 		cfg.waitAll = c.Bool("wait-descendants")
+		cfg.seccomp = c.Bool("track-creation-seccomp")
+		if cfg.ownKeys, cfg.ownAll, err = parseOwnKeys(c.StringSlice("own-keys")); err != nil {
+			return err
+		}
 		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
 		cfg.metrics = c.String("metrics")
 		cfg.killAfter = c.Duration("kill-after")
@@ -148,13 +159,40 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 	return cfg, nil
 }
 
+// parseOwnKeys parses the values of --own-keys: comma lists of keys as
+// parseKey reads them, or "all".
+func parseOwnKeys(vals []string) (keys map[int32]bool, all bool, err error) {
+	keys = map[int32]bool{}
+	for _, v := range vals {
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			if strings.EqualFold(f, "all") {
+				all = true
+				continue
+			}
+			key, err := parseKeyFor("--own-keys", f)
+			if err != nil {
+				return nil, false, err
+			}
+			if key == 0 {
+				return nil, false, usagef("--own-keys %q: 0 is IPC_PRIVATE, not a key", f)
+			}
+			keys[key] = true
+		}
+	}
+	return keys, all, nil
+}
+
 // parseKey parses an IPC key as ipcs prints it (0x hex) or in decimal,
 // negative decimal as /proc/sysvipc prints it included. Only "0x" (or "0X")
 // selects another base: a leading zero is decimal ("017" is 17, not octal
 // 15), and "0b", "0o" and digit separators ("1_000") are errors.
-func parseKey(s string) (int32, error) {
+func parseKey(s string) (int32, error) { return parseKeyFor("--keep-key", s) }
+
+// parseKeyFor is parseKey for the option named flag (in its errors).
+func parseKeyFor(flag, s string) (int32, error) {
 	if s == "" {
-		return 0, usagef("--keep-key: empty key")
+		return 0, usagef("%s: empty key", flag)
 	}
 	var v int64
 	var err error
@@ -169,7 +207,7 @@ func parseKey(s string) (int32, error) {
 		v, err = strconv.ParseInt(s, 10, 64)
 	}
 	if err != nil || v < -1<<31 || v > 1<<32-1 {
-		return 0, usagef("--keep-key %q: want a key like 0x0000162e or 5678 (decimal unless 0x)", s)
+		return 0, usagef("%s %q: want a key like 0x0000162e or 5678 (decimal unless 0x)", flag, s)
 	}
 	return int32(uint32(v)), nil
 }

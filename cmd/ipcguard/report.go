@@ -62,6 +62,9 @@ type reportPolicy struct {
 	Strict   bool     `json:"strict"`
 	Types    string   `json:"types"`
 	KeepKeys []string `json:"keep_keys"`
+	// OwnKeys are the keys declared the command's (--own-keys), "all"
+	// for every key; absent when none.
+	OwnKeys []string `json:"own_keys,omitempty"`
 }
 
 type reportTree struct {

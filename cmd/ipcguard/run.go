@@ -54,7 +54,8 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		return exited(exitUsage)
 	}
 	rep := &Report{Version: 1, Command: cfg.argv, Policy: reportPolicy{On: cfg.on, DryRun: cfg.dryRun,
-		Strict: cfg.strict, Types: cfg.types.String(), KeepKeys: keyStrings(cfg.keepKeys)},
+		Strict: cfg.strict, Types: cfg.types.String(), KeepKeys: keyStrings(cfg.keepKeys),
+		OwnKeys: ownKeyStrings(cfg.ownKeys, cfg.ownAll)},
 		Objects: []reportObj{}, Descendants: reportDesc{Terminated: []int{}, Killed: []int{}, Remaining: []int{}}}
 	// notRun ends a run whose command never ran: one line, and a report
 	// that says so (the old one is gone).
@@ -246,6 +247,19 @@ func nonNil(p []int) []int {
 	return p
 }
 
+// ownKeyStrings lists the declared keys for the report: nil when none,
+// "all" first when every key is declared.
+func ownKeyStrings(keys map[int32]bool, all bool) []string {
+	if len(keys) == 0 && !all {
+		return nil
+	}
+	out := keyStrings(keys)
+	if all {
+		out = append([]string{"all"}, out...)
+	}
+	return out
+}
+
 func keyStrings(keys map[int32]bool) []string {
 	out := []string{}
 	for k := range keys {
@@ -277,6 +291,13 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 	if err != nil {
 		warn("no run journal (%v): a crash of ipcguard would leave no record for 'ipcguard sweep'", err)
 		return nil
+	}
+	if len(cfg.ownKeys) > 0 || cfg.ownAll {
+		own := make([]int32, 0, len(cfg.ownKeys))
+		for k := range cfg.ownKeys {
+			own = append(own, k)
+		}
+		j.OwnKeys(own, cfg.ownAll)
 	}
 	return j
 }
@@ -315,6 +336,7 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 	res.Tree.SetWatch(w)
 	rep.Tracker.PidWatch = newReportWatch(w)
 	pol := ipcdiff.Policy{Types: cfg.types, KeepKeys: cfg.keepKeys, Strict: cfg.strict,
+		OwnKeys: cfg.ownKeys, OwnAllKeys: cfg.ownAll,
 		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: beforeTaken, End: gathered,
 		ClockSlack: clockDrift(beforeTaken, gathered)}
 	pol.OtherKeys, pol.Invisible = others(after, objs)

@@ -347,9 +347,14 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	for _, k := range rec.KeepKeys {
 		keep[k] = true
 	}
+	own := map[int32]bool{}
+	for _, k := range rec.OwnKeys {
+		own[k] = true
+	}
 	rep := &Report{Version: 1, Command: rec.Argv, Pid: rec.CommandPid, Cleanup: true,
-		Why:     "sweep: the supervisor died, the run counts as failed",
-		Policy:  reportPolicy{On: rec.OnPolicy, DryRun: dryRun, Strict: rec.Strict, Types: rec.Types.String(), KeepKeys: keyStrings(keep)},
+		Why: "sweep: the supervisor died, the run counts as failed",
+		Policy: reportPolicy{On: rec.OnPolicy, DryRun: dryRun, Strict: rec.Strict, Types: rec.Types.String(), KeepKeys: keyStrings(keep),
+			OwnKeys: ownKeyStrings(own, rec.OwnAllKeys)},
 		Tracker: reportTree{Name: "journal", Pids: len(rec.Members), Note: "members recorded before the supervisor died"},
 		Objects: []reportObj{}}
 	rep.Snapshot = reportSnap{Before: rec.BeforeLen(), After: after.Len(), New: len(objs)}
@@ -366,6 +371,7 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	tree, w := journalTree(rec)
 	rep.Tracker.PidWatch = newReportWatch(w)
 	pol := ipcdiff.Policy{Types: rec.Types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
+		OwnKeys: own, OwnAllKeys: rec.OwnAllKeys,
 		Start: rec.Started, End: end, Contended: true,
 		ContendedWhy: "sweep: the window since the run began was not watched"}
 	pol.OtherKeys, pol.Invisible = others(after, objs)

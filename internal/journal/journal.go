@@ -143,6 +143,11 @@ type Record struct {
 	Path     string
 	TornTail bool // the file ended in an incomplete line (ignored)
 	BadLines int  // complete record lines that failed validation (skipped)
+
+	// OwnKeys and OwnAllKeys are the keys the run declared the command's
+	// (the Y record; see ipcdiff.Policy).
+	OwnKeys    []int32
+	OwnAllKeys bool
 }
 
 // SupervisorAlive reports whether the ipcguard process that wrote the journal
@@ -397,6 +402,22 @@ func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool) {
 	b = append(b, ' ', '0')
 	if proven {
 		b[len(b)-1] = '1'
+	}
+	j.write(b)
+}
+
+// OwnKeys records the keys the user declared the command's (--own-keys;
+// all declares every key), so that a sweep decides as the run would
+// have: one Y record, "Y ALL N KEY...". A write error is kept for Err.
+func (j *Journal) OwnKeys(keys []int32, all bool) {
+	b := make([]byte, 0, 16+12*len(keys))
+	b = append(b, 'Y', ' ')
+	b = appendBool(b, all)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(keys)), 10)
+	for _, k := range keys {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(k), 10)
 	}
 	j.write(b)
 }
@@ -1233,6 +1254,25 @@ func parseRecord(l []byte, r *Record) bool {
 			return false
 		}
 		r.Gets = append(r.Gets, Get{Type: typ, ID: int(v[0]), Proven: v[1] == 1})
+	case 'Y':
+		f, rest := field(body)
+		all, ok1 := atoi(f)
+		f, rest = field(rest)
+		n, ok2 := atoi(f)
+		if !ok1 || !ok2 || all < 0 || all > 1 || n < 0 || n > int64(len(rest)) {
+			return false
+		}
+		keys := make([]int64, n)
+		if n > 0 && !ints(rest, keys) || n == 0 && rest != nil {
+			return false
+		}
+		for _, k := range keys {
+			if k < -1<<31 || k > 1<<31-1 {
+				return false
+			}
+			r.OwnKeys = append(r.OwnKeys, int32(k))
+		}
+		r.OwnAllKeys = r.OwnAllKeys || all == 1
 	default:
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -914,6 +915,38 @@ func TestWatchRecords(t *testing.T) {
 	}
 	if r.BadLines != 0 {
 		t.Errorf("%d bad lines", r.BadLines)
+	}
+}
+
+// TestOwnKeysRecord: the keys a run declared the command's come back from
+// Load as written, "all" included; a damaged Y record is a bad line.
+func TestOwnKeysRecord(t *testing.T) {
+	for _, c := range []struct {
+		keys []int32
+		all  bool
+	}{{[]int32{0x162e, -1, 5678}, false}, {nil, true}, {nil, false}} {
+		j, err := Begin(t.TempDir(), Header{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.OwnKeys(c.keys, c.all)
+		r, err := Load(j.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.OwnKeys, c.keys) || r.OwnAllKeys != c.all || r.BadLines != 0 {
+			t.Errorf("own keys %v all %v (bad lines %d), want %v all %v", r.OwnKeys, r.OwnAllKeys, r.BadLines, c.keys, c.all)
+		}
+		j.Done()
+	}
+	for _, body := range []string{"Y 2 0", "Y 0 2 5", "Y 0 1 99999999999", "Y 0 0 7", "Y 1"} {
+		var r Record
+		line := []byte(body)
+		line = append(line, ' ')
+		line = appendHex(line, uint64(crc32.ChecksumIEEE([]byte(body))), 8)
+		if parseRecord(line, &r) {
+			t.Errorf("%q parsed: own keys %v all %v", body, r.OwnKeys, r.OwnAllKeys)
+		}
 	}
 }
 
