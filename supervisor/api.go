@@ -19,6 +19,13 @@ type Options struct {
 
 	Tracker       TrackerKind // "" means TrackAuto
 	TrackCreation bool        // also watch shmget/semget/msgget where allowed
+	// CreationSeccomp starts the command with no_new_privs and a seccomp
+	// filter whose listener this process answers: semget and msgget calls
+	// of the tree that may create are made here, for the caller, which
+	// proves their creation (seccomp_linux.go). The ids go to Got (proven)
+	// and into the tree; the tree's Note says what the watch did, or why
+	// it could not be installed (the command then runs without it).
+	CreationSeccomp bool
 
 	// Terminate decides, from the command's status, whether descendants
 	// still running after the command exited are terminated (SIGTERM, Grace,

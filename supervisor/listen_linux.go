@@ -49,12 +49,20 @@ var pidVars = []string{"LISTEN_PID", "WATCHDOG_PID"}
 const pidfdIDVar = "LISTEN_PIDFDID"
 
 // trampolineArg0 marks a trampoline start: argv is
-// trampolineArg0 FD NAMES PATH ARGV0 ARGS..., where FD is the pipe's
-// write end and NAMES the comma-separated variables to set.
+// trampolineArg0 FD NAMES MODE PATH ARGV0 ARGS..., where FD is the pipe's
+// write end, NAMES the comma-separated variables to set (may be empty),
+// and MODE "-" or "seccomp". With "seccomp" the trampoline also installs
+// the creation filter (seccomp_linux.go) and FD is a SOCK_SEQPACKET
+// socket instead of a pipe: before the exec it sends one message, "S"
+// with the listener's descriptor (SCM_RIGHTS), or "N" and the errno of
+// the failure (the command then runs without the filter).
 const trampolineArg0 = "ipcguard[exec]"
 
+// trampolineSeccomp is the MODE of a trampoline that installs the filter.
+const trampolineSeccomp = "seccomp"
+
 func init() {
-	if len(os.Args) >= 5 && os.Args[0] == trampolineArg0 {
+	if len(os.Args) >= 6 && os.Args[0] == trampolineArg0 {
 		os.Exit(trampoline(os.Args[1:]))
 	}
 }
@@ -70,10 +78,19 @@ func trampoline(args []string) int {
 	}
 	unix.CloseOnExec(fd)
 	names := strings.Split(args[1], ",")
-	path, argv := args[2], args[3:]
+	mode, path, argv := args[2], args[3], args[4:]
 	pid := strconv.Itoa(os.Getpid())
 	env := os.Environ()
+	if mode == trampolineSeccomp {
+		// Package initialization runs on the main thread, locked to it:
+		// the filter, which covers the calling thread only, is on the
+		// thread that executes the command.
+		sendListener(fd)
+	}
 	for _, name := range names {
+		if name == "" {
+			continue
+		}
 		if i := envIndex(env, name); i >= 0 {
 			env[i] = name + "=" + pid
 		}
@@ -95,6 +112,25 @@ func trampoline(args []string) int {
 	binary.NativeEndian.PutUint32(b[:], uint32(errno))
 	unix.Write(fd, b[:])
 	return 127
+}
+
+// sendListener installs the creation filter and sends its listener, or
+// why it could not, on socket fd.
+func sendListener(fd int) {
+	lfd, err := installCreationFilter()
+	if err != nil {
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			errno = syscall.ENOSYS
+		}
+		var b [5]byte
+		b[0] = 'N'
+		binary.NativeEndian.PutUint32(b[1:], uint32(errno))
+		unix.Write(fd, b[:])
+		return
+	}
+	unix.Sendmsg(fd, []byte{'S'}, unix.UnixRights(lfd), nil, 0)
+	unix.Close(lfd)
 }
 
 // pidfsMagic is PID_FS_MAGIC (include/uapi/linux/magic.h): pidfds live on
@@ -137,7 +173,13 @@ func selfPidVars(env []string) []string {
 
 // viaTrampoline describes a start through the trampoline.
 type viaTrampoline struct {
-	names []string // variables to set to the command's pid
+	names   []string // variables to set to the command's pid
+	seccomp bool     // install the creation filter
+
+	// Set by forkExec with seccomp: the filter's listener (-1 when none),
+	// or why the trampoline could not install it.
+	listener  int
+	filterErr error
 }
 
 // forkExec starts the command: directly, or through the trampoline when
@@ -149,7 +191,16 @@ func forkExec(path string, args []string, attr *syscall.ProcAttr, t *viaTrampoli
 		return forkExecDirect(path, args, attr)
 	}
 	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+	mode := "-"
+	t.listener, t.filterErr = -1, nil
+	if t.seccomp {
+		mode = trampolineSeccomp
+		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, &trampolineError{fmt.Errorf("socketpair: %w", err)}
+		}
+		p = sp
+	} else if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("trampoline pipe: %w", err)
 	}
 	r, w := p[0], p[1]
@@ -162,7 +213,7 @@ func forkExec(path string, args []string, attr *syscall.ProcAttr, t *viaTrampoli
 		unix.Close(w)
 		return 0, fmt.Errorf("trampoline pipe: %w", err)
 	}
-	targv := append([]string{trampolineArg0, strconv.Itoa(w), strings.Join(t.names, ","), path}, args...)
+	targv := append([]string{trampolineArg0, strconv.Itoa(w), strings.Join(t.names, ","), mode, path}, args...)
 	pid, err := syscall.ForkExec("/proc/self/exe", targv, attr)
 	unix.Close(w)
 	if err != nil {
@@ -170,18 +221,26 @@ func forkExec(path string, args []string, attr *syscall.ProcAttr, t *viaTrampoli
 	}
 	var b [4]byte
 	n := 0
-	for n < len(b) {
-		m, err := unix.Read(r, b[n:])
-		if err == unix.EINTR {
-			continue
+	if t.seccomp {
+		n = t.readSeccomp(r, b[:])
+	} else {
+		for n < len(b) {
+			m, err := unix.Read(r, b[n:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || m == 0 {
+				break
+			}
+			n += m
 		}
-		if err != nil || m == 0 {
-			break
-		}
-		n += m
 	}
 	if n == 0 {
 		return pid, nil // end of file: the command was executed
+	}
+	if t.listener >= 0 {
+		unix.Close(t.listener) // the command never ran
+		t.listener = -1
 	}
 	var ws unix.WaitStatus
 	for {
@@ -193,6 +252,38 @@ func forkExec(path string, args []string, attr *syscall.ProcAttr, t *viaTrampoli
 		return 0, &trampolineError{fmt.Errorf("trampoline ended with %v", ws)}
 	}
 	return 0, syscall.Errno(binary.NativeEndian.Uint32(b[:]))
+}
+
+// readSeccomp reads the messages of a seccomp trampoline from socket r:
+// the listener (or why there is none) into t, then an exec's errno into b
+// (4 bytes), whose length it returns: 0 at the end of file (the command
+// was executed).
+func (t *viaTrampoline) readSeccomp(r int, b []byte) int {
+	oob := make([]byte, unix.CmsgSpace(4))
+	var msg [8]byte
+	for {
+		m, oobn, _, _, err := unix.Recvmsg(r, msg[:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			return 0
+		}
+		switch {
+		case m == 1 && msg[0] == 'S':
+			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(cms) == 1 {
+				if fds, err := unix.ParseUnixRights(&cms[0]); err == nil && len(fds) == 1 {
+					t.listener = fds[0]
+					continue
+				}
+			}
+			t.filterErr = errors.New("the trampoline sent no listener")
+		case m == 5 && msg[0] == 'N':
+			t.filterErr = filterError(syscall.Errno(binary.NativeEndian.Uint32(msg[1:])))
+		default:
+			return copy(b, msg[:m])
+		}
+	}
 }
 
 // trampolineError is a failure of the trampoline itself (not of the

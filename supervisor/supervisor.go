@@ -131,13 +131,39 @@ func Run(opts Options) (*Result, error) {
 	if names := selfPidVars(env); len(names) > 0 {
 		tramp = &viaTrampoline{names: names}
 	}
+	if opts.CreationSeccomp {
+		if tramp == nil {
+			tramp = &viaTrampoline{}
+		}
+		tramp.seccomp = true
+	}
 	st := start(path, opts.Args, attr, tr, tty, required, sigs, tramp)
 	if st.trErr != nil && required {
 		st.release()
 		return nil, st.trErr
 	}
-	if st.noTrampoline != nil {
+	if st.noTrampoline != nil && len(tramp.names) > 0 {
 		opts.Logf("cannot give the command its own pid in %s (%v): it gets ipcguard's", strings.Join(tramp.names, ", "), st.noTrampoline)
+	}
+	var watch *creationWatch
+	var watchNote string
+	if opts.CreationSeccomp && st.err == nil {
+		switch {
+		case st.noTrampoline != nil:
+			watchNote = fmt.Sprintf("seccomp: not installed: %v (the command was started directly)", st.noTrampoline)
+		case tramp.listener < 0:
+			watchNote = fmt.Sprintf("seccomp: not installed: %v", tramp.filterErr)
+		default:
+			var err error
+			if watch, err = startCreationWatch(tramp.listener, opts.Got); err != nil {
+				// The listener is closed: the tree's creating gets fail
+				// with ENOSYS. Say so loudly.
+				opts.Logf("seccomp creation tracking failed (%v): semget and msgget calls that create fail with ENOSYS in the command", err)
+				watchNote = "seccomp: " + err.Error()
+			}
+		}
+	} else if tramp != nil && tramp.listener >= 0 {
+		unix.Close(tramp.listener)
 	}
 	if st.trErr != nil {
 		trErr = st.trErr
@@ -190,6 +216,10 @@ func Run(opts Options) (*Result, error) {
 	if tr != nil {
 		res.Tree = tr.finish()
 	}
+	var made []member
+	if watch != nil {
+		made, watchNote = watch.finish()
+	}
 	if st.release != nil {
 		st.release()
 	}
@@ -198,6 +228,15 @@ func Run(opts Options) (*Result, error) {
 		if trErr != nil {
 			res.Tree.Note = trErr.Error()
 		}
+	}
+	if opts.CreationSeccomp {
+		if watch != nil {
+			res.Tree.Tracker += "+seccomp"
+		}
+		for _, m := range made {
+			res.Tree.SawCreate(m.get, m.id, m.proven)
+		}
+		res.Tree.Note = joinNotes(res.Tree.Note, watchNote)
 	}
 	// The supervisor itself knows its child's lifetime exactly, whatever
 	// the tracker saw or lost: from the fork to the reaping.

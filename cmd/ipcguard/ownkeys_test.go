@@ -178,4 +178,3 @@ func TestKeyedClientServer(t *testing.T) {
 		}
 	})
 }
-

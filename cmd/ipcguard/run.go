@@ -138,7 +138,7 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv, Env: commandEnv(os.Environ()),
-		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore,
+		Tracker: cfg.tracker, TrackCreation: cfg.creation && haveBefore, CreationSeccomp: cfg.seccomp && haveBefore,
 		Grace: cfg.grace, KillAfter: cfg.killAfter, WaitDescendants: cfg.waitAll,
 		// Leftover descendants are ended only when the command failed and
 		// its objects are to be cleaned; after a success they are left
