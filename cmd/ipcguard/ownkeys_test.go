@@ -6,7 +6,7 @@ package main_test
 // command fails. Without proof of creation the set and the queue are kept
 // (anyone may get a keyed object), and the segment with them (key
 // family); --own-keys and the seccomp creation
-// tracker each give the proof. A stranger of ipcguard's own user that made
+// tracker (--track-creation-seccomp) each give the proof. A stranger of ipcguard's own user that made
 // a keyed set during the run, which the tree then used last, is kept in
 // every mode.
 
@@ -89,6 +89,8 @@ type keyedServerRun struct {
 	// proven: the server's set and queue are removed; otherwise kept
 	// because their creator is not proven.
 	proven bool
+	// seccomp: the creation tracker made them (creation seen).
+	seccomp bool
 }
 
 func (r keyedServerRun) check(t *testing.T, mode nstest.Mode, i int) {
@@ -132,6 +134,9 @@ func (r keyedServerRun) check(t *testing.T, mode nstest.Mode, i int) {
 		e.fatalf("the server's key is %s, the test computed %s", got, key)
 	}
 	report := e.readReport(rep)
+	if r.seccomp && (!strings.HasSuffix(report.Tracker.Name, "+seccomp") || !strings.Contains(report.Tracker.Note, "2 of 2 creating gets made for the tree")) {
+		e.errorf("tracker %q note %q: want the seccomp watch to have made the server's set and queue", report.Tracker.Name, report.Tracker.Note)
+	}
 	e.strangerKept("a keyed set a stranger made during the run, used by the tree last", report, e.readIDs(strangerIDs))
 	now := setOf(e.objects())
 	for _, id := range e.readIDs(ids) {
@@ -142,6 +147,9 @@ func (r keyedServerRun) check(t *testing.T, mode nstest.Mode, i int) {
 			continue
 		}
 		_, present := now[id]
+		if r.seccomp && typ != "shm" && o.Strength != "creation seen" {
+			e.errorf("the server's %s under the seccomp tracker: strength %q evidence %q, want creation seen", id, o.Strength, o.Evidence)
+		}
 		switch {
 		case r.proven:
 			if present || o.Action != "removed" {
@@ -172,6 +180,8 @@ func TestKeyedClientServer(t *testing.T) {
 			{flags: []string{"--own-keys", "%s"}, proven: true},
 			{flags: []string{"--own-keys", "0x7fff0001,%s"}, proven: true},
 			{env: []string{"IPCGUARD_OWN_KEYS=%s"}, proven: true},
+			{flags: []string{"--track-creation-seccomp"}, proven: true, seccomp: true},
+			{env: []string{"IPCGUARD_TRACK_CREATION_SECCOMP=1"}, proven: true, seccomp: true},
 		}
 		for i, r := range runs {
 			r.check(t, mode, i)
