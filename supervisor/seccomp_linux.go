@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -214,39 +213,73 @@ type callerID struct {
 	label      string // /proc/PID/attr/current ("" where there is none)
 }
 
-// callerIDOf reads the identity of thread tid ("self" for this process's).
-func callerIDOf(tid string) (callerID, error) {
+// callerIDOf reads the identity of thread tid ("self" for this
+// process's). noLabel skips the security label (a kernel without a
+// security module that labels processes: this process has none either).
+func callerIDOf(tid string, noLabel bool) (callerID, error) {
 	var id callerID
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+tid+"/ns/ipc", &st); err != nil {
-		return id, err
-	}
-	id.ipcNS = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
-	b, err := os.ReadFile("/proc/" + tid + "/status")
+	dir, err := unix.Open("/proc/"+tid, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return id, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 3 && (f[0] == "Uid:" || f[0] == "Gid:") {
-			if f[0] == "Uid:" {
-				id.euid = f[2]
-			} else {
-				id.egid = f[2]
-			}
+	defer unix.Close(dir)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, "ns/ipc", &st, 0); err != nil {
+		return id, err
+	}
+	id.ipcNS = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
+	var buf [4096]byte
+	b, err := readAt(dir, "status", buf[:])
+	if err != nil {
+		return id, err
+	}
+	for len(b) > 0 && (id.euid == "" || id.egid == "") {
+		var l []byte
+		l, b, _ = bytes.Cut(b, []byte{'\n'})
+		f := strings.Fields(string(l))
+		if len(f) >= 3 && f[0] == "Uid:" {
+			id.euid = f[2]
+		} else if len(f) >= 3 && f[0] == "Gid:" {
+			id.egid = f[2]
 		}
 	}
 	if id.euid == "" || id.egid == "" {
 		return id, errors.New("no Uid or Gid in /proc/" + tid + "/status")
 	}
-	if b, err = os.ReadFile("/proc/" + tid + "/cgroup"); err != nil {
+	if b, err = readAt(dir, "cgroup", buf[:]); err != nil {
 		return id, err
 	}
 	id.cgroup = string(b)
-	if b, err = os.ReadFile("/proc/" + tid + "/attr/current"); err == nil {
-		id.label = string(bytes.TrimRight(b, "\x00\n"))
+	if !noLabel {
+		if b, err = readAt(dir, "attr/current", buf[:]); err == nil {
+			id.label = string(bytes.TrimRight(b, "\x00\n"))
+		}
 	}
 	return id, nil
+}
+
+// readAt reads file name under directory dir into buf (what fits).
+func readAt(dir int, name string, buf []byte) ([]byte, error) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
 }
 
 // differs says how other differs from id ("" when it does not).
@@ -268,7 +301,7 @@ func (id callerID) differs(other callerID) string {
 // takes over) on a goroutine of its own; got, when not nil, is called for
 // each object made for the tree.
 func startCreationWatch(fd int, got func(typ string, id int, proven bool)) (*creationWatch, error) {
-	self, err := callerIDOf("self")
+	self, err := callerIDOf("self", false)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -372,7 +405,7 @@ func (w *creationWatch) answer(n *seccompNotif) (typ string, id int, why string)
 	default:
 		return "", -1, "not a get"
 	}
-	caller, err := callerIDOf(strconv.FormatUint(uint64(n.Pid), 10))
+	caller, err := callerIDOf(strconv.FormatUint(uint64(n.Pid), 10), w.self.label == "")
 	if err != nil {
 		return typ, -1, "the caller could not be read"
 	}
