@@ -170,11 +170,11 @@ func TestSeccompCreation(t *testing.T) {
 		const k1, k2 = "0x5ec0001", "0x5ec0002"
 		creat, excl := strconv.Itoa(unix.IPC_CREAT|0o600), strconv.Itoa(unix.IPC_CREAT|unix.IPC_EXCL|0o600)
 		rep, out := runSeccomp(t, false, "env", nstest.HelperEnv("gets"), self,
-			"sem:"+k1+":2:"+creat, // made here
-			"sem:"+k1+":2:"+creat, // exists: the caller opens it
-			"sem:"+k1+":2:"+excl, // exists: EEXIST
-			"msg:0:0:384",         // IPC_PRIVATE without IPC_CREAT: made here
-			"sem:"+k2+":0:0",      // cannot create: not stopped, ENOENT
+			"sem:"+k1+":2:"+creat,      // made here
+			"sem:"+k1+":2:"+creat,      // exists: the caller opens it
+			"sem:"+k1+":2:"+excl,       // exists: EEXIST
+			"msg:0:0:384",              // IPC_PRIVATE without IPC_CREAT: made here
+			"sem:"+k2+":0:0",           // cannot create: not stopped, ENOENT
 			"sem:"+k2+":100000:"+creat) // too many semaphores: EINVAL
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != 7 {
