@@ -11,13 +11,19 @@ package main_test
 // every mode.
 
 import (
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/ipcguard/ipcguard/internal/journal"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 )
 
@@ -94,7 +100,7 @@ type keyedServerRun struct {
 }
 
 func (r keyedServerRun) check(t *testing.T, mode nstest.Mode, i int) {
-	e := newEnv(t, fmt.Sprintf("keyed client/server (%s %v %v)", mode, r.flags, r.env))
+	e := newEnv(t, fmt.Sprintf("keyed client/server (%s %q %q)", mode, strings.Join(r.flags, " "), strings.Join(r.env, " ")))
 	for name, text := range map[string]string{"server.pl": ftokServerPL, "client.pl": ftokClientPL, "stranger.pl": ftokStrangerPL} {
 		if err := os.WriteFile(e.path(name), []byte(text), 0o644); err != nil {
 			e.fatalf("%v", err)
@@ -187,4 +193,128 @@ func TestKeyedClientServer(t *testing.T) {
 			r.check(t, mode, i)
 		}
 	})
+}
+
+// TestKeyedClientServerSweep: the same pair, but ipcguard is SIGKILLed
+// once the clients are done, and the command then fails: `ipcguard sweep`
+// decides from the journal, where the gets the seccomp tracker made (G
+// records) and the declared keys (Y record) are. Without either, the set
+// and queue are kept; with either they are removed; a stranger's keyed set
+// made during the run is kept.
+func TestKeyedClientServerSweep(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		for i, r := range []keyedServerRun{
+			{flags: nil},
+			{flags: []string{"--own-keys", "%s"}, proven: true},
+			{flags: []string{"--track-creation-seccomp"}, proven: true, seccomp: true},
+		} {
+			e := newEnv(t, fmt.Sprintf("keyed client/server, sweep (%s %q)", mode, strings.Join(r.flags, " ")))
+			for name, text := range map[string]string{"server.pl": ftokServerPL, "client.pl": ftokClientPL, "stranger.pl": ftokStrangerPL} {
+				if err := os.WriteFile(e.path(name), []byte(text), 0o644); err != nil {
+					e.fatalf("%v", err)
+				}
+			}
+			keyFile := e.path(fmt.Sprintf("service-%d", i))
+			if err := os.WriteFile(keyFile, nil, 0o644); err != nil {
+				e.fatalf("%v", err)
+			}
+			key := ftok(t, keyFile, 1)
+			var flags []string
+			for _, f := range r.flags {
+				flags = append(flags, strings.ReplaceAll(f, "%s", key))
+			}
+			// Each program in the background, its pid noted, then waited for.
+			script := shPrelude() + `run() { "$@" & echo $! >> "$D/pids"; wait $!; }; D=$0; echo $$ > "$0/cmd.pid"
+				run perl "$0/server.pl" "$1" "$2" "$3" && : > "$0/started" && waitfile "$0/stranger-done" &&
+				run perl "$0/client.pl" "$1" 1 && run perl "$0/client.pl" "$1" 2 && : > "$0/clients-done" && waitfile "$0/fail" && exit 1`
+			args := append(append([]string{"--quiet"}, flags...), "--", "sh", "-c", script, e.dir, keyFile, e.path("ids"), e.path("key"))
+			g := e.guard(args...).start()
+			e.waitFile(e.path("started"))
+			if out, err := exec.Command("perl", e.path("stranger.pl"), keyFile, e.path("stranger.ids")).CombinedOutput(); err != nil {
+				e.fatalf("the stranger: %v\n%s", err, out)
+			}
+			os.WriteFile(e.path("stranger-done"), nil, 0o644)
+			e.waitFile(e.path("clients-done"))
+			// What a sweep can prove is what the journal holds: wait until
+			// it has each program's exit, the pid watch past them, and the
+			// gets the tracker made, then kill ipcguard.
+			var pids []int
+			for _, f := range strings.Fields(e.waitFile(e.path("pids"))) {
+				n, _ := strconv.Atoi(f)
+				pids = append(pids, n)
+			}
+			e.waitFor("the journal to hold the run", 30*time.Second, func() bool { return journalHolds(e.state, pids, r.seccomp) })
+			syscall.Kill(g.pid(), syscall.SIGKILL)
+			g.wait()
+			cmdPid, _ := strconv.Atoi(strings.TrimSpace(e.waitFile(e.path("cmd.pid"))))
+			os.WriteFile(e.path("fail"), nil, 0o644)
+			e.waitFor("the command to end", 30*time.Second, func() bool { return !alive(cmdPid) })
+			rep := e.path("sweep.json")
+			if out, err := exec.Command(guardBin(), "sweep", "--state-dir", e.state, "--report", rep).CombinedOutput(); err != nil {
+				e.fatalf("sweep: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(rep)
+			var res []sweepOut
+			if err != nil || json.Unmarshal(b, &res) != nil || len(res) != 1 || res[0].Run == nil {
+				e.fatalf("sweep report: %v\n%s", err, b)
+			}
+			actions := map[string]string{}
+			for _, o := range res[0].Run.Objects {
+				actions[fmt.Sprintf("%s %d", o.Type, o.ID)] = o.Action + ": " + o.Reason
+			}
+			for _, id := range e.readIDs(e.path("stranger.ids")) {
+				if !strings.HasPrefix(actions[id], "kept") || !setOf(e.objects()).has(id) {
+					e.errorf("FALSE REMOVAL? the stranger's %s: %q", id, actions[id])
+				}
+			}
+			for _, id := range e.readIDs(e.path("ids")) {
+				typ, _ := splitID(id)
+				want := "kept"
+				if r.proven {
+					want = "removed"
+				}
+				if typ == "shm" && !r.proven {
+					want = "kept" // with its key family
+				}
+				if !strings.HasPrefix(actions[id], want) {
+					e.errorf("the server's %s after the sweep: %q, want %s", id, actions[id], want)
+				}
+			}
+			e.removeObjects(e.objects())
+		}
+	})
+}
+
+// journalHolds reports whether the one journal under state records the
+// exit of each of pids, the pid watch up to after the last of them, and
+// (gets) two gets the creation tracker saw.
+func journalHolds(state string, pids []int, gets bool) bool {
+	var rec *journal.Record
+	filepath.WalkDir(state, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if r, err := journal.Load(path); err == nil {
+				rec = r
+			}
+		}
+		return nil
+	})
+	if rec == nil || (gets && len(rec.Gets) < 2) || len(rec.Watch) == 0 {
+		return false
+	}
+	var last time.Time
+	for _, pid := range pids {
+		found := false
+		for _, m := range rec.Members {
+			if m.Pid == pid && !m.Left.IsZero() {
+				found = true
+				if m.Left.After(last) {
+					last = m.Left
+				}
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return rec.Watch[len(rec.Watch)-1].To.After(last)
 }
