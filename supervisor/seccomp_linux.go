@@ -452,6 +452,9 @@ func (w *creationWatch) finish() (made []member, note string) {
 	}
 	sort.Strings(why)
 	note = fmt.Sprintf("seccomp: %d of %d creating gets made for the tree", len(made), w.stopped)
+	defer func() {
+		note += "; the command ran with no_new_privs: set-uid and set-gid programs in it ran without their privilege"
+	}()
 	if len(why) > 0 {
 		note += " (left to the caller: " + strings.Join(why, ", ") + ")"
 	}

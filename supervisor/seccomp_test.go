@@ -78,8 +78,8 @@ func seccompRunHelper(args []string) int {
 
 // getsHelper makes gets and prints one line per get: "TYPE ID" or
 // "TYPE errno N". Each argument is TYPE:KEY:NSEMS:FLAGS (numbers in any
-// base strconv reads; NSEMS ignored for msg). A last line gives
-// NoNewPrivs from /proc/self/status.
+// base strconv reads; NSEMS ignored for msg). Without arguments it prints
+// its effective uid. A last line gives NoNewPrivs from /proc/self/status.
 func getsHelper(args []string) int {
 	for _, a := range args {
 		f := strings.Split(a, ":")
@@ -103,6 +103,9 @@ func getsHelper(args []string) int {
 		} else {
 			fmt.Printf("%s %d\n", f[0], int(r))
 		}
+	}
+	if len(args) == 0 {
+		fmt.Printf("euid %d\n", os.Geteuid())
 	}
 	b, _ := os.ReadFile("/proc/self/status")
 	for _, l := range strings.Split(string(b), "\n") {
@@ -252,6 +255,52 @@ func TestSeccompNested(t *testing.T) {
 			t.Errorf("outer made %q, want the inner command's set", outer.Made)
 		}
 	})
+}
+
+// TestSeccompSetuidHelper: as root, a set-uid program of another user in
+// the tree runs without that privilege under the tracker (no_new_privs),
+// and the tree's Note says so; without the tracker it gets it.
+func TestSeccompSetuidHelper(t *testing.T) {
+	if !nstest.Isolate(t, nstest.Root) {
+		return
+	}
+	if os.Geteuid() != 0 {
+		nstest.Require(t, "needs real root to make a set-uid program of another user")
+	}
+	dir, err := os.MkdirTemp("", "ipcguard-setuid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	helper := filepath.Join(dir, "helper")
+	b, err := os.ReadFile(nstest.Binary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(helper, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(helper, nstest.NobodyUID, nstest.NobodyUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(helper, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	plain, out := runSeccomp(t, true, "env", nstest.HelperEnv("gets"), helper)
+	if !strings.Contains(out, fmt.Sprintf("euid %d", nstest.NobodyUID)) {
+		nstest.Require(t, "set-uid programs do not work in %s (nosuid?): %q", dir, out)
+	}
+	if strings.Contains(plain.Note, "no_new_privs") {
+		t.Errorf("without the tracker the note says %q", plain.Note)
+	}
+	rep, out := runSeccomp(t, false, "env", nstest.HelperEnv("gets"), helper)
+	if !strings.Contains(out, "euid 0\n") || !strings.Contains(out, "NoNewPrivs: 1") {
+		t.Errorf("under the tracker the set-uid helper printed %q, want euid 0 and no_new_privs", out)
+	}
+	if !strings.Contains(rep.Note, "ran with no_new_privs: set-uid and set-gid programs in it ran without their privilege") {
+		t.Errorf("note %q does not say that set-uid programs ran without their privilege", rep.Note)
+	}
 }
 
 func inModes(t *testing.T, body func(t *testing.T, mode nstest.Mode)) {
