@@ -188,15 +188,10 @@ func filterError(e syscall.Errno) error {
 
 // creationWatch answers the notifications of one command's filter.
 type creationWatch struct {
-	fd     int // the listener
-	stopFd int // eventfd: stop
-	done   chan struct{}
-	got    func(typ string, id int, proven bool)
-	self   callerID
-	buf    []byte // a seccomp_notif of the kernel's size
-
-	endMu sync.Mutex // guards ended, and the descriptors against stop
-	ended bool       // the loop ended and closed fd and stopFd
+	fd   int // the listener
+	got  func(typ string, id int, proven bool)
+	self callerID
+	buf  []byte // a seccomp_notif of the kernel's size
 
 	mu      sync.Mutex
 	closed  bool           // finish was called: answer "continue" from now on
@@ -311,33 +306,18 @@ func startCreationWatch(fd int, got func(typ string, id int, proven bool)) (*cre
 		unix.Close(fd)
 		return nil, fmt.Errorf("SECCOMP_GET_NOTIF_SIZES: %w", e)
 	}
-	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
 	n := max(int(sizes.Notif), int(unsafe.Sizeof(seccompNotif{})))
-	w := &creationWatch{fd: fd, stopFd: stop, done: make(chan struct{}), got: got, self: self,
+	w := &creationWatch{fd: fd, got: got, self: self,
 		buf: make([]byte, n), left: map[string]int{}}
 	go w.loop()
 	return w, nil
 }
 
 func (w *creationWatch) loop() {
-	defer func() {
-		w.endMu.Lock()
-		w.ended = true
-		unix.Close(w.fd)
-		unix.Close(w.stopFd)
-		w.endMu.Unlock()
-		close(w.done)
-	}()
-	pfds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.stopFd), Events: unix.POLLIN}}
+	defer unix.Close(w.fd)
+	pfds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
 	for {
 		if _, err := unix.Poll(pfds, -1); err != nil && err != unix.EINTR {
-			return
-		}
-		if pfds[1].Revents != 0 {
 			return
 		}
 		if pfds[0].Revents&unix.POLLIN != 0 {
@@ -439,8 +419,8 @@ func (w *creationWatch) valid(id uint64) bool {
 // finish ends the watch's record: from now on every call continues, and
 // the objects made so far are returned with a note on the calls left to
 // the callers. The listener stays open and answered until no process uses
-// the filter (the watch then ends by itself) or stop: processes of the
-// tree still running keep working while this process lives.
+// the filter (the watch then ends by itself): processes of the tree still
+// running keep working while this process lives.
 func (w *creationWatch) finish() (made []member, note string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -459,15 +439,4 @@ func (w *creationWatch) finish() (made []member, note string) {
 		note += " (left to the caller: " + strings.Join(why, ", ") + ")"
 	}
 	return made, note
-}
-
-// stop ends the watch and closes the listener: a tree process still
-// using the filter gets ENOSYS from a get that may create.
-func (w *creationWatch) stop() {
-	w.endMu.Lock()
-	if !w.ended {
-		unix.Write(w.stopFd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	}
-	w.endMu.Unlock()
-	<-w.done
 }
