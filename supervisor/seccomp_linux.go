@@ -338,12 +338,19 @@ func (w *creationWatch) receive() {
 	}
 	n := *(*seccompNotif)(unsafe.Pointer(&w.buf[0]))
 	resp := seccompNotifResp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+	// The whole answer under mu: finish waits for one in progress, and
+	// none makes an object after it.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		unix.Syscall(unix.SYS_IOCTL, uintptr(w.fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp)))
+		return
+	}
 	typ, id, why := w.answer(&n)
 	if id >= 0 {
 		resp.Val, resp.Flags = int64(id), 0
 	}
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(w.fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp)))
-	w.mu.Lock()
 	w.stopped++
 	if why != "" {
 		w.left[why]++
@@ -355,23 +362,18 @@ func (w *creationWatch) receive() {
 		if e != 0 {
 			w.left["made for a caller killed before the answer"]++
 		}
-	}
-	w.mu.Unlock()
-	if id >= 0 && w.got != nil {
-		w.got(typ, id, true)
+		// Under mu: once finish has returned, every object it lists has
+		// reached the hook, and no other will.
+		if w.got != nil {
+			w.got(typ, id, true)
+		}
 	}
 }
 
 // answer makes the get of notification n when it can act exactly as the
-// caller would; it returns the type and the id made (id -1 when the
+// caller would (call with mu held); it returns the type and the id made (id -1 when the
 // caller's call is to continue, with why).
 func (w *creationWatch) answer(n *seccompNotif) (typ string, id int, why string) {
-	w.mu.Lock()
-	closed := w.closed
-	w.mu.Unlock()
-	if closed {
-		return "", -1, ""
-	}
 	a := n.Data.Args
 	var nr uintptr
 	var args [3]uintptr
