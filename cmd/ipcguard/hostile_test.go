@@ -9,11 +9,19 @@ package main_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/ipcguard/ipcguard/internal/journal"
 	"github.com/ipcguard/ipcguard/internal/nstest"
+	"github.com/ipcguard/ipcguard/internal/procfs"
+	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/ipcguard/ipcguard/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // inRootGuard is inGuardModes with ipcguard as root only (what needs
@@ -465,5 +473,327 @@ func TestHostileIPCSetMovesCreationWindowTracked(t *testing.T) {
 		rep, ids := e.readReport(filepath.Join(d, "report.json")), e.readIDs(filepath.Join(d, "s.ids"))
 		e.wantCandidates(rep, ids)
 		e.strangerKept("a stranger's segment whose ctime an unchanged IPC_SET moved into a member's life", rep, ids)
+	})
+}
+
+// ---- attacks that succeed today: each reproduces a bug -------------------
+
+// TestHostileBugOutsiderObjectsUsedByTree REPRODUCES A BUG (FALSE REMOVAL):
+// a server outside the tree (another user, and ipcguard's own) creates
+// during the run an IPC_PRIVATE set (SETVAL 1: a free slot) and an
+// IPC_PRIVATE queue for requests, hands their ids to the tree and lives
+// on, holding both. The tree takes the slot (semop) and sends a request
+// (msgsnd), then fails. ipcguard removes the live server's set and queue
+// "on pid evidence": for a set or queue without a key, use by the tree is
+// taken as creation. (As root with --track-creation they are kept:
+// TestHostileOutsiderObjectsUsedByTreeTracked.)
+func TestHostileBugOutsiderObjectsUsedByTree(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		outsiderObjectsUsedByTree(e, u, "")
+	})
+}
+
+// TestHostileBugIPCSetMovesCreationWindow REPRODUCES A BUG (FALSE
+// REMOVAL): a stranger (another user, and ipcguard's own) makes a segment
+// during the run and exits; a tree member later gets the stranger's pid
+// number; seconds later the stranger's side rewrites the segment's
+// permissions unchanged (IPC_SET with the same owner), which moves its
+// ctime into the member's life. ipcguard takes ctime for the time of
+// creation (owner and creator are equal), finds the member holding the
+// number then, and removes the stranger's segment as the tree's.
+func TestHostileBugIPCSetMovesCreationWindow(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.writeShared("segmaker.pl", segmakerPL)
+		for _, s := range strangersOf(u) {
+			e.sc = fmt.Sprintf("IPC_SET by a %s stranger moves ctime (ipcguard %s)", s.name, u.mode)
+			var d string
+			e.attempts(e.sc, 4, func(a int) bool {
+				d = e.freshDir(fmt.Sprintf("ipcset-%s-%d", s.name, a))
+				switch code, out := e.script(u, scriptOpts{pidNS: true}, d, ipcSetScript, fmt.Sprintf("SU=%d", s.uid), "FLAGS="); code {
+				case 0:
+					return true
+				case scriptNoReuse:
+					return false
+				default:
+					e.fatalf("script: exit %d\n%s", code, out)
+				}
+				return false
+			})
+			e.guardStatus(filepath.Join(d, "guard.status"), 1)
+			rep, ids := e.readReport(filepath.Join(d, "report.json")), e.readIDs(filepath.Join(d, "s.ids"))
+			e.wantCandidates(rep, ids)
+			e.strangerKept("a stranger's segment whose ctime an unchanged IPC_SET moved into a member's life", rep, ids)
+			e.removeObjects(e.objects())
+		}
+	})
+}
+
+// threadReceiverPL: the tree's program. Makes an IPC_PRIVATE queue and an
+// IPC_PRIVATE set (never operated on), writes "TYPE ID" lines to $ARGV[0];
+// a worker thread blocks in msgrcv on the queue, the main thread sends,
+// the kernel hands the message straight to the waiting thread; then it
+// fails.
+const threadReceiverPL = `use strict; use warnings; use threads;
+use IPC::SysV qw(IPC_PRIVATE IPC_CREAT);
+my ($out) = @ARGV;
+my $q = msgget(IPC_PRIVATE, IPC_CREAT | 0600) // die "msgget: $!";
+my $s = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600) // die "semget: $!";
+open(my $f, '>', $out) or die; print $f "msg $q\nsem $s\n"; close $f;
+my $t = threads->create(sub { my $b; msgrcv($q, $b, 64, 0, 0) or die "msgrcv: $!"; 1 });
+my $i = 0;
+# Send once the worker waits in msgrcv (its thread sleeps).
+until (grep { -e "/proc/$$/task/$_/stat" && $_ != $$ && do { open(my $st, '<', "/proc/$$/task/$_/wchan"); my $w = <$st> // ''; $w =~ /msg/ } } map { s{.*/}{}r } glob("/proc/$$/task/*")) {
+	select(undef, undef, undef, 0.01); die "the worker never waited" if ++$i > 3000;
+}
+msgsnd($q, pack("l! a*", 1, "job"), 0) or die "msgsnd: $!";
+$t->join;
+exit 1;
+`
+
+// TestHostileBugThreadReceiverLeak REPRODUCES A BUG (LEAK): the tree makes
+// an IPC_PRIVATE queue and a set; a worker thread of the same process
+// waits in msgrcv; the main thread sends. The kernel records the
+// receiving THREAD's id as the queue's lrpid (ipc/msg.c pipelined_send:
+// task_pid, not task_tgid), which no tracker knows as a member: ipcguard
+// keeps the queue ("last msgrcv is pid N, outside the tree") and, taking
+// the window as contended, the tree's never-used set too.
+func TestHostileBugThreadReceiverLeak(t *testing.T) {
+	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
+		e := newEnv(t, "a worker thread of the tree receives (leak, "+mode.String()+")")
+		pl, ids, rep := e.path("thread.pl"), e.path("ids"), e.path("report.json")
+		if err := os.WriteFile(pl, []byte(threadReceiverPL), 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		e.wantExit(e.run("--report", rep, "--", "perl", pl, ids), 1)
+		made := e.readIDs(ids)
+		wantCount(e, "the tree's objects", made, 2)
+		r := e.readReport(rep)
+		for _, id := range made {
+			typ, n := splitID(id)
+			if o, ok := r.object(typ, n); ok && o.Action != "removed" {
+				e.errorf("LEAK: %s made by the tree: action %q, reason %q", id, o.Action, o.Reason)
+			}
+		}
+		e.wantGone("the tree's queue (received by its own thread) and set", made)
+	})
+}
+
+// TestHostileBugCloneParentProcConnectorLeak REPRODUCES A BUG (LEAK): with
+// the proc connector, a child the command clones with CLONE_PARENT is
+// reported with ipcguard as its parent and not taken as a member: its
+// objects are kept ("creator is pid N, outside the tree"), though the only
+// processes ipcguard's children can be are the command and such clones.
+func TestHostileBugCloneParentProcConnectorLeak(t *testing.T) {
+	inModes(t, []nstest.Mode{nstest.Root}, func(t *testing.T, mode nstest.Mode) {
+		e := newEnv(t, "CLONE_PARENT child (--tracker proc-connector)")
+		pl, ids, rep := e.path("clone.pl"), e.path("ids"), e.path("report.json")
+		if err := os.WriteFile(pl, []byte(cloneParentPL), 0o644); err != nil {
+			e.fatalf("%v", err)
+		}
+		r := e.run("--tracker", "proc-connector", "--report", rep, "--", "perl", pl, ids)
+		if r.Code == 125 && strings.Contains(r.Stderr, "tracker") {
+			nstest.Require(t, "tracker proc-connector: %s", r.Stderr)
+		}
+		e.wantExit(r, 1)
+		made := e.readIDs(ids)
+		wantCount(e, "the clone's objects", made, 2)
+		e.wantGone("objects of a CLONE_PARENT child of the command", made)
+	})
+}
+
+// idCyclePL: allocates and frees sets of $ARGV[1] semaphores with
+// IPC_PRIVATE until the kernel hands out id $ARGV[0] again (it cycles the
+// index over at least 64 slots and bumps a 16-bit sequence at each wrap:
+// 64 * 65536 allocations at most), keeps that one (mode 0600, never
+// operated), writes "sem ID" to $ARGV[2] and exits.
+const idCyclePL = `use strict; use warnings;
+use IPC::SysV qw(IPC_PRIVATE IPC_CREAT IPC_RMID);
+my ($want, $nsems, $out) = @ARGV;
+my $n = 0;
+while (1) {
+	my $id = semget(IPC_PRIVATE, $nsems, IPC_CREAT | 0600) // die "semget: $!";
+	if ($id == $want) {
+		open(my $f, '>', "$out.tmp") or die; print $f "sem $id\n"; close $f; rename("$out.tmp", $out) or die;
+		exit 0;
+	}
+	semctl($id, 0, IPC_RMID, 0) or die "IPC_RMID: $!";
+	die "id $want not handed out again in $n allocations" if ++$n > 5_000_000;
+}
+`
+
+// treeSetPL: the tree's program: makes an IPC_PRIVATE set, operates on it,
+// writes "sem ID" to $ARGV[0] and removes it again.
+const treeSetPL = `use strict; use warnings;
+use IPC::SysV qw(IPC_PRIVATE IPC_CREAT IPC_RMID);
+my ($out) = @ARGV;
+my $s = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600) // die "semget: $!";
+semop($s, pack("s!3", 0, 1, 0)) or die "semop: $!";
+open(my $f, '>', "$out.tmp") or die; print $f "sem $s\n"; close $f; rename("$out.tmp", $out) or die;
+semctl($s, 0, IPC_RMID, 0) or die "IPC_RMID: $!";
+`
+
+// idReuseScript: the tree makes an IPC_PRIVATE set (seen by
+// --track-creation), uses it and removes it; a stranger then cycles set
+// allocations until the kernel hands out the same id, keeps that set and
+// exits; the command fails.
+const idReuseScript = `
+asuser $GU "$G" --quiet --report "$D/report.json" --state-dir "$D/state" --track-creation -- sh -c '
+	perl "$D/../treeset.pl" "$D/tree" || exit 9
+	while [ ! -e "$D/go" ]; do sleep 0.01; done
+	exit 1' &
+GP=$!
+waitf "$D/tree"
+asuser $OTHER perl "$D/../idcycle.pl" "$(cut -d" " -f2 "$D/tree")" 1 "$D/ids" || exit 9
+: > "$D/go"
+wait $GP; echo $? > "$D/guard.status"
+`
+
+// TestHostileBugSetIDReusedAfterTreeRemoval REPRODUCES A BUG (FALSE
+// REMOVAL): as root with --track-creation, the tree makes an IPC_PRIVATE
+// set and removes it; an unprivileged stranger allocates and frees sets
+// until the kernel hands out the same id (about 4 million allocations, a
+// few seconds), and keeps that set. ipcguard takes the tree's creation of
+// the id for the creation of the stranger's set and removes it.
+func TestHostileBugSetIDReusedAfterTreeRemoval(t *testing.T) {
+	slow(t, "cycling set ids")
+	inRootGuard(t, func(t *testing.T, e *env, u users) {
+		e.sc = "a stranger's set at the id of the tree's removed set (ipcguard root --track-creation)"
+		e.writeShared("treeset.pl", treeSetPL)
+		e.writeShared("idcycle.pl", idCyclePL)
+		d := e.freshDir("idreuse")
+		if code, out := e.script(u, scriptOpts{}, d, idReuseScript); code != 0 {
+			e.fatalf("script: exit %d\n%s", code, out)
+		}
+		e.guardStatus(filepath.Join(d, "guard.status"), 1)
+		rep, ids := e.readReport(filepath.Join(d, "report.json")), e.readIDs(filepath.Join(d, "ids"))
+		e.wantCandidates(rep, ids)
+		e.strangerKept("a stranger's set that got the id of the tree's removed set", rep, ids)
+	})
+}
+
+// TestHostileBugCraftedJournalOldObjects REPRODUCES A BUG (FALSE REMOVAL):
+// `ipcguard sweep` acts on a journal crafted by hand in the user's own
+// state directory (valid checksums, this boot's and namespaces' N record)
+// that lies: its snapshot before is empty, its run started after four
+// segments were made (made and then left by short-lived processes: two of
+// ipcguard's user, two of another user — in the unprivileged mode given to
+// ipcguard's user by IPC_SET, as an owner may), it claims a get of the
+// tree returned two of them (G records) and that the creators of the
+// other two were members, with a pid watch that saw nothing handed out (J,
+// L, P and W records). A journal is trusted as far as its user, but no
+// journal may make a sweep remove objects older than its run, nor another
+// user's: all four are kept. Today the sweep removes them (in the
+// unprivileged mode: its own two, and the two it was given).
+func TestHostileBugCraftedJournalOldObjects(t *testing.T) {
+	inGuardModes(t, func(t *testing.T, e *env, u users) {
+		e.sc = "a crafted journal names objects older than its run (ipcguard " + u.mode + ")"
+		e.writeShared("segmaker.pl", segmakerPL)
+		d := e.freshDir("crafted")
+		asUser := func(uid int, argv ...string) *exec.Cmd {
+			c := exec.Command(argv[0], argv[1:]...)
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+			return c
+		}
+		seg := func(name string, uid int) (string, int) {
+			if b, err := asUser(uid, "perl", filepath.Join(e.dir, "segmaker.pl"), filepath.Join(d, name)).CombinedOutput(); err != nil {
+				e.fatalf("making %s: %v\n%s", name, err, b)
+			}
+			return e.readIDs(filepath.Join(d, name+".ids"))[0], e.fileInt(filepath.Join(d, name+".pid"))
+		}
+		ownG, _ := seg("own-g", u.guard)
+		ownJ, ownPid := seg("own-j", u.guard)
+		otherG, _ := seg("other-g", u.other)
+		otherJ, otherPid := seg("other-j", u.other)
+		if u.guard != 0 {
+			for _, id := range []string{otherG, otherJ} {
+				_, n := splitID(id)
+				var ds unix.SysvShmDesc
+				if _, err := unix.SysvShmCtl(n, unix.IPC_STAT, &ds); err != nil {
+					e.fatalf("IPC_STAT %s: %v", id, err)
+				}
+				ds.Perm.Uid = uint32(u.guard)
+				if _, err := unix.SysvShmCtl(n, unix.IPC_SET, &ds); err != nil {
+					e.fatalf("IPC_SET %s: %v", id, err)
+				}
+			}
+		}
+		dead := exec.Command("true")
+		if err := dead.Run(); err != nil {
+			e.fatalf("%v", err)
+		}
+		// Every stamp of the four segments is now more than 3 s older than
+		// the run the journal claims.
+		time.Sleep(3100 * time.Millisecond)
+		started := time.Now()
+
+		base := filepath.Join(d, "jstate")
+		dir, err := journal.StateDir(base)
+		if err != nil {
+			e.fatalf("%v", err)
+		}
+		h := journal.Header{SupervisorPid: dead.Process.Pid, SupervisorStart: 1, UID: uint32(u.guard), GID: uint32(u.guard),
+			Started: started, Types: ipcdiff.AllTypes, Argv: []string{"crafted"}, OnPolicy: "failure"}
+		j, err := journal.Begin(dir, h, &ipcdiff.Snapshot{Taken: started, Types: ipcdiff.AllTypes})
+		if err != nil {
+			e.fatalf("%v", err)
+		}
+		var ns journal.Namespaces
+		ns.Boot, _ = procfs.BootID("/proc")
+		ns.IPC, _ = procfs.NamespaceID("/proc", "ipc")
+		ns.Pid, _ = procfs.NamespaceID("/proc", "pid")
+		j.Namespaces(ns)
+		j.Command(dead.Process.Pid, 1, started)
+		for _, p := range []int{ownPid, otherPid} {
+			j.Join(p, started.Add(-time.Millisecond))
+			j.Leave(p, started.Add(time.Millisecond))
+		}
+		j.Pre([]int{1})
+		cur, err := supervisor.ReadCursor("/proc")
+		if err != nil {
+			e.fatalf("%v", err)
+		}
+		j.Watch(journal.Crossing{From: started.Add(100 * time.Millisecond), To: started.Add(200 * time.Millisecond), Lo: cur.Cursor, Hi: cur.Cursor},
+			journal.Cursor{Cursor: cur.Cursor, Threads: cur.Threads, ForksLo: cur.ForksLo, ForksHi: cur.ForksHi, PidMax: cur.PidMax})
+		for _, id := range []string{ownG, otherG} {
+			_, n := splitID(id)
+			j.Got(ipcdiff.TypeShm, n, true)
+		}
+		if err := j.Err(); err != nil {
+			e.fatalf("writing the crafted journal: %v", err)
+		}
+		if err := filepath.Walk(base, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, u.guard, u.guard)
+		}); err != nil {
+			e.fatalf("%v", err)
+		}
+
+		rep := filepath.Join(d, "sweep.json")
+		sw := asUser(u.guard, guardBin(), "sweep", "--state-dir", base, "--report", rep)
+		sw.Env = e.baseEnv()
+		out, err := sw.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 1) {
+			e.fatalf("sweep: %v\n%s", err, out)
+		}
+		swept := false
+		ids := []string{ownG, ownJ, otherG, otherJ}
+		for _, s := range readSweep(e, rep) {
+			if s.Run == nil {
+				continue
+			}
+			swept = swept || s.Status == "swept"
+			for _, o := range s.Run.Objects {
+				if id := fmt.Sprintf("%s %d", o.Type, o.ID); contains(ids, id) && o.Action != "kept" {
+					e.errorf("sweep report: %s (made before the journal's run): action %q, want kept", id, o.Action)
+				}
+			}
+		}
+		if !swept {
+			e.fatalf("the sweep did not act on the crafted journal: the input did not happen\n%s", out)
+		}
+		e.strangerKept("segments of ipcguard's user made before the crafted journal's run", nil, []string{ownG, ownJ})
+		e.strangerKept("another user's segments made before the crafted journal's run", nil, []string{otherG, otherJ})
 	})
 }
