@@ -283,11 +283,18 @@ func (a *attributor) facts(o *Object) []pidFact {
 	}
 	switch {
 	case o.Shm != nil:
+		// ctime is the creation, or a later IPC_SET (which may change
+		// nothing visible): the creation lies between the run's start and
+		// the earliest of ctime and the first attach or detach.
 		s := o.Shm
-		from, to := a.stamp(s.Ctime)
-		if s.UID != s.CUID || s.GID != s.CGID {
-			from, _ = a.clamp(a.p.Start, to)
+		first := s.Ctime
+		for _, t := range []int64{s.Atime, s.Dtime} {
+			if t > 0 && (first <= 0 || t < first) {
+				first = t
+			}
 		}
+		_, to := a.stamp(first)
+		from, to := a.clamp(a.p.Start, to)
 		add("creator", s.CPID, from, to, true)
 		from, to = a.stamp(max(s.Atime, s.Dtime))
 		add("last attach/detach", s.LPID, from, to, false)
@@ -438,13 +445,27 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	if o.Unreadable != "" {
 		return keep("its evidence could not be read (" + o.Unreadable + ")")
 	}
+	// ctime is never earlier than the creation: an object changed last
+	// before the run began was made before it (a snapshot that missed it,
+	// a journal that says otherwise), whatever else says it is new.
+	if ct := ctimeOf(&o); ct > 0 && secs(ct).Add(time.Second+StampSlack+a.p.ClockSlack).Before(a.p.Start) {
+		return keep(fmt.Sprintf("it existed before the run (its ctime is %s)", secs(ct).Format("15:04:05")))
+	}
 
 	// Evidence for the tree.
-	created, proven, tracked := a.tree.Created(o.Type.String(), o.ID)
-	if created && a.changedAfter(&o) {
+	created, proven, at, tracked := a.tree.Created(o.Type.String(), o.ID)
+	newer := false // the tree's get returned this id, but for an older object
+	switch {
+	case created && a.changedAfter(&o):
 		// The tree's get returned this id, but the object changed after the
 		// tree was last watched: the id may name a newer object.
 		created, proven = false, false
+	case created && ctimeOf(&o) > 0 && secs(ctimeOf(&o)).After(at.Add(time.Second+StampSlack+a.p.ClockSlack)):
+		// Made, or changed, well after the tree's get returned its id: the
+		// kernel may have handed the id out again (after 2^16 objects at
+		// the same index), so it is not proven to be the object the get
+		// returned. (A SETVAL long after the creation loses the proof too.)
+		created, proven, newer = false, false, true
 	}
 	for i, f := range facts {
 		if classes[i] == inTree || classes[i] == liveMember {
@@ -466,6 +487,8 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 		// proof of use, not of creation.
 		d.Strength = PidEvidence
 		d.Evidence = append([]string{"a tree process obtained it by key"}, d.Evidence...)
+	case newer:
+		d.Against = append(d.Against, fmt.Sprintf("a get of the tree returned its id at %s, but it was made or changed later (the id may name a newer object)", at.Format("15:04:05")))
 	case tracked && !a.changedAfter(&o):
 		// The creation tracker saw every shmget/semget/msgget of the tree
 		// and none returned this id: someone else made it.
@@ -554,6 +577,14 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 		}
 		d.Evidence = append(d.Evidence, how+", and the tree used it")
 	}
+	// A private set or queue records no creator pid: that the tree used it
+	// gives it to the tree only if its creator uid is the run's (another
+	// user's process made it: a server that handed its id to the tree).
+	if o.Shm == nil && !creatorProven && d.Strength == PidEvidence {
+		if _, _, cuid, _ := o.Owner(); cuid != a.p.UID {
+			return keep(fmt.Sprintf("the tree used it, but uid %d made it, not the run's uid %d (its creator is not proven)", cuid, a.p.UID))
+		}
+	}
 
 	// Window evidence: the only way to clean an object made and never used.
 	if d.Strength == NoEvidence {
@@ -577,20 +608,26 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	return d
 }
 
+// ctimeOf is o's ctime (creation, or a later IPC_SET, SETVAL or SETALL),
+// seconds since the epoch; 0 when it has none.
+func ctimeOf(o *Object) int64 {
+	switch {
+	case o.Shm != nil:
+		return o.Shm.Ctime
+	case o.Sem != nil:
+		return o.Sem.Ctime
+	case o.Msg != nil:
+		return o.Msg.Ctime
+	}
+	return 0
+}
+
 // changedAfter reports whether o's ctime (creation, or a later IPC_SET,
 // SETVAL or SETALL) lies after the time the tree's record is complete: an
 // object made or changed after the supervisor stopped watching cannot be
 // given to the tree by what it watched.
 func (a *attributor) changedAfter(o *Object) bool {
-	var ctime int64
-	switch {
-	case o.Shm != nil:
-		ctime = o.Shm.Ctime
-	case o.Sem != nil:
-		ctime = o.Sem.Ctime
-	case o.Msg != nil:
-		ctime = o.Msg.Ctime
-	}
+	ctime := ctimeOf(o)
 	return ctime > 0 && secs(ctime).After(a.until.Add(StampSlack+a.p.ClockSlack))
 }
 

@@ -8,14 +8,15 @@ import (
 
 // fakeTree is a tree tracker's answer: spans of membership per pid.
 type fakeTree struct {
-	spans   map[int][2]int64 // pid -> [start, end) in unix seconds; end 0 = alive
-	exact   bool
-	tracked bool
-	created map[int]bool
-	proven  map[int]bool
-	alive   []int
-	reused  map[int]bool // pids whose number may have had another holder
-	until   int64        // Until, unix seconds (0: well after the run)
+	spans     map[int][2]int64 // pid -> [start, end) in unix seconds; end 0 = alive
+	exact     bool
+	tracked   bool
+	created   map[int]bool
+	proven    map[int]bool
+	alive     []int
+	reused    map[int]bool // pids whose number may have had another holder
+	until     int64        // Until, unix seconds (0: well after the run)
+	createdAt int64        // when the tracked gets returned, unix seconds (0: t0+2)
 }
 
 func (t fakeTree) Holder(pid int, from, to time.Time) (Holder, bool, string) {
@@ -32,8 +33,12 @@ func (t fakeTree) Holder(pid int, from, to time.Time) (Holder, bool, string) {
 	}
 	return HeldByTree, t.exact, ""
 }
-func (t fakeTree) Created(typ string, id int) (bool, bool, bool) {
-	return t.created[id], t.proven[id], t.tracked
+func (t fakeTree) Created(typ string, id int) (bool, bool, time.Time, bool) {
+	at := time.Unix(t0+2, 0) // when the get returned (the fixtures' ctime)
+	if t.createdAt != 0 {
+		at = time.Unix(t.createdAt, 0)
+	}
+	return t.created[id], t.proven[id], at, t.tracked
 }
 func (t fakeTree) Alive() []int { return t.alive }
 func (t fakeTree) Until() time.Time {
@@ -225,6 +230,23 @@ func TestAttribute(t *testing.T) {
 		{name: "a new object of the same key is kept", objs: []Object{shm(treePid, treePid, 0), keyed(sem(outside), 0x1234)}, reason: "same key 0x00001234 as sem 8"},
 		{name: "an object of the same key existed before", objs: []Object{shm(treePid, treePid, 0)},
 			pol: func(p *Policy) { p.OtherKeys = map[int32]string{0x1234: "sem 3"} }, reason: "same key 0x00001234 as sem 3, which existed before"},
+		{name: "changed last before the run began: made before it", objs: []Object{func() Object { o := sem(treePid); o.Sem.Ctime = t0 - 10; return o }()},
+			reason: "existed before the run"},
+		{name: "a private set the tree used, made by another uid", objs: []Object{func() Object { o := sem(treePid); o.Sem.CUID = 2000; return o }()},
+			reason: "uid 2000 made it, not the run's"},
+		{name: "a private queue the tree used, --strict: pid evidence is not window evidence", objs: []Object{msg(treePid, 0)},
+			pol: func(p *Policy) { p.Strict = true }, remove: true, strength: PidEvidence},
+		{name: "a private set the tree made (creation seen), --strict", objs: []Object{sem(treePid)},
+			tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} }, pol: func(p *Policy) { p.Strict = true },
+			remove: true, strength: CreationSeen},
+		{name: "creation seen long before the object's ctime: the id may have been handed out again", objs: []Object{sem()},
+			tree: func(t *fakeTree) { t.tracked, t.created, t.createdAt = true, map[int]bool{8: true}, t0-5 },
+			pol:  func(p *Policy) { p.Start = time.Unix(t0-10, 0); p.Strict = true }, reason: "the id may name a newer object"},
+		{name: "a segment whose ctime IPC_SET moved: the creation window starts at the run's start", objs: []Object{func() Object {
+			o := shm(tree2, 0, 0)
+			o.Shm.Ctime = t0 + 8 // tree2 ran t0+1..t0+4, under a number someone else had before
+			return o
+		}()}, tree: func(t *fakeTree) { t.reused = map[int]bool{tree2: true} }, reason: "may have been reused"},
 		{name: "creation seen, but the object changed after the tree was watched", objs: []Object{sem()},
 			tree: func(t *fakeTree) { t.tracked, t.created, t.until = true, map[int]bool{8: true}, t0-10 }, pol: func(p *Policy) { p.Strict = true },
 			reason: "no pid evidence"},

@@ -35,7 +35,10 @@ type Tree interface {
 	// the call that returned the id must have made a new object (key
 	// IPC_PRIVATE, or IPC_CREAT|IPC_EXCL); a keyed get without IPC_EXCL
 	// may have opened an object someone else had just made.
-	Created(typ string, id int) (created, proven, tracked bool)
+	// at is when that get returned: an object whose ctime (creation, or a
+	// later change) is later than that is not proven to be the one the get
+	// returned (the id may have been handed out again).
+	Created(typ string, id int) (created, proven bool, at time.Time, tracked bool)
 	// Alive lists the tree's members that are still running.
 	Alive() []int
 	// Until is the time up to which the record of the tree is complete:

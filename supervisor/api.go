@@ -60,7 +60,7 @@ type Options struct {
 	Left func(pid int, at time.Time)
 	// Got is called for each id a get of the tree returned, when creation
 	// is tracked (journal); proven says the get made the object. May be nil.
-	Got func(typ string, id int, proven bool)
+	Got func(typ string, id int, proven bool, at time.Time)
 	// Logf receives diagnostics meant for the user's stderr; may be nil.
 	Logf func(format string, args ...any)
 }

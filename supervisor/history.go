@@ -56,6 +56,10 @@ type Watch struct {
 	Why         string // why OK is false
 	From, Until time.Time
 	Pids        map[int]*PidRecord
+	// Drift is the most the wall clock moved against the monotonic clock
+	// at any reading since From (a step or slew, back and forth): the
+	// kernel's IPC stamps follow the wall clock, the watch's times do not.
+	Drift time.Duration
 }
 
 // spanMargin shrinks each membership span before it is taken as proof that

@@ -171,12 +171,12 @@ func TestPerfGetPairing(t *testing.T) {
 	get(14, 0x44, unix.IPC_CREAT|unix.IPC_EXCL, -17)                                          // EEXIST
 	tr.apply(perfRecord{kind: unix.PERF_RECORD_SAMPLE, pid: 15, tid: 15, typ: "sem", ret: 5}) // entry lost
 	for id, want := range map[int]bool{1: true, 2: true, 3: false, 5: false} {
-		c, proven, _ := tr.b.tree.Created("sem", id)
+		c, proven, _, _ := tr.b.tree.Created("sem", id)
 		if !c || proven != want {
 			t.Errorf("Created(sem %d) = %v, proven %v; want true, %v", id, c, proven, want)
 		}
 	}
-	if c, _, _ := tr.b.tree.Created("sem", -17); c {
+	if c, _, _, _ := tr.b.tree.Created("sem", -17); c {
 		t.Error("a failed get counted")
 	}
 }

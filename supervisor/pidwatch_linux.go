@@ -42,6 +42,7 @@ type PidWatch struct {
 	fdLoad, fdStat, fdMax int
 	buf                   []byte
 	initNS                bool // see CursorState.InitNS
+	drift                 time.Duration
 	last                  CursorState
 
 	// The journal hook, and what was seen since it was last called.
@@ -322,6 +323,9 @@ func (w *PidWatch) sample() {
 	w.last = s
 	prevUntil := w.until
 	w.until = before
+	if d := (before.Round(0).Sub(w.from.Round(0)) - before.Sub(w.from)).Abs(); d > w.drift {
+		w.drift = d
+	}
 	defer w.flushJournal(false)
 	c, ok := Step(p, prevUntil, s, after)
 	if !ok {
@@ -387,7 +391,9 @@ func (w *PidWatch) Stop(pids []int) Watch {
 		}
 		return Watch{Why: "the pid allocator could not be watched (" + why + ")"}
 	}
-	return NewWatch(w.from, w.until, w.pre, w.log, pids)
+	out := NewWatch(w.from, w.until, w.pre, w.log, pids)
+	out.Drift = w.drift
+	return out
 }
 
 // NewWatch builds the Watch of the pid numbers pids from what a pid watch

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -189,7 +190,7 @@ func filterError(e syscall.Errno) error {
 // creationWatch answers the notifications of one command's filter.
 type creationWatch struct {
 	fd   int // the listener
-	got  func(typ string, id int, proven bool)
+	got  func(typ string, id int, proven bool, at time.Time)
 	self callerID
 	buf  []byte // a seccomp_notif of the kernel's size
 
@@ -295,7 +296,7 @@ func (id callerID) differs(other callerID) string {
 // startCreationWatch answers the notifications of listener fd (which it
 // takes over) on a goroutine of its own; got, when not nil, is called for
 // each object made for the tree.
-func startCreationWatch(fd int, got func(typ string, id int, proven bool)) (*creationWatch, error) {
+func startCreationWatch(fd int, got func(typ string, id int, proven bool, at time.Time)) (*creationWatch, error) {
 	self, err := callerIDOf("self", false)
 	if err != nil {
 		unix.Close(fd)
@@ -358,14 +359,15 @@ func (w *creationWatch) receive() {
 	if id >= 0 {
 		// Made for the tree, whether or not the caller is still there to
 		// learn its id (killed meanwhile): its get made it.
-		w.made = append(w.made, member{get: typ, id: id, proven: true})
+		now := time.Now()
+		w.made = append(w.made, member{get: typ, id: id, proven: true, at: now})
 		if e != 0 {
 			w.left["made for a caller killed before the answer"]++
 		}
 		// Under mu: once finish has returned, every object it lists has
 		// reached the hook, and no other will.
 		if w.got != nil {
-			w.got(typ, id, true)
+			w.got(typ, id, true, now)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func seccompRunHelper(args []string) int {
 	var made []string
 	start := time.Now()
 	res, err := Run(Options{Args: args[2:], CreationSeccomp: !plain, Tracker: TrackPoll,
-		Got: func(typ string, id int, proven bool) {
+		Got: func(typ string, id int, proven bool, _ time.Time) {
 			if proven {
 				made = append(made, fmt.Sprintf("%s %d", typ, id))
 			}

@@ -112,6 +112,9 @@ func Run(opts Options) (*Result, error) {
 	if tr != nil && opts.Got != nil {
 		tr.setGot(opts.Got)
 	}
+	if tr != nil {
+		tr.adoptSelfChildren()
+	}
 	// Last before the fork: catching takes a while, and Prepare may have
 	// started it in the background.
 	sigs := catch()
@@ -130,6 +133,12 @@ func Run(opts Options) (*Result, error) {
 	var tramp *viaTrampoline
 	if names := selfPidVars(env); len(names) > 0 {
 		tramp = &viaTrampoline{names: names}
+	} else if len(inheritIgnored()) > 0 {
+		// Signals ignored at start must reach the command ignored. This
+		// process handles them (to forward them), and setting SIG_IGN
+		// around the fork would drop one sent meanwhile: the trampoline,
+		// a second start of this program, ignores them before the exec.
+		tramp = &viaTrampoline{}
 	}
 	if opts.CreationSeccomp {
 		if tramp == nil {
@@ -234,7 +243,7 @@ func Run(opts Options) (*Result, error) {
 			res.Tree.Tracker += "+seccomp"
 		}
 		for _, m := range made {
-			res.Tree.SawCreate(m.get, m.id, m.proven)
+			res.Tree.SawCreate(m.get, m.id, m.proven, m.at)
 		}
 		res.Tree.Note = joinNotes(res.Tree.Note, watchNote)
 	}
@@ -287,12 +296,15 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 			c <- st
 			return
 		}
-		undoIgnore := sigs.ignoreForFork(inheritIgnored())
 		restoreMask := setStartMask()
 		st.pid, st.err = forkExec(path, args, attr, tramp)
+		undoIgnore := func() {}
 		var te *trampolineError
 		if errors.As(st.err, &te) {
+			// No trampoline: the ignored signals are ignored around the
+			// fork instead (one sent meanwhile is lost).
 			st.noTrampoline, tramp = te.err, nil
+			undoIgnore = sigs.ignoreForFork(inheritIgnored())
 			st.pid, st.err = forkExec(path, args, attr, nil)
 		}
 		if st.err != nil && attr.Sys.Foreground {

@@ -42,7 +42,12 @@ type tracker interface {
 	setLeft(fn func(pid int, at time.Time))
 	// setGot installs a hook called, in the same order with the others,
 	// for each id a get of the tree returned (creation tracking).
-	setGot(fn func(typ string, id int, proven bool))
+	setGot(fn func(typ string, id int, proven bool, at time.Time))
+	// adoptSelfChildren says that this process forks nothing but the
+	// command while the tracker runs (Run): a child of this process other
+	// than the command is then a clone(CLONE_PARENT) of the tree, which
+	// the kernel reports as this process's child.
+	adoptSelfChildren()
 }
 
 // TrackerKind names a tree-tracking mechanism.
@@ -101,7 +106,8 @@ type autoTracker struct {
 	failed []string // "perf: reason"
 	joined func(pid int, at time.Time)
 	left   func(pid int, at time.Time)
-	got    func(typ string, id int, proven bool)
+	got    func(typ string, id int, proven bool, at time.Time)
+	adopt  bool
 	tree   *Tree
 }
 
@@ -114,15 +120,19 @@ func (a *autoTracker) name() string {
 
 func (a *autoTracker) setJoined(fn func(pid int, at time.Time)) { a.joined = fn }
 func (a *autoTracker) setLeft(fn func(pid int, at time.Time))   { a.left = fn }
-func (a *autoTracker) setGot(fn func(typ string, id int, proven bool)) {
+func (a *autoTracker) setGot(fn func(typ string, id int, proven bool, at time.Time)) {
 	a.got = fn
 }
+func (a *autoTracker) adoptSelfChildren() { a.adopt = true }
 
 func (a *autoTracker) beforeStart() error {
 	for _, c := range a.cands {
 		c.setJoined(a.joined)
 		c.setLeft(a.left)
 		c.setGot(a.got)
+		if a.adopt {
+			c.adoptSelfChildren()
+		}
 		if err := c.beforeStart(); err != nil {
 			a.failed = append(a.failed, c.name()+": "+err.Error())
 			continue
@@ -186,10 +196,13 @@ type trackBase struct {
 	hookMu sync.Mutex // serializes hook calls
 	joined func(pid int, at time.Time)
 	left   func(pid int, at time.Time)
-	got    func(typ string, id int, proven bool)
+	got    func(typ string, id int, proven bool, at time.Time)
+	// selfChildren: see tracker.adoptSelfChildren.
+	selfChildren bool
 }
 
-func (tb *trackBase) setGot(fn func(typ string, id int, proven bool)) { tb.got = fn }
+func (tb *trackBase) setGot(fn func(typ string, id int, proven bool, at time.Time)) { tb.got = fn }
+func (tb *trackBase) adoptSelfChildren()                                            { tb.selfChildren = true }
 
 func (tb *trackBase) setJoined(fn func(pid int, at time.Time)) { tb.joined = fn }
 func (tb *trackBase) setLeft(fn func(pid int, at time.Time))   { tb.left = fn }
@@ -213,7 +226,7 @@ func (tb *trackBase) report(js []member) {
 		switch {
 		case m.get != "":
 			if tb.got != nil {
-				tb.got(m.get, m.id, m.proven)
+				tb.got(m.get, m.id, m.proven, m.at)
 			}
 		case m.left && tb.left != nil:
 			tb.left(m.pid, m.at)
@@ -275,6 +288,17 @@ func (b *builder) fork(parent, child int, at time.Time) {
 	b.foreign(child, at)
 }
 
+// thread applies "process pid, a member, made a thread tid": the thread
+// is a member too, under its own number (the kernel records a thread's
+// own id for a message it receives while waiting: msg lrpid).
+func (b *builder) thread(pid, tid int, at time.Time) {
+	if pid == tid || !b.isMember(pid) {
+		return
+	}
+	b.tree.extend(pid, at) // it was alive to make a thread
+	b.join(tid, at)
+}
+
 // foreign applies "a process outside the tree now holds pid".
 func (b *builder) foreign(pid int, at time.Time) {
 	if len(b.tree.spans[pid]) > 0 && !b.reused[pid] {
@@ -287,6 +311,11 @@ func (b *builder) foreign(pid int, at time.Time) {
 // group leader (pid == tid) ends the span; a later exit of another thread
 // of the same process moves the end.
 func (b *builder) exit(pid, tid int, at time.Time) {
+	if tid != pid && b.isMember(tid) && b.tree.IsLive(tid) {
+		// A member thread: its own number is free from now on.
+		b.tree.Leave(tid, at)
+		b.events = append(b.events, member{pid: tid, at: at, left: true})
+	}
 	if !b.isMember(pid) {
 		return
 	}

@@ -443,7 +443,20 @@ func (t *perfTracker) apply(r perfRecord) {
 	case unix.PERF_RECORD_FORK:
 		// Every process carrying our events descends from the forking
 		// thread: a fork is the tree's unless the supervisor forked.
-		if r.pid == r.ppid || r.ppid == selfPid || r.pid == selfPid {
+		if r.pid == selfPid {
+			return
+		}
+		if r.ppid == selfPid {
+			// The command itself (joined at started), or a child the tree
+			// made with clone(CLONE_PARENT): only the tree carries our
+			// events.
+			if r.pid != r.ppid && r.pid != t.root && t.selfChildren {
+				t.b.join(r.pid, at)
+			}
+			return
+		}
+		if r.pid == r.ppid {
+			t.b.thread(r.pid, r.tid, at)
 			return
 		}
 		t.b.join(r.pid, at)
@@ -470,7 +483,7 @@ func (t *perfTracker) apply(r perfRecord) {
 		// The entry of the same get on the same thread: with key
 		// IPC_PRIVATE, or IPC_CREAT|IPC_EXCL, the id is a new object.
 		proven := ok && g.typ == r.typ && (g.key == 0 || g.flags&(unix.IPC_CREAT|unix.IPC_EXCL) == unix.IPC_CREAT|unix.IPC_EXCL)
-		t.b.tree.SawCreate(r.typ, int(r.ret), proven)
+		t.b.tree.SawCreate(r.typ, int(r.ret), proven, at)
 		t.b.events = append(t.b.events, member{pid: r.pid, at: at, get: r.typ, id: int(r.ret), proven: proven})
 	}
 }

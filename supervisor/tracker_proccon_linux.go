@@ -317,10 +317,14 @@ func (t *procConTracker) consume(evs []cnEvent) {
 		at := time.Unix(0, int64(ev.ts)+t.off)
 		switch ev.what {
 		case procEventFork:
-			if ev.c != ev.d { // a new thread: its process is alive
-				if t.b.isMember(ev.d) {
-					t.b.tree.extend(ev.d, at)
-				}
+			if ev.c != ev.d { // a new thread of process ev.d
+				t.b.thread(ev.d, ev.c, at)
+				continue
+			}
+			if ev.b == selfPid && ev.d != t.root && t.selfChildren {
+				// A child made with clone(CLONE_PARENT) by the tree: this
+				// process forks nothing else once the command runs.
+				t.b.join(ev.d, at)
 				continue
 			}
 			t.b.fork(ev.b, ev.d, at)

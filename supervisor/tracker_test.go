@@ -382,7 +382,7 @@ func TestTrackerCreation(t *testing.T) {
 	}
 	for i, id := range treeIDs {
 		typ, n := splitID(t, id)
-		c, proven, tracked := tree.Created(typ, n)
+		c, proven, _, tracked := tree.Created(typ, n)
 		if !c || !tracked {
 			t.Errorf("Created(%s) = %v, %v; want true, true", id, c, tracked)
 		}
@@ -394,14 +394,14 @@ func TestTrackerCreation(t *testing.T) {
 	}
 	for _, id := range otherIDs {
 		typ, n := splitID(t, id)
-		if c, _, _ := tree.Created(typ, n); c {
+		if c, _, _, _ := tree.Created(typ, n); c {
 			t.Errorf("Created(%s) = true for an object made outside the tree", id)
 		}
 	}
 	// The pre-existing queue was obtained, not created: Created is true
 	// and only the pre-run snapshot tells them apart.
 	pid := readIDs(t, pre)[0]
-	if typ, n := splitID(t, pid); tree.created[typ][n] {
+	if typ, n := splitID(t, pid); tree.created[typ][n].proven {
 		t.Errorf("pre-existing %s obtained by the tree is reported as made by it", pid)
 	}
 	if typ, n := splitID(t, pid); !func() bool { _, ok := tree.created[typ][n]; return ok }() {
@@ -485,13 +485,14 @@ type fakeTracker struct {
 	joined func(int, time.Time)
 }
 
-func (f *fakeTracker) name() string                      { return f.kind }
-func (f *fakeTracker) beforeStart() error                { f.opened = f.err == nil; return f.err }
-func (f *fakeTracker) started(int, time.Time)            {}
-func (f *fakeTracker) setJoined(fn func(int, time.Time)) { f.joined = fn }
-func (f *fakeTracker) setLeft(func(int, time.Time))      {}
-func (f *fakeTracker) setGot(func(string, int, bool))    {}
-func (f *fakeTracker) finish() *Tree                     { tr := NewTree(f.kind, 1); tr.Note = "own note"; return tr }
+func (f *fakeTracker) name() string                              { return f.kind }
+func (f *fakeTracker) beforeStart() error                        { f.opened = f.err == nil; return f.err }
+func (f *fakeTracker) started(int, time.Time)                    {}
+func (f *fakeTracker) setJoined(fn func(int, time.Time))         { f.joined = fn }
+func (f *fakeTracker) setLeft(func(int, time.Time))              {}
+func (f *fakeTracker) setGot(func(string, int, bool, time.Time)) {}
+func (f *fakeTracker) adoptSelfChildren()                        {}
+func (f *fakeTracker) finish() *Tree                             { tr := NewTree(f.kind, 1); tr.Note = "own note"; return tr }
 
 func TestTrackerAutoFallback(t *testing.T) {
 	perf := &fakeTracker{kind: "perf", err: fmt.Errorf("perf_event_open: %w (perf_event_paranoid=3)", unix.EACCES)}

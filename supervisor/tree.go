@@ -35,7 +35,7 @@ type Tree struct {
 	CreationTracked bool
 
 	spans   map[int][]Span
-	created map[string]map[int]bool // id → proven (key IPC_PRIVATE or IPC_CREAT|IPC_EXCL)
+	created map[string]map[int]creation
 	// foreign holds, per pid, when a process outside the tree was seen
 	// taking that pid number after it had been a member (pid reuse).
 	foreign map[int][]time.Time
@@ -50,7 +50,7 @@ type Tree struct {
 
 // NewTree returns an empty tree for tracker name rooted at pid root.
 func NewTree(name string, root int) *Tree {
-	return &Tree{Tracker: name, Root: root, spans: map[int][]Span{}, created: map[string]map[int]bool{}, foreign: map[int][]time.Time{}}
+	return &Tree{Tracker: name, Root: root, spans: map[int][]Span{}, created: map[string]map[int]creation{}, foreign: map[int][]time.Time{}}
 }
 
 // Join records that pid became a member at time at.
@@ -102,16 +102,26 @@ func (t *Tree) IsLive(pid int) bool {
 	return len(s) > 0 && s[len(s)-1].End.IsZero()
 }
 
-// SawCreate records that a get of the tree returned object typ/id;
-// proven says the get must have made a new object (IPC_PRIVATE, or
+// creation is what the creation tracker saw of one id: the last get of
+// the tree that returned it, and whether that get must have made a new
+// object.
+type creation struct {
+	at     time.Time
+	proven bool
+}
+
+// SawCreate records that a get of the tree returned object typ/id at time
+// at; proven says the get must have made a new object (IPC_PRIVATE, or
 // IPC_CREAT|IPC_EXCL).
-func (t *Tree) SawCreate(typ string, id int, proven bool) {
+func (t *Tree) SawCreate(typ string, id int, proven bool, at time.Time) {
 	m := t.created[typ]
 	if m == nil {
-		m = map[int]bool{}
+		m = map[int]creation{}
 		t.created[typ] = m
 	}
-	m[id] = m[id] || proven
+	if c, ok := m[id]; !ok || !at.Before(c.at) {
+		m[id] = creation{at: at, proven: proven}
+	}
 }
 
 // Spans returns the membership spans of pid.
@@ -142,9 +152,9 @@ func (t *Tree) Member(pid int, from, to time.Time) (member, exact bool) {
 }
 
 // Created implements ipcdiff.Tree.
-func (t *Tree) Created(typ string, id int) (created, proven, tracked bool) {
-	proven, created = t.created[typ][id]
-	return created, proven, t.CreationTracked
+func (t *Tree) Created(typ string, id int) (created, proven bool, at time.Time, tracked bool) {
+	c, created := t.created[typ][id]
+	return created, c.proven, c.at, t.CreationTracked
 }
 
 // SetFinished sets when the tree's tracking finished: a member whose span is

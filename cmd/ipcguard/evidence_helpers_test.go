@@ -11,6 +11,7 @@ package main_test
 // namespace's init and reaps the orphans.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -261,6 +262,10 @@ func (e *env) strangerKept(what string, rep *report, ids []string) {
 		}
 		if bad != nil {
 			e.errorf("%s: %s: %s", what, id, strings.Join(bad, "; "))
+			if rep != nil && os.Getenv("IPCGUARD_DUMP") != "" {
+				b, _ := json.MarshalIndent(rep, "", "  ")
+				e.t.Logf("report:\n%s", b)
+			}
 		}
 	}
 }

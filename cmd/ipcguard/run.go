@@ -158,9 +158,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 			watch.Mark()
 		}
 		opts.Joined, opts.Left = jr.Join, jr.Leave
-		opts.Got = func(typ string, id int, proven bool) {
+		opts.Got = func(typ string, id int, proven bool, at time.Time) {
 			if t, err := ipcdiff.ParseType(typ); err == nil {
-				jr.Got(t, id, proven)
+				jr.Got(t, id, proven, at)
 			}
 		}
 	}
@@ -338,7 +338,7 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 	pol := ipcdiff.Policy{Types: cfg.types, KeepKeys: cfg.keepKeys, Strict: cfg.strict,
 		OwnKeys: cfg.ownKeys, OwnAllKeys: cfg.ownAll,
 		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: beforeTaken, End: gathered,
-		ClockSlack: clockDrift(beforeTaken, gathered)}
+		ClockSlack: max(clockDrift(beforeTaken, gathered), w.Drift)}
 	pol.OtherKeys, pol.Invisible = others(after, objs)
 	if jr != nil {
 		pol.Contended, pol.ContendedWhy = jr.Overlapped()

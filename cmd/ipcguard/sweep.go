@@ -249,7 +249,7 @@ func journalTree(rec *journal.Record) (*supervisor.Tree, supervisor.Watch) {
 		t.Leave(rec.CommandPid, rootEnd)
 	}
 	for _, g := range rec.Gets {
-		t.SawCreate(g.Type.String(), g.ID, g.Proven)
+		t.SawCreate(g.Type.String(), g.ID, g.Proven, g.At)
 	}
 	// What the supervisor recorded is complete up to its last record.
 	last := rec.CommandAt

@@ -36,7 +36,8 @@
 //	                                        the allocator read hi, threads, the fork count
 //	                                        before and after, pid_max
 //	N <boot id> <ipc ns> <pid ns> <crc>     the namespaces of the run (procfs.NamespaceID)
-//	G <type> <id> <proven 0|1> <crc>        a get of the tree returned this id
+//	G <type> <id> <proven 0|1> <unix ns> <crc>
+//	                                        a get of the tree returned this id then
 //
 // A file cut anywhere in the first part, or with any byte changed there, is
 // corrupt (ErrCorrupt). In the second part a last line without its newline (a
@@ -331,6 +332,7 @@ type Get struct {
 	Type   ipcdiff.Type
 	ID     int
 	Proven bool
+	At     time.Time
 }
 
 // Pre records the processes that existed when the pid watch began, in
@@ -393,8 +395,8 @@ func (j *Journal) Watch(c Crossing, st Cursor) {
 
 // Got records that a get of the tree returned object typ/id. A write error
 // is kept for Err.
-func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool) {
-	var a [64]byte
+func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool, at time.Time) {
+	var a [80]byte
 	b := append(a[:0], 'G', ' ')
 	b = append(b, typ.String()...)
 	b = append(b, ' ')
@@ -403,6 +405,8 @@ func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool) {
 	if proven {
 		b[len(b)-1] = '1'
 	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, unixNano(at), 10)
 	j.write(b)
 }
 
@@ -1249,11 +1253,11 @@ func parseRecord(l []byte, r *Record) bool {
 	case 'G':
 		f, rest := field(body)
 		typ, err := ipcdiff.ParseType(string(f))
-		var v [2]int64
+		var v [3]int64
 		if err != nil || !ints(rest, v[:]) || v[0] < 0 || v[1] < 0 || v[1] > 1 {
 			return false
 		}
-		r.Gets = append(r.Gets, Get{Type: typ, ID: int(v[0]), Proven: v[1] == 1})
+		r.Gets = append(r.Gets, Get{Type: typ, ID: int(v[0]), Proven: v[1] == 1, At: fromUnixNano(v[2])})
 	case 'Y':
 		f, rest := field(body)
 		all, ok1 := atoi(f)

@@ -887,8 +887,8 @@ func TestWatchRecords(t *testing.T) {
 	w2 := Crossing{From: t0.Add(time.Second), To: t0.Add(2 * time.Second), Lo: 32000, Hi: 310, All: true}
 	j.Watch(w1, Cursor{Cursor: 530, Threads: 90, ForksLo: 1233, ForksHi: 1234, PidMax: 32768})
 	j.Watch(w2, Cursor{Cursor: 310, Threads: 91, ForksLo: 99990, ForksHi: 99999, PidMax: 32768})
-	j.Got(ipcdiff.TypeSem, 32769, true)
-	j.Got(ipcdiff.TypeMsg, 3, false)
+	j.Got(ipcdiff.TypeSem, 32769, true, t0.Add(3*time.Second))
+	j.Got(ipcdiff.TypeMsg, 3, false, t0.Add(4*time.Second))
 	j.Namespaces(Namespaces{Boot: "has space", IPC: "x", Pid: "y"})
 	if err := j.Err(); err == nil {
 		t.Error("a namespace name with a space was written")
@@ -909,8 +909,10 @@ func TestWatchRecords(t *testing.T) {
 	if r.LastCursor != (Cursor{Cursor: 310, Threads: 91, ForksLo: 99990, ForksHi: 99999, PidMax: 32768}) {
 		t.Errorf("last cursor %+v", r.LastCursor)
 	}
-	want := []Get{{ipcdiff.TypeSem, 32769, true}, {ipcdiff.TypeMsg, 3, false}}
-	if !slices.Equal(r.Gets, want) {
+	want := []Get{{ipcdiff.TypeSem, 32769, true, t0.Add(3 * time.Second)}, {ipcdiff.TypeMsg, 3, false, t0.Add(4 * time.Second)}}
+	if !slices.EqualFunc(r.Gets, want, func(a, b Get) bool {
+		return a.Type == b.Type && a.ID == b.ID && a.Proven == b.Proven && a.At.Equal(b.At)
+	}) {
 		t.Errorf("gets %+v, want %+v", r.Gets, want)
 	}
 	if r.BadLines != 0 {
