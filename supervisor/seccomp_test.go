@@ -63,7 +63,7 @@ func seccompRunHelper(args []string) int {
 		Nanos: time.Since(start).Nanoseconds()}
 	for _, typ := range []string{"sem", "msg", "shm"} {
 		for id := range res.Tree.created[typ] {
-			if created, proven, _ := res.Tree.Created(typ, id); created && proven {
+			if created, proven, _, _ := res.Tree.Created(typ, id); created && proven {
 				rep.Created = append(rep.Created, fmt.Sprintf("%s %d", typ, id))
 			}
 		}
