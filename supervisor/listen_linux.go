@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/ipcguard/ipcguard/internal/sigstart"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,9 +50,11 @@ var pidVars = []string{"LISTEN_PID", "WATCHDOG_PID"}
 const pidfdIDVar = "LISTEN_PIDFDID"
 
 // trampolineArg0 marks a trampoline start: argv is
-// trampolineArg0 FD NAMES MODE PATH ARGV0 ARGS..., where FD is the pipe's
-// write end, NAMES the comma-separated variables to set (may be empty),
-// and MODE "-" or "seccomp". With "seccomp" the trampoline also installs
+// trampolineArg0 FD NAMES MODE IGN PATH ARGV0 ARGS..., where FD is the
+// pipe's write end, NAMES the comma-separated variables to set (may be
+// empty), IGN the signals the command must start with ignored (a
+// sigstart.Set in hex: those this process started with ignored), and
+// MODE "-" or "seccomp". With "seccomp" the trampoline also installs
 // the creation filter (seccomp_linux.go) and FD is a SOCK_SEQPACKET
 // socket instead of a pipe: before the exec it sends one message, "S"
 // with the listener's descriptor (SCM_RIGHTS), or "N" and the errno of
@@ -62,7 +65,7 @@ const trampolineArg0 = "ipcguard[exec]"
 const trampolineSeccomp = "seccomp"
 
 func init() {
-	if len(os.Args) >= 6 && os.Args[0] == trampolineArg0 {
+	if len(os.Args) >= 7 && os.Args[0] == trampolineArg0 {
 		os.Exit(trampoline(os.Args[1:]))
 	}
 }
@@ -78,7 +81,12 @@ func trampoline(args []string) int {
 	}
 	unix.CloseOnExec(fd)
 	names := strings.Split(args[1], ",")
-	mode, path, argv := args[2], args[3], args[4:]
+	mode, path, argv := args[2], args[4], args[5:]
+	ignored, err := strconv.ParseUint(args[3], 16, 64)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ipcguard: internal error: bad trampoline signal set")
+		return 125
+	}
 	pid := strconv.Itoa(os.Getpid())
 	env := os.Environ()
 	if mode == trampolineSeccomp {
@@ -98,7 +106,7 @@ func trampoline(args []string) int {
 			env = setPidfdID(env)
 		}
 	}
-	startSignals()
+	startSignals(sigstart.Set(ignored))
 	err = syscall.Exec(path, argv, env)
 	if err == syscall.ENOEXEC {
 		// A script without "#!": /bin/sh runs it, as in forkExecDirect.
@@ -213,7 +221,8 @@ func forkExec(path string, args []string, attr *syscall.ProcAttr, t *viaTrampoli
 		unix.Close(w)
 		return 0, fmt.Errorf("trampoline pipe: %w", err)
 	}
-	targv := append([]string{trampolineArg0, strconv.Itoa(w), strings.Join(t.names, ","), mode, path}, args...)
+	targv := append([]string{trampolineArg0, strconv.Itoa(w), strings.Join(t.names, ","), mode,
+		strconv.FormatUint(uint64(startState.Ignored), 16), path}, args...)
 	pid, err := syscall.ForkExec("/proc/self/exe", targv, attr)
 	unix.Close(w)
 	if err != nil {
@@ -296,16 +305,17 @@ func (e *trampolineError) Error() string {
 func (e *trampolineError) Unwrap() error { return e.err }
 
 // startSignals gives the calling thread, just before it executes the
-// command, the signal state this process started with (see package
-// sigstart): the ignored signals ignored again, whatever handler the Go
-// runtime put there (execve resets handled ones to the default, keeps
-// ignored ones), and the mask. Nothing of the runtime runs after it but
-// the exec, or a failed exec's exit.
-func startSignals() {
+// command, the signal state the command must start with: ignored, the
+// signals of ignored (those the supervisor started with ignored, whatever
+// handler the Go runtime put here: execve resets handled ones to the
+// default and keeps ignored ones), and the mask this process started with
+// (see package sigstart). Nothing of the runtime runs after it but the
+// exec, or a failed exec's exit.
+func startSignals(ignored sigstart.Set) {
 	ign := kernelSigaction{handler: 1} // SIG_IGN
 	for n := 1; n <= 64; n++ {
 		sig := syscall.Signal(n)
-		if startState.Ignored.Has(sig) && sig != unix.SIGKILL && sig != unix.SIGSTOP {
+		if ignored.Has(sig) && sig != unix.SIGKILL && sig != unix.SIGSTOP {
 			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(n), uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0)
 		}
 	}

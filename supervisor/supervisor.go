@@ -133,7 +133,7 @@ func Run(opts Options) (*Result, error) {
 	var tramp *viaTrampoline
 	if names := selfPidVars(env); len(names) > 0 {
 		tramp = &viaTrampoline{names: names}
-	} else if len(inheritIgnored()) > 0 {
+	} else if startState.Ignored&^(1<<(unix.SIGKILL-1)|1<<(unix.SIGSTOP-1)) != 0 {
 		// Signals ignored at start must reach the command ignored. This
 		// process handles them (to forward them), and setting SIG_IGN
 		// around the fork would drop one sent meanwhile: the trampoline,
