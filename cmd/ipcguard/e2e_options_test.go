@@ -87,10 +87,14 @@ func idOf(e *env, tid string) int {
 func TestGraceAndLeaveDescendants(t *testing.T) {
 	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
 		e := newEnv(t, "descendants")
-		script := `(trap "" TERM; exec sleep 600) & echo $! >"$0"; exit 1`
+		// The command fails only once the descendant ignores SIGTERM (a
+		// SIGTERM before its trap would end it, which says nothing).
+		script := `(trap "" TERM; : > "$0.trap"; exec sleep 600) & echo $! >"$0"
+while [ ! -e "$0.trap" ]; do sleep 0.01; done; exit 1`
 		for _, leave := range []bool{false, true} {
 			pidf, rep := e.path("pid"), e.path("r.json")
 			os.Remove(pidf)
+			os.Remove(pidf + ".trap")
 			p := e.guard("--report", rep, "--", "sh", "-c", script, pidf).withEnv("IPCGUARD_GRACE=50ms")
 			if leave {
 				p.withEnv("IPCGUARD_LEAVE_DESCENDANTS=true")
