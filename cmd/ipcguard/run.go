@@ -135,6 +135,11 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		before = nil
 	}
 	haveBefore := beforeIDs != nil
+	if jr != nil {
+		// When the journal is compacted, the stays of the pids that name
+		// a candidate object are kept first.
+		jr.Retain(func() []int { return candidatePids(fs, cfg.types, beforeIDs) })
+	}
 
 	opts := supervisor.Options{
 		Path: path, Args: cfg.argv, Env: commandEnv(os.Environ()),
@@ -200,6 +205,9 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 		cleanupAfter(cfg, fs, beforeIDs, beforeTaken, res, watch, jr, rep, clean, warn, clock)
 	}
 	if jr != nil {
+		if err := jr.Err(); err != nil {
+			warn("the run journal is incomplete (%v): had ipcguard been killed, 'ipcguard sweep' would have had less to go on", err)
+		}
 		if err := jr.Done(); err != nil {
 			warn("removing the run journal: %v", err)
 		}
@@ -300,6 +308,32 @@ func beginJournal(cfg config, before *ipcdiff.Snapshot, warn func(string, ...any
 		j.OwnKeys(own, cfg.ownAll)
 	}
 	return j
+}
+
+// candidatePids lists the pids that name an object new since the snapshot
+// before: creator and last attach/detach of a segment, each semaphore's
+// last operation, last send and receive of a queue. Objects it cannot read
+// name fewer pids (only the journal's compaction uses it).
+func candidatePids(fs ipcdiff.FS, types ipcdiff.TypeSet, before ipcdiff.Idents) []int {
+	after, err := fs.SnapshotWith(types, false)
+	if err != nil {
+		return nil
+	}
+	objs := ipcdiff.DiffIdents(before, after)
+	ipcdiff.Enrich(objs)
+	var pids []int
+	for _, o := range objs {
+		switch {
+		case o.Shm != nil:
+			pids = append(pids, o.Shm.CPID, o.Shm.LPID)
+		case o.Msg != nil:
+			pids = append(pids, o.Msg.LSPID, o.Msg.LRPID)
+		}
+		for _, s := range o.Sems {
+			pids = append(pids, s.Pid)
+		}
+	}
+	return pids
 }
 
 // cleanupAfter takes the second snapshot, attributes the new objects and,

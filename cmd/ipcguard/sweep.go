@@ -224,8 +224,24 @@ func runningMember(rec *journal.Record, procs ipcdiff.Procs) (int, bool) {
 // each member counts from its fork to its exit as recorded, or only at its
 // fork when the exit was not (after the supervisor died nobody watched,
 // and a sweep runs once every member has ended); creation evidence as
-// recorded; and the pid watch as far as the journal has it.
+// recorded; and the pid watch as far as the journal has it, carried on to
+// now (see journalWatch).
 func journalTree(rec *journal.Record) (*supervisor.Tree, supervisor.Watch) {
+	return journalTreeAt(rec, readCursorNow)
+}
+
+// cursorReader reads the pid allocator: its state, a moment before the
+// reading and one after it.
+type cursorReader func() (st supervisor.CursorState, before, after time.Time, err error)
+
+func readCursorNow() (supervisor.CursorState, time.Time, time.Time, error) {
+	before := time.Now()
+	c, err := supervisor.ReadCursor(procRoot)
+	return c, before, time.Now(), err
+}
+
+// journalTreeAt is journalTree with the pid allocator read by now.
+func journalTreeAt(rec *journal.Record, now cursorReader) (*supervisor.Tree, supervisor.Watch) {
 	t := supervisor.NewTree("journal", rec.CommandPid)
 	var rootEnd time.Time
 	for _, m := range rec.Members {
@@ -260,7 +276,7 @@ func journalTree(rec *journal.Record) (*supervisor.Tree, supervisor.Watch) {
 		last = latest(last, c.To)
 	}
 	t.SetFinished(last)
-	w := journalWatch(rec, t.Pids())
+	w := journalWatch(rec, t.Pids(), now)
 	t.SetWatch(w)
 	return t, w
 }
@@ -277,26 +293,32 @@ func latest(t time.Time, ts ...time.Time) time.Time {
 // journalWatch rebuilds the pid watch of a journal, and carries it on to
 // now: the pid allocator is the kernel's, so from the cursor the watch
 // read last and the cursor now, a sweep knows what may have been handed
-// out since the supervisor died, as the supervisor would have.
-func journalWatch(rec *journal.Record, pids []int) supervisor.Watch {
+// out since the supervisor died, as the supervisor would have. A journal
+// that lost a record (a damaged line) has no watch: the lost record may
+// be the one that showed a hand-out.
+func journalWatch(rec *journal.Record, pids []int, now cursorReader) supervisor.Watch {
 	n := len(rec.Watch)
 	if n == 0 || len(rec.Pre) == 0 || rec.Namespaces.Pid == "" {
 		return supervisor.Watch{Why: "the journal holds no record of the pid watch"}
 	}
+	if rec.Damaged() {
+		return supervisor.Watch{Why: "the journal lost records (damaged lines), perhaps of the pid watch"}
+	}
 	log := make([]supervisor.Crossing, n, n+1)
 	for i, c := range rec.Watch {
-		log[i] = supervisor.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All}
+		// A record compaction merged is too coarse in time to place a
+		// member's own hand-out in (journal.Compaction).
+		log[i] = supervisor.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All, Unwatched: c.Merged}
 	}
 	until := log[n-1].To
-	before := time.Now()
-	if now, err := supervisor.ReadCursor(procRoot); err == nil {
+	if cur, before, after, err := now(); err == nil {
 		last := supervisor.CursorState{Cursor: rec.LastCursor.Cursor, Threads: rec.LastCursor.Threads,
-			ForksLo: rec.LastCursor.ForksLo, ForksHi: rec.LastCursor.ForksHi, PidMax: rec.LastCursor.PidMax, InitNS: now.InitNS}
-		if c, ok := supervisor.Step(last, log[n-1].From, now, time.Now()); ok {
+			ForksLo: rec.LastCursor.ForksLo, ForksHi: rec.LastCursor.ForksHi, PidMax: rec.LastCursor.PidMax, InitNS: cur.InitNS}
+		if c, ok := supervisor.Step(last, log[n-1].From, cur, after); ok {
 			// Only the initial pid namespace's fork count shows a cursor
 			// moved back meanwhile (Step); elsewhere, over a time nobody
 			// watched, any number may have been handed out again.
-			c.Unwatched, c.All = true, c.All || !now.InitNS
+			c.Unwatched, c.All = true, c.All || !cur.InitNS
 			log = append(log, c)
 		}
 		until = before
@@ -357,6 +379,13 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 			OwnKeys: ownKeyStrings(own, rec.OwnAllKeys)},
 		Tracker: reportTree{Name: "journal", Pids: len(rec.Members), Note: "members recorded before the supervisor died"},
 		Objects: []reportObj{}}
+	if c := rec.Compacted; c.Stays > 0 || c.Gets > 0 || c.Watch > 0 {
+		rep.Tracker.Note += fmt.Sprintf("; the journal was compacted (%d stays of members and %d gets left out, %d pid watch records merged): what only they proved is kept",
+			c.Stays, c.Gets, c.Watch)
+	}
+	if rec.Damaged() {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the journal lost %d damaged records: no pid is proven the tree's", rec.BadLines+rec.Compacted.Bad))
+	}
 	rep.Snapshot = reportSnap{Before: rec.BeforeLen(), After: after.Len(), New: len(objs)}
 	rep.Window = reportWindow{Start: rec.Started, End: after.Taken}
 	if len(objs) == 0 {

@@ -69,8 +69,14 @@ import (
 
 // FormatVersion is the version of the journal format written by Begin.
 // Version 1 had CRC-32C checksums; version 2 has the IEEE CRC-32, whose
-// tables cost a tenth as much to set up at every start.
-const FormatVersion = 2
+// tables cost a tenth as much to set up at every start; version 3 adds
+// compaction (the X record, and merged W records, which a reader of
+// version 2 would skip as damaged and so lose). Load reads versions 2
+// and 3.
+const FormatVersion = 3
+
+// oldestVersion is the oldest format version Load reads.
+const oldestVersion = 2
 
 var (
 	// ErrCorrupt is wrapped by Load's error when the header or snapshot part
@@ -99,7 +105,15 @@ type Header struct {
 	// Registries are where the run also announces itself, whatever the
 	// state directory (see DefaultRegistries); not written to the file.
 	Registries []string
+	// CompactAt is the size in bytes of the record part past which the
+	// journal is compacted (see Compaction); 0 means DefaultCompactAt, a
+	// negative value never. Not written to the file.
+	CompactAt int64
 }
+
+// DefaultCompactAt is the record part's size at which a journal is
+// compacted when Header.CompactAt is 0: 512 KiB, about 8000 forks.
+const DefaultCompactAt = 512 << 10
 
 // Member is one stay of a pid in the command's process tree. Joined or Left
 // is zero when it was not recorded (Left is zero while the pid is in the tree).
@@ -140,16 +154,26 @@ type Record struct {
 	LastCursor Cursor     // the allocator as the last W record read it
 	Namespaces Namespaces // zero when the journal has no N record
 	// Gets are the ids the tree's gets returned (creation tracking).
-	Gets     []Get
-	Path     string
-	TornTail bool // the file ended in an incomplete line (ignored)
-	BadLines int  // complete record lines that failed validation (skipped)
+	Gets []Get
+	// Compacted says what compaction left out (zero when the journal was
+	// never compacted).
+	Compacted Compaction
+	Path      string
+	TornTail  bool // the file ended in an incomplete line (ignored)
+	BadLines  int  // complete record lines that failed validation (skipped)
 
 	// OwnKeys and OwnAllKeys are the keys the run declared the command's
 	// (the Y record; see ipcdiff.Policy).
 	OwnKeys    []int32
 	OwnAllKeys bool
 }
+
+// Damaged reports whether a complete record of the journal was lost (a
+// line that failed validation, now or before a compaction): a lost pid
+// watch record or process list would hide a hand-out, so the journal's pid
+// watch proves nothing. A torn last line is not damage: nothing was
+// recorded after it.
+func (r *Record) Damaged() bool { return r.BadLines > 0 || r.Compacted.Bad > 0 }
 
 // SupervisorAlive reports whether the ipcguard process that wrote the journal
 // still runs.
@@ -174,9 +198,17 @@ type Journal struct {
 	regErr []string      // registries it could not use
 
 	mu     sync.Mutex
-	f      *os.File // O_APPEND; nil after Done
+	f      *os.File // O_RDWR|O_APPEND; nil after Done
 	broken bool     // a write failed part way: the file may end in a torn line
 	err    error    // first record write error
+
+	// Compaction (see compact).
+	head      int64        // length of the first part
+	size      int64        // length of the record part
+	compactAt int64        // Header.CompactAt; <= 0: never
+	next      int64        // compact when size reaches it
+	retain    func() []int // see Retain
+	compacted Compaction   // what compaction dropped so far
 }
 
 // Path is the journal's file name.
@@ -240,7 +272,7 @@ func Begin(dir string, h Header, before *ipcdiff.Snapshot) (*Journal, error) {
 	}
 	tmp := filepath.Join(dir, "."+j.name+tempSuffix)
 	_ = os.Remove(tmp) // left by a Begin of this very process that failed
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -259,6 +291,12 @@ func Begin(dir string, h Header, before *ipcdiff.Snapshot) (*Journal, error) {
 		return fail(err)
 	}
 	j.f = f
+	j.head = int64(len(buf))
+	j.compactAt = h.CompactAt
+	if j.compactAt == 0 {
+		j.compactAt = DefaultCompactAt
+	}
+	j.next = j.compactAt
 	for _, base := range h.Registries {
 		if ns, err := ipcNamespace(); err == nil && filepath.Clean(filepath.Join(base, ns)) == filepath.Clean(dir) {
 			continue // the state directory itself
@@ -310,6 +348,9 @@ type Crossing struct {
 	From, To time.Time
 	Lo, Hi   int
 	All      bool
+	// Merged marks a record compaction made of several (see Compaction):
+	// its times are too coarse to place a member's own hand-out in it.
+	Merged bool
 }
 
 // Cursor is the pid allocator as the watch last read it (see
@@ -369,8 +410,13 @@ func (j *Journal) Namespaces(n Namespaces) {
 // Watch records what the pid watch saw in one interval, and the allocator
 // as it read it last. A write error is kept for Err.
 func (j *Journal) Watch(c Crossing, st Cursor) {
+	c.Merged = false // only compaction merges
 	var a [160]byte
-	b := append(a[:0], 'W', ' ')
+	j.write(appendWatch(a[:0], c, st))
+}
+
+func appendWatch(b []byte, c Crossing, st Cursor) []byte {
+	b = append(b, 'W', ' ')
 	b = strconv.AppendInt(b, unixNano(c.From), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, unixNano(c.To), 10)
@@ -378,9 +424,13 @@ func (j *Journal) Watch(c Crossing, st Cursor) {
 	b = strconv.AppendInt(b, int64(c.Lo), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(c.Hi), 10)
-	b = append(b, ' ', '0')
-	if c.All {
-		b[len(b)-1] = '1'
+	switch {
+	case c.All:
+		b = append(b, " 1"...)
+	case c.Merged:
+		b = append(b, " 2"...)
+	default:
+		b = append(b, " 0"...)
 	}
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(st.Threads), 10)
@@ -390,24 +440,25 @@ func (j *Journal) Watch(c Crossing, st Cursor) {
 	b = strconv.AppendUint(b, st.ForksHi, 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(st.PidMax), 10)
-	j.write(b)
+	return b
 }
 
 // Got records that a get of the tree returned object typ/id. A write error
 // is kept for Err.
 func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool, at time.Time) {
 	var a [80]byte
-	b := append(a[:0], 'G', ' ')
-	b = append(b, typ.String()...)
+	j.write(appendGet(a[:0], Get{Type: typ, ID: id, Proven: proven, At: at}))
+}
+
+func appendGet(b []byte, g Get) []byte {
+	b = append(b, 'G', ' ')
+	b = append(b, g.Type.String()...)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(id), 10)
-	b = append(b, ' ', '0')
-	if proven {
-		b[len(b)-1] = '1'
-	}
+	b = strconv.AppendInt(b, int64(g.ID), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, unixNano(at), 10)
-	j.write(b)
+	b = appendBool(b, g.Proven)
+	b = append(b, ' ')
+	return strconv.AppendInt(b, unixNano(g.At), 10)
 }
 
 // OwnKeys records the keys the user declared the command's (--own-keys;
@@ -435,13 +486,18 @@ func (j *Journal) Err() error {
 	return j.err
 }
 
-// write appends the checksum and newline to line and writes it with one
-// write(2).
-func (j *Journal) write(line []byte) {
+// seal appends the checksum of line and a newline.
+func seal(line []byte) []byte {
 	sum := crc32.ChecksumIEEE(line)
 	line = append(line, ' ')
 	line = appendHex(line, uint64(sum), 8)
-	line = append(line, '\n')
+	return append(line, '\n')
+}
+
+// write appends the checksum and newline to line and writes it with one
+// write(2); past the compaction threshold it compacts the journal.
+func (j *Journal) write(line []byte) {
+	line = seal(line)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
@@ -456,16 +512,25 @@ func (j *Journal) write(line []byte) {
 		line = append([]byte{'\n'}, line...)
 	}
 	n, err := j.f.Write(line)
+	j.size += int64(n)
 	if err != nil {
 		if n > 0 || j.broken {
 			j.broken = true
 		}
-		if j.err == nil {
-			j.err = fmt.Errorf("journal: %w", err)
-		}
+		j.fail(err)
 		return
 	}
 	j.broken = false
+	if j.compactAt > 0 && j.size >= j.next {
+		j.compact()
+	}
+}
+
+// fail keeps err as the journal's first error; call with mu held.
+func (j *Journal) fail(err error) {
+	if j.err == nil {
+		j.err = fmt.Errorf("journal: %w", err)
+	}
 }
 
 // Done removes the journal: the run's cleanup is complete. Later records are
@@ -885,7 +950,8 @@ func parseFirstLine(b []byte) (version int, off uint64, err error) {
 	if len(b) < firstLineLen || !bytes.HasPrefix(b, []byte(magic)) {
 		return 0, 0, corrupt("not an ipcguard journal")
 	}
-	if v := b[len(magic)]; v != '0'+FormatVersion {
+	v := b[len(magic)]
+	if v < '0'+oldestVersion || v > '0'+FormatVersion {
 		if v >= '0' && v <= '9' && b[len(magic)+1] == ' ' {
 			return 0, 0, fmt.Errorf("%w %c (want %d)", ErrVersion, v, FormatVersion)
 		}
@@ -898,7 +964,7 @@ func parseFirstLine(b []byte) (version int, off uint64, err error) {
 	if !ok {
 		return 0, 0, corrupt("bad first line")
 	}
-	return FormatVersion, off, nil
+	return int(v - '0'), off, nil
 }
 
 func parseHex(b []byte) (uint64, bool) {
@@ -920,7 +986,7 @@ func parseHex(b []byte) (uint64, bool) {
 }
 
 func parse(data []byte) (*Record, error) {
-	_, off, err := parseFirstLine(data)
+	version, off, err := parseFirstLine(data)
 	if err != nil {
 		return nil, err
 	}
@@ -944,6 +1010,7 @@ func parse(data []byte) (*Record, error) {
 		// The checksum matched: a writer bug rather than damage.
 		return nil, corrupt(err.Error())
 	}
+	r.Version = version
 	parseRecords(data[off:], r)
 	return r, nil
 }
@@ -1238,11 +1305,11 @@ func parseRecord(l []byte, r *Record) bool {
 		slices.Sort(r.Pre)
 	case 'W':
 		var v [9]int64
-		if !ints(body, v[:]) || v[4] < 0 || v[4] > 1 || v[2] < 0 || v[3] < 0 || v[5] < 0 || v[6] < 0 || v[7] < v[6] || v[8] <= 0 {
+		if !ints(body, v[:]) || v[4] < 0 || v[4] > 2 || v[2] < 0 || v[3] < 0 || v[5] < 0 || v[6] < 0 || v[7] < v[6] || v[8] <= 0 {
 			return false
 		}
 		r.Watch = append(r.Watch, Crossing{From: fromUnixNano(v[0]), To: fromUnixNano(v[1]),
-			Lo: int(v[2]), Hi: int(v[3]), All: v[4] == 1})
+			Lo: int(v[2]), Hi: int(v[3]), All: v[4] == 1, Merged: v[4] == 2})
 		r.LastCursor = Cursor{Cursor: int(v[3]), Threads: int(v[5]), ForksLo: uint64(v[6]), ForksHi: uint64(v[7]), PidMax: int(v[8])}
 	case 'N':
 		f := strings.Fields(string(body))
@@ -1277,6 +1344,12 @@ func parseRecord(l []byte, r *Record) bool {
 			r.OwnKeys = append(r.OwnKeys, int32(k))
 		}
 		r.OwnAllKeys = r.OwnAllKeys || all == 1
+	case 'X':
+		var v [5]int64
+		if !ints(body, v[:]) || slices.Min(v[:]) < 0 || v[0] == 0 {
+			return false
+		}
+		r.Compacted = Compaction{Times: int(v[0]), Stays: int(v[1]), Gets: int(v[2]), Watch: int(v[3]), Bad: int(v[4])}
 	default:
 		return false
 	}
