@@ -219,17 +219,6 @@ func runningMember(rec *journal.Record, procs ipcdiff.Procs) (int, bool) {
 	return 0, false
 }
 
-// journalTree rebuilds the tree a journal recorded, for the same decision
-// as a run's: never exact (the supervisor died, later forks went unseen);
-// each member counts from its fork to its exit as recorded, or only at its
-// fork when the exit was not (after the supervisor died nobody watched,
-// and a sweep runs once every member has ended); creation evidence as
-// recorded; and the pid watch as far as the journal has it, carried on to
-// now (see journalWatch).
-func journalTree(rec *journal.Record) (*supervisor.Tree, supervisor.Watch) {
-	return journalTreeAt(rec, readCursorNow)
-}
-
 // cursorReader reads the pid allocator: its state, a moment before the
 // reading and one after it.
 type cursorReader func() (st supervisor.CursorState, before, after time.Time, err error)
@@ -240,7 +229,13 @@ func readCursorNow() (supervisor.CursorState, time.Time, time.Time, error) {
 	return c, before, time.Now(), err
 }
 
-// journalTreeAt is journalTree with the pid allocator read by now.
+// journalTreeAt rebuilds the tree a journal recorded, for the same
+// decision as a run's: never exact (the supervisor died, later forks went
+// unseen); each member counts from its fork to its exit as recorded, or
+// only at its fork when the exit was not (after the supervisor died nobody
+// watched, and a sweep runs once every member has ended); creation
+// evidence as recorded; and the pid watch as far as the journal has it,
+// carried on to what now reads of the pid allocator (see journalWatch).
 func journalTreeAt(rec *journal.Record, now cursorReader) (*supervisor.Tree, supervisor.Watch) {
 	t := supervisor.NewTree("journal", rec.CommandPid)
 	var rootEnd time.Time
@@ -279,6 +274,33 @@ func journalTreeAt(rec *journal.Record, now cursorReader) (*supervisor.Tree, sup
 	w := journalWatch(rec, t.Pids(), now)
 	t.SetWatch(w)
 	return t, w
+}
+
+// sweepTree is the tree a sweep decides with: a journal's, or, when its
+// compaction left member stays out, one in which a pid not known as a
+// member at a time is never taken for a stranger's (see compactedTree).
+func sweepTree(rec *journal.Record, now cursorReader) (ipcdiff.Tree, supervisor.Watch) {
+	t, w := journalTreeAt(rec, now)
+	if rec.Compacted.Stays > 0 {
+		return compactedTree{t}, w
+	}
+	return t, w
+}
+
+// compactedTree is the tree of a journal whose compaction left member
+// stays out (journal.Compaction). A pid it does not know as a member at a
+// time may be a member whose stay was left out: it is ambiguous, never
+// outside the tree, since a pid merely unknown to an inexact tracker does
+// not count against an object the tree was seen creating.
+type compactedTree struct{ *supervisor.Tree }
+
+// Holder implements ipcdiff.Tree.
+func (t compactedTree) Holder(pid int, from, to time.Time) (ipcdiff.Holder, bool, string) {
+	h, exact, why := t.Tree.Holder(pid, from, to)
+	if h == ipcdiff.HeldOutside && pid > 0 {
+		return ipcdiff.HeldAmbiguous, false, fmt.Sprintf("pid %d may have been a member whose record the journal's compaction left out", pid)
+	}
+	return h, exact, why
 }
 
 func latest(t time.Time, ts ...time.Time) time.Time {
@@ -397,7 +419,7 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	// Every action the evidence records happened by now; the pid watch is
 	// carried on to a moment after it.
 	end := time.Now()
-	tree, w := journalTree(rec)
+	tree, w := sweepTree(rec, readCursorNow)
 	rep.Tracker.PidWatch = newReportWatch(w)
 	pol := ipcdiff.Policy{Types: rec.Types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
 		OwnKeys: own, OwnAllKeys: rec.OwnAllKeys,
