@@ -193,8 +193,8 @@ func simTree(rec *journal.Record, s *simRun) ipcdiff.Tree {
 
 type deadProcs struct{}
 
-func (deadProcs) Alive(int) bool                 { return false }
-func (deadProcs) Comm(int) string                { return "" }
+func (deadProcs) Alive(int) bool                { return false }
+func (deadProcs) Comm(int) string               { return "" }
 func (deadProcs) Started(int) (time.Time, bool) { return time.Time{}, false }
 
 // TestCompactedJournalIsConservative: for random runs, whatever a sweep of
