@@ -204,7 +204,7 @@ func (deadProcs) Started(int) (time.Time, bool) { return time.Time{}, false }
 func TestCompactedJournalIsConservative(t *testing.T) {
 	var heldFull, heldSmall, removedFull, removedSmall, compactions int
 	for seed := int64(1); seed <= 12; seed++ {
-		full, small, s := simulate(t, seed, 8<<10)
+		full, small, s := simulate(t, seed, 16<<10)
 		if full.Compacted.Times != 0 || small.Compacted.Times == 0 || small.Compacted.Stays == 0 {
 			t.Fatalf("seed %d: compactions: full %+v, small %+v", seed, full.Compacted, small.Compacted)
 		}
@@ -288,7 +288,7 @@ func TestMergedWatchRecordIsNeverOwn(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	var recs []*journal.Record
-	for _, compactAt := range []int64{-1, 1536} { // 1536: at most 3 watch records
+	for _, compactAt := range []int64{-1, 3072} { // 3072: at most 3 watch records
 		j, err := journal.Begin(t.TempDir(), journal.Header{CompactAt: compactAt}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -304,7 +304,7 @@ func TestMergedWatchRecordIsNeverOwn(t *testing.T) {
 		j.Watch(journal.Crossing{From: at(1000), To: at(2000), Lo: 520, Hi: 700}, cur(700))
 		j.Watch(journal.Crossing{From: at(2000), To: at(3000), Lo: 700, Hi: 510}, cur(510)) // 500 again, at 2500
 		j.Watch(journal.Crossing{From: at(3000), To: at(4000), Lo: 510, Hi: 515}, cur(515))
-		for id := 0; id < 80; id++ { // fill the journal past compactAt
+		for id := 0; id < 200; id++ { // fill the journal past compactAt
 			j.Got(ipcdiff.TypeMsg, id, false)
 		}
 		if err := j.Err(); err != nil {

@@ -20,12 +20,17 @@ import (
 //   - every stay of a member whose exit is not recorded (a sweep must see
 //     that it may still run);
 //   - the closed stays of the pids that name a candidate object now (see
-//     Retain), then the most recent other closed stays, within 3/8 of
-//     CompactAt; the others are dropped, whole (join and exit together);
+//     Retain), then the most recent other closed stays, within a quarter
+//     of CompactAt; the others are dropped, whole (join and exit together);
 //   - the gets, each id once (proven if any get of it was), the most
-//     recent within 1/8 of CompactAt;
+//     recent within a sixteenth of CompactAt;
 //   - the pid watch records, merged two by two (all but the last) while
-//     they are more than CompactAt/512.
+//     they are more than CompactAt/1024 (512 records, about 70 bytes each,
+//     by default).
+//
+// So a compacted record part takes under half of CompactAt plus what must
+// stay (open stays, the process list), and the next compaction comes at
+// CompactAt again, or at twice that size if more.
 //
 // Every rule only takes evidence for the tree away, never evidence against
 // it, so a sweep of a compacted journal keeps whatever it would have kept
@@ -145,7 +150,7 @@ type limits struct {
 }
 
 func limitsFor(at int64) limits {
-	return limits{stays: int(at * 3 / 8), gets: int(at / 8), watch: max(int(at/512), 2)}
+	return limits{stays: int(at / 4), gets: int(at / 16), watch: max(int(at/1024), 2)}
 }
 
 // stay is one member stay in a record part: its join line, and its exit
