@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ipcguard/ipcguard/internal/journal"
 	"github.com/ipcguard/ipcguard/internal/nstest"
@@ -247,4 +248,106 @@ func sweepCommandOf(t *testing.T, path string) int {
 		return err == nil && r.CommandPid > 0
 	})
 	return rec.CommandPid
+}
+
+// TestSweepAfterCompaction: the command makes one object of each type in a
+// short-lived child, then forks until the journal has been compacted (the
+// child's stay among thousands); ipcguard is SIGKILLed, the tree killed.
+// The sweep of the compacted journal removes the objects made before the
+// compaction and keeps a stranger's made during the run.
+func TestSweepAfterCompaction(t *testing.T) {
+	for _, mode := range []nstest.Mode{nstest.Root, nstest.Unprivileged} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			if !nstest.Isolate(t, mode) {
+				return
+			}
+			dir := t.TempDir()
+			state := filepath.Join(dir, "state")
+			nsDir, err := journal.StateDir(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := filepath.Join(dir, "tree.ids")
+			script := `"$0" out="$1" shm sem:n=2:op msg:send || exit 9; while :; do (:); done`
+			cmd := exec.Command(guardBin(), "--quiet", "--state-dir", state, "--", "sh", "-c", script, nstest.Binary(), ids)
+			cmd.Env = append(os.Environ(), nstest.HelperEnv("ipc"))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			path := ""
+			var rec *journal.Record
+			waitLong(t, "the journal compacted", func() bool {
+				if path == "" {
+					ps, _ := journal.List(nsDir)
+					if len(ps) != 1 {
+						return false
+					}
+					path = ps[0]
+				}
+				r, err := journal.Load(path)
+				rec = r
+				return err == nil && r.Compacted.Times > 0 && r.Compacted.Stays > 0
+			})
+			t.Cleanup(func() { syscall.Kill(rec.CommandPid, syscall.SIGKILL) })
+			objs := tortureIDs(t, ids)
+			if len(objs) != 3 {
+				t.Fatalf("the command made %v, want 3 objects", objs)
+			}
+			stranger := nstest.IPCCmd("out="+filepath.Join(dir, "stranger.ids"), "shm", "msg:send")
+			if out, err := stranger.CombinedOutput(); err != nil {
+				t.Fatalf("stranger: %v\n%s", err, out)
+			}
+			keep := tortureIDs(t, filepath.Join(dir, "stranger.ids"))
+
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+			if err := syscall.Kill(rec.CommandPid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitCond(t, "the command gone", func() bool { return syscall.Kill(rec.CommandPid, 0) == syscall.ESRCH })
+			final, err := journal.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("journal: %d members, %d watch records, compaction %+v", len(final.Members), len(final.Watch), final.Compacted)
+
+			res := sweep(t, state, filepath.Join(dir, "sweep.json"), 0)
+			if len(res) != 1 || res[0].Status != "swept" {
+				t.Fatalf("sweep: %+v", res)
+			}
+			actions := map[string]string{}
+			for _, o := range res[0].Run.Objects {
+				actions[fmt.Sprintf("%s %d", o.Type, o.ID)] = o.Action + ": " + o.Reason
+			}
+			now := tortureObjects(t)
+			for _, o := range objs {
+				if now[o] {
+					t.Errorf("LEAK: the sweep of the compacted journal left %s: %q", o, actions[o])
+				}
+			}
+			for _, o := range keep {
+				if !now[o] {
+					t.Errorf("FALSE REMOVAL: the sweep removed the stranger's %s", o)
+				}
+			}
+			tortureClean(t, tortureObjects(t))
+		})
+	}
+}
+
+// waitLong waits for cond, for up to five minutes (thousands of forks on
+// a loaded machine).
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
