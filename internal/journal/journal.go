@@ -13,7 +13,7 @@
 // the supervisor), mode 0600, in two parts. The first part is written to a
 // temporary file and renamed into place, so it is complete or absent:
 //
-//	ipcguard-journal 2 <offset of the record part, 16 hex digits>
+//	ipcguard-journal 3 <offset of the record part, 16 hex digits>
 //	H <sup pid> <sup start ticks> <uid> <gid> <started unix ns> <types> <strict 0|1>
 //	A <argc> "<arg>"...          (Go-quoted strings)
 //	K <n> <key>...               (keys to keep, signed decimal)
@@ -38,6 +38,14 @@
 //	N <boot id> <ipc ns> <pid ns> <crc>     the namespaces of the run (procfs.NamespaceID)
 //	G <type> <id> <proven 0|1> <unix ns> <crc>
 //	                                        a get of the tree returned this id then
+//
+//	X <times> <stays> <gets> <watch> <bad> <crc>
+//	                                        what compaction left out so far (see Compaction)
+//
+// A W record's all field is 2 for a record compaction merged (Merged).
+// Past Header.CompactAt bytes the record part is compacted: the file is
+// rewritten with the first part as it was and fewer records, by rules that
+// only take evidence for the tree away (see Compaction).
 //
 // A file cut anywhere in the first part, or with any byte changed there, is
 // corrupt (ErrCorrupt). In the second part a last line without its newline (a
