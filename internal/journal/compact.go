@@ -123,7 +123,8 @@ func (j *Journal) compactFile() error {
 		return err
 	}
 	out := append(data[:j.head:j.head], recs...)
-	if err := f.Chmod(0o600); err == nil {
+	err = f.Chmod(0o600) // exact, whatever the umask
+	if err == nil {
 		_, err = f.Write(out)
 	}
 	if err == nil {
