@@ -122,10 +122,12 @@ func (j *Journal) compactFile() error {
 	if err != nil {
 		return err
 	}
-	out := append(data[:j.head:j.head], recs...)
 	err = f.Chmod(0o600) // exact, whatever the umask
 	if err == nil {
-		_, err = f.Write(out)
+		_, err = f.Write(data[:j.head])
+	}
+	if err == nil {
+		_, err = f.Write(recs)
 	}
 	if err == nil {
 		err = os.Rename(tmp, j.path)
@@ -185,12 +187,13 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		watch  []watchRec
 	)
 	ls := lines{b}
+	var r Record // reused: most lines are joins and exits
 	for {
 		l, ok := ls.next()
 		if !ok {
 			break
 		}
-		var r Record
+		r.Members, r.Gets, r.Watch, r.Pre = r.Members[:0], r.Gets[:0], r.Watch[:0], r.Pre[:0]
 		if !parseRecord(l, &r) {
 			c.Bad++
 			continue
