@@ -136,27 +136,35 @@ func TestCompactionFailureReported(t *testing.T) {
 }
 
 // BenchmarkForkRecords: the journal's cost per forked member (a join and
-// an exit), compaction included; journal-bytes is its size at the end.
+// an exit), with compaction at the default size and without;
+// journal-bytes is its size at the end.
 func BenchmarkForkRecords(b *testing.B) {
-	j, err := Begin(b.TempDir(), Header{}, nil)
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name string
+		at   int64
+	}{{"compacted", 0}, {"whole", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			j, err := Begin(b.TempDir(), Header{CompactAt: bc.at}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.Done()
+			t0 := time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				pid := 300 + i%4_000_000
+				j.Join(pid, t0)
+				j.Leave(pid, t0)
+			}
+			b.StopTimer()
+			if err := j.Err(); err != nil {
+				b.Fatal(err)
+			}
+			st, err := os.Stat(j.Path())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(st.Size()), "journal-bytes")
+		})
 	}
-	defer j.Done()
-	t0 := time.Now()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		pid := 300 + i%4_000_000
-		j.Join(pid, t0)
-		j.Leave(pid, t0)
-	}
-	b.StopTimer()
-	if err := j.Err(); err != nil {
-		b.Fatal(err)
-	}
-	st, err := os.Stat(j.Path())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(st.Size()), "journal-bytes")
 }
