@@ -146,7 +146,8 @@ func simulate(t *testing.T, seed int64, compactAt int64) (full, small *journal.R
 		if s.rng.Intn(50) == 0 {
 			id := s.rng.Intn(64)
 			proven := s.rng.Intn(2) == 0
-			s.both(func(j *journal.Journal) { j.Got(ipcdiff.TypeShm, id, proven) })
+			at := s.now
+			s.both(func(j *journal.Journal) { j.Got(ipcdiff.TypeShm, id, proven, at) })
 		}
 		if !s.now.Before(nextW) {
 			flush()
@@ -305,7 +306,7 @@ func TestMergedWatchRecordIsNeverOwn(t *testing.T) {
 		j.Watch(journal.Crossing{From: at(2000), To: at(3000), Lo: 700, Hi: 510}, cur(510)) // 500 again, at 2500
 		j.Watch(journal.Crossing{From: at(3000), To: at(4000), Lo: 510, Hi: 515}, cur(515))
 		for id := 0; id < 200; id++ { // fill the journal past compactAt
-			j.Got(ipcdiff.TypeMsg, id, false)
+			j.Got(ipcdiff.TypeMsg, id, false, at(0))
 		}
 		if err := j.Err(); err != nil {
 			t.Fatal(err)

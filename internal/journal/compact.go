@@ -183,7 +183,7 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		lonely []int             // exits without a recorded join
 		cmdPid int
 		gets   []Get
-		getAt  = map[Get]int{} // Get with Proven false → index in gets
+		getAt  = map[Get]int{} // Get with only type and id → index in gets
 		watch  []watchRec
 	)
 	ls := lines{b}
@@ -204,7 +204,7 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		case 'C':
 			cmdPid = r.CommandPid
 			fixed = append(fixed, i)
-		case 'N', 'P':
+		case 'N', 'P', 'Y':
 			fixed = append(fixed, i)
 		case 'X':
 			c = Compaction{Times: r.Compacted.Times, Stays: r.Compacted.Stays, Gets: r.Compacted.Gets,
@@ -224,10 +224,15 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 			open[m.Pid] = o[:len(o)-1]
 			s.exit, s.left, s.size = i, unixNano(m.Left), s.size+len(l)+1
 		case 'G':
+			// The latest get of an id stands for it, as in the tree
+			// (supervisor.Tree.SawCreate): an earlier proof of creation
+			// must not pass to a newer object under the same id.
 			g := r.Gets[0]
 			k := Get{Type: g.Type, ID: g.ID}
 			if at, ok := getAt[k]; ok {
-				gets[at].Proven = gets[at].Proven || g.Proven
+				if !g.At.Before(gets[at].At) {
+					gets[at] = g
+				}
 			} else {
 				getAt[k] = len(gets)
 				gets = append(gets, g)

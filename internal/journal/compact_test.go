@@ -39,7 +39,7 @@ func TestCompactionBounded(t *testing.T) {
 		}
 		if i%100 == 0 {
 			j.Watch(Crossing{From: ts, To: ts.Add(100 * time.Millisecond), Lo: 1000, Hi: 1100}, Cursor{Cursor: 1100, PidMax: 1 << 22})
-			j.Got(ipcdiff.TypeShm, i%7, i%2 == 0)
+			j.Got(ipcdiff.TypeShm, i%7, i%2 == 0, ts)
 		}
 		st, err := os.Stat(j.Path())
 		if err != nil {
