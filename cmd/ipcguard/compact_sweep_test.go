@@ -252,7 +252,11 @@ func TestCompactedJournalIsConservative(t *testing.T) {
 					Sems: []ipcdiff.SemState{{Pid: pick()}}})
 			case 2:
 				id.Type = ipcdiff.TypeMsg
-				objs = append(objs, ipcdiff.Object{Ident: id, Msg: &ipcdiff.Msg{ID: i, LSPID: pick(), LRPID: pick(), Stime: sec(), Rtime: sec(), Ctime: sec()}})
+				m := &ipcdiff.Msg{ID: i, LSPID: pick(), LRPID: pick(), Stime: sec(), Rtime: sec(), Ctime: sec()}
+				if i%2 == 0 { // sent to, never read: one pid fact
+					m.LRPID, m.Rtime = 0, 0
+				}
+				objs = append(objs, ipcdiff.Object{Ident: id, Msg: m})
 			}
 		}
 		pol := ipcdiff.Policy{Start: s.t0, End: s.end.Add(time.Second), Contended: true, ContendedWhy: "sweep"}
