@@ -336,11 +336,16 @@ func journalWatch(rec *journal.Record, pids []int, now cursorReader) supervisor.
 	if cur, before, after, err := now(); err == nil {
 		last := supervisor.CursorState{Cursor: rec.LastCursor.Cursor, Threads: rec.LastCursor.Threads,
 			ForksLo: rec.LastCursor.ForksLo, ForksHi: rec.LastCursor.ForksHi, PidMax: rec.LastCursor.PidMax, InitNS: cur.InitNS}
-		if c, ok := supervisor.Step(last, log[n-1].From, cur, after); ok {
-			// Only the initial pid namespace's fork count shows a cursor
-			// moved back meanwhile (Step); elsewhere, over a time nobody
-			// watched, any number may have been handed out again.
-			c.Unwatched, c.All = true, c.All || !cur.InitNS
+		c, ok := supervisor.Step(last, log[n-1].From, cur, after)
+		if !cur.InitNS {
+			// Outside the initial pid namespace a process privileged over
+			// it may have moved the cursor back and forth over the time
+			// nobody watched (even to where it was): any number may have
+			// been handed out again.
+			c, ok = supervisor.Crossing{From: log[n-1].From, To: after, All: true}, true
+		}
+		if ok {
+			c.Unwatched = true
 			log = append(log, c)
 		}
 		until = before
