@@ -192,6 +192,8 @@ func TestAttribute(t *testing.T) {
 		{name: "never used, other creator", objs: []Object{foreignCreator}, reason: "creator 2000:1000 is not the run's"},
 		{name: "type not selected", objs: []Object{sem(treePid)}, pol: func(p *Policy) { p.Types = 1 << TypeShm }, reason: "--types"},
 		{name: "key kept", objs: []Object{otherKey}, pol: func(p *Policy) { p.KeepKeys = map[int32]bool{0x42: true} }, reason: "0x00000042 is kept"},
+		{name: "key 0 kept protects no private object", objs: []Object{sem(treePid)}, pol: func(p *Policy) { p.KeepKeys = map[int32]bool{0: true} },
+			remove: true, strength: PidEvidence},
 		{name: "creation seen", objs: []Object{sem()}, tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} },
 			pol: func(p *Policy) { p.Strict = true }, remove: true, strength: CreationSeen},
 		{name: "keyed object obtained by the tree is only use", objs: []Object{otherKey}, tree: func(t *fakeTree) { t.tracked, t.created = true, map[int]bool{8: true} },

@@ -206,3 +206,23 @@ func (e *env) killedRun() []string {
 	wantCount(e, "shm", made, 1)
 	return made
 }
+
+// TestTrackCreationIncomplete: --track-creation asked for where it cannot
+// be complete (unprivileged: no syscall tracepoints) says so on stderr and
+// in the report, and the run goes on with the other evidence.
+func TestTrackCreationIncomplete(t *testing.T) {
+	inModes(t, []nstest.Mode{nstest.Unprivileged}, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "--track-creation, incomplete")
+		ids, rep := e.path("ids"), e.path("r.json")
+		r := e.guard("--track-creation", "--report", rep, "--", "sh", "-c", `ipcmk -M 4096 >>"$0"; exit 1`, ids).run()
+		e.wantExit(r, 1)
+		if !strings.Contains(r.Stderr, "creation tracking was incomplete") {
+			e.errorf("stderr %q does not say creation tracking was incomplete", r.Stderr)
+		}
+		rp := e.readReport(rep)
+		if rp.Tracker.CreationTracked || !strings.Contains(strings.Join(rp.Warnings, "\n"), "creation tracking was incomplete") {
+			e.errorf("report: creation_tracked %v, warnings %q", rp.Tracker.CreationTracked, rp.Warnings)
+		}
+		e.wantGone("a segment with pid evidence", e.ipcmkIDs(ids))
+	})
+}

@@ -187,6 +187,11 @@ func guard(cfg config, stderr io.Writer) unix.WaitStatus {
 	tree := res.Tree
 	rep.Tracker = reportTree{Name: tree.Tracker, Exact: tree.Exact, CreationTracked: tree.CreationTracked,
 		Pids: len(tree.Pids()), Note: tree.Note}
+	if cfg.creation && haveBefore && !tree.CreationTracked {
+		// Asked for, and not complete (events lost, sampling throttled,
+		// not root): creations it missed prove nothing either way.
+		warn("creation tracking was incomplete (%s): objects it did not see made are judged on the other evidence", orNone(tree.Note))
+	}
 
 	clean, why := wantCleanup(cfg.on, res.Status)
 	if cfg.waitAll {
@@ -420,6 +425,14 @@ func settle(fs ipcdiff.FS, types ipcdiff.TypeSet, before ipcdiff.Idents, after *
 
 // settleFor bounds the wait of settle.
 const settleFor = 250 * time.Millisecond
+
+// orNone is s, or "no reason given".
+func orNone(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
+}
 
 // clockDrift is how far the wall clock moved against the monotonic clock
 // between two readings of time.Now: a step or slew of the clock that the
