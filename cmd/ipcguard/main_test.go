@@ -60,6 +60,15 @@ func prepareGuard() (string, error) {
 		os.RemoveAll(dir)
 		return "", err
 	}
+	// The README too: isolated bodies that run as another user read its
+	// examples, and the checkout may sit in a directory only its owner
+	// may enter (a clone under /root, or a 0700 temporary directory).
+	if b, err := os.ReadFile(os.Getenv(envReadme)); err == nil {
+		readme := filepath.Join(dir, "README.md")
+		if err := os.WriteFile(readme, b, 0o644); err == nil {
+			os.Setenv(envReadme, readme)
+		}
+	}
 	dst := filepath.Join(dir, "ipcguard")
 	if src := os.Getenv("IPCGUARD_BIN"); src != "" {
 		return dst, copyExecutable(src, dst)
