@@ -131,7 +131,7 @@ func spelling(args []string, name string) string {
 // options, "--", a command name — means "run".
 func subcommandArg(arg string) bool {
 	switch arg {
-	case "run", "ls", "rm", "sweep", "help", "h", "-h", "--help", "-v", "--version":
+	case "run", "ls", "rm", "sweep", "help", "-h", "--help", "-v", "--version":
 		return true
 	}
 	return false
