@@ -226,3 +226,26 @@ func TestTrackCreationIncomplete(t *testing.T) {
 		e.wantGone("a segment with pid evidence", e.ipcmkIDs(ids))
 	})
 }
+
+// TestTypesKeepKeyFamilies: --types shm reads and removes only segments,
+// but a segment of key K whose family has a set of key K (present before
+// the run) is kept all the same.
+func TestTypesKeepKeyFamilies(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "--types and key families")
+		if out, err := nstest.IPCCmd("sem:key=0x4a0000f0").CombinedOutput(); err != nil {
+			e.fatalf("the set of the family: %v: %s", err, out)
+		}
+		ids, rep := e.path("ids"), e.path("r.json")
+		r := e.guard("--types", "shm", "--report", rep, "--", nstest.Binary(), "out="+ids, "shm:key=0x4a0000f0", "shm", "exit=1").
+			withEnv(nstest.HelperEnv("ipc")).run()
+		e.wantExit(r, 1)
+		made := e.readIDs(ids)
+		wantCount(e, "segments", made, 2)
+		e.wantKept("a segment whose key a set has", made[:1])
+		e.wantGone("a private segment", made[1:])
+		if why := reasonOf(e.readReport(rep), made[0]); !strings.Contains(why, "same key") {
+			e.errorf("%s kept for %q, want its key family", made[0], why)
+		}
+	})
+}

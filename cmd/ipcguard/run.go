@@ -379,6 +379,7 @@ func cleanupAfter(cfg config, fs ipcdiff.FS, before ipcdiff.Idents, beforeTaken 
 		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Start: beforeTaken, End: gathered,
 		ClockSlack: max(clockDrift(beforeTaken, gathered), w.Drift)}
 	pol.OtherKeys, pol.Invisible = others(after, objs)
+	otherTypeKeys(fs, cfg.types, pol.OtherKeys)
 	if jr != nil {
 		pol.Contended, pol.ContendedWhy = jr.Overlapped()
 	} else {
@@ -474,6 +475,26 @@ func others(after *ipcdiff.Snapshot, objs []ipcdiff.Object) (keys map[int32]stri
 		note(ipcdiff.Ident{Type: ipcdiff.TypeMsg, ID: m.ID, Key: m.Key, CUID: m.CUID})
 	}
 	return keys, invisible
+}
+
+// otherTypeKeys adds to keys the keys of the objects of the types not
+// read (--types): a set of key K stays a family with a segment of key K
+// whatever types the run may remove.
+func otherTypeKeys(fs ipcdiff.FS, read ipcdiff.TypeSet, keys map[int32]string) {
+	rest := ipcdiff.AllTypes &^ read
+	if rest == 0 {
+		return
+	}
+	s, err := fs.SnapshotWith(rest, false)
+	if err != nil {
+		return
+	}
+	add, _ := others(s, nil)
+	for k, v := range add {
+		if _, ok := keys[k]; !ok {
+			keys[k] = v
+		}
+	}
 }
 
 // applyDecisions removes (or, dry, would remove) what the decisions give to

@@ -431,6 +431,7 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 		Start: rec.Started, End: end, Contended: true,
 		ContendedWhy: "sweep: the window since the run began was not watched"}
 	pol.OtherKeys, pol.Invisible = others(after, objs)
+	otherTypeKeys(fs, rec.Types, pol.OtherKeys)
 	ds, why := ipcdiff.Attribute(objs, tree, procs, pol)
 	ipcdiff.SortDecisions(ds)
 	rep.Window.Contended, rep.Window.Why = true, why
