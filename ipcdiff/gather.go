@@ -14,12 +14,21 @@ import (
 // gone); other failures are returned joined, and the objects they concern
 // simply carry less evidence — which can only keep them, never remove them.
 func Gather(fs FS, objs []Object) error {
+	// An incomplete map (other users' maps unreadable) only names fewer
+	// attachers: nattch > 0 keeps the segment either way.
+	return gather(fs, objs, func(s *Shm) bool { return s.Nattch > 0 })
+}
+
+// gather fills the semaphores' state of the sets among objs (Enrich),
+// marking those that could not be read Unreadable, and the attachers of
+// the segments for which mapped says a scan of /proc/*/maps is needed.
+func gather(fs FS, objs []Object, mapped func(*Shm) bool) error {
 	var errs []error
 	unread := map[Ident]string{}
 	for _, e := range Enrich(objs) {
 		if !errors.Is(e.Err, ErrVanished) {
 			errs = append(errs, &e)
-			unread[e.Ident] = "semctl GETPID: " + errText(e.Err)
+			unread[e.Ident] = "semctl GETPID: " + ErrText(e.Err)
 		}
 	}
 	for i := range objs {
@@ -27,18 +36,16 @@ func Gather(fs FS, objs []Object) error {
 			objs[i].Unreadable = why
 		}
 	}
-	attached := map[int]bool{}
+	ids := map[int]bool{}
 	for _, o := range objs {
-		if o.Shm != nil && o.Shm.Nattch > 0 {
-			attached[o.ID] = true
+		if o.Shm != nil && mapped(o.Shm) {
+			ids[o.ID] = true
 		}
 	}
-	if len(attached) == 0 {
+	if len(ids) == 0 {
 		return errors.Join(errs...)
 	}
-	// An incomplete map (other users' maps unreadable) only names fewer
-	// attachers: nattch > 0 keeps the segment either way.
-	who, _, err := fs.Attachers(attached)
+	who, _, err := fs.Attachers(ids)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reading /proc/*/maps: %w", err))
 	}
@@ -50,8 +57,9 @@ func Gather(fs FS, objs []Object) error {
 	return errors.Join(errs...)
 }
 
-// errText is the innermost error text ("permission denied").
-func errText(err error) string {
+// ErrText is the innermost error text of err ("permission denied"), for
+// reports that name the errno, not the chain of calls.
+func ErrText(err error) string {
 	for {
 		u := errors.Unwrap(err)
 		if u == nil {

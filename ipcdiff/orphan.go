@@ -1,7 +1,6 @@
 package ipcdiff
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -306,36 +305,7 @@ func orphanFamilies(ds []OrphanDecision) {
 // failed; the objects concerned carry less evidence, which can only make
 // them not orphans.
 func GatherOrphans(fs FS, objs []Object) error {
-	var errs []error
-	for _, e := range Enrich(objs) {
-		for i := range objs {
-			if objs[i].Ident == e.Ident && !errors.Is(e.Err, ErrVanished) {
-				objs[i].Unreadable = "semctl GETPID: " + errText(e.Err)
-			}
-		}
-		if !errors.Is(e.Err, ErrVanished) {
-			errs = append(errs, &e)
-		}
-	}
-	ids := map[int]bool{}
-	for _, o := range objs {
-		if o.Shm != nil {
-			ids[o.ID] = true
-		}
-	}
-	if len(ids) == 0 {
-		return errors.Join(errs...)
-	}
-	who, _, err := fs.Attachers(ids)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("reading /proc/*/maps: %w", err))
-	}
-	for i := range objs {
-		if objs[i].Shm != nil {
-			objs[i].Attachers = who[objs[i].ID]
-		}
-	}
-	return errors.Join(errs...)
+	return gather(fs, objs, func(*Shm) bool { return true })
 }
 
 // Objects returns every object of s, with no evidence beyond its line.

@@ -92,7 +92,7 @@ func Remove(fs FS, o Object) (RemoveOutcome, error) {
 		case err != nil && isGone(err):
 			return RemoveOutcome{Result: AlreadyGone}, nil
 		case err != nil:
-			return RemoveOutcome{Result: Touched, Why: "its semaphores cannot be read again: " + errText(err)}, nil
+			return RemoveOutcome{Result: Touched, Why: "its semaphores cannot be read again: " + ErrText(err)}, nil
 		}
 		cur.Sems = st
 	}

@@ -537,16 +537,5 @@ func removeOne(fs ipcdiff.FS, d ipcdiff.Decision) (action, errText string) {
 	if err == nil {
 		err = out.Err
 	}
-	return actFailed, unwrapErrno(err)
-}
-
-// unwrapErrno gives the innermost error text ("operation not permitted").
-func unwrapErrno(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
-	}
+	return actFailed, ipcdiff.ErrText(err)
 }
