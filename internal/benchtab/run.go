@@ -23,6 +23,8 @@ type bench struct {
 	self     string // this binary (helper commands)
 	tini     string // "" when not installed
 	tiniWhy  string // why tini is missing
+	floor    string // the Go floor (buildFloor); "" when it could not be built
+	floorWhy string
 	ipcrm    string // "" when not installed
 	dir      string // scratch: state dir, reports, marks
 	stateDir string // ipcguard's --state-dir, private to this run
@@ -64,6 +66,11 @@ func newBench(ctx context.Context, opt options) (*bench, error) {
 		b.tini = p
 	} else {
 		b.tiniWhy = "tini not installed (apt-get install -y tini)"
+	}
+	if p, err := buildFloor(dir); err == nil {
+		b.floor = p
+	} else {
+		b.floorWhy = err.Error()
 	}
 	if p, err := exec.LookPath("ipcrm"); err == nil {
 		b.ipcrm = p

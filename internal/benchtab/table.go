@@ -67,7 +67,7 @@ func (r row) targetText() string {
 	case r.limitKiB > 0:
 		return fmt.Sprintf("<= %d MiB", r.limitKiB>>10)
 	case r.target > 0:
-		return fmt.Sprintf("<= %.1fx", r.target)
+		return fmt.Sprintf("<= %gx", r.target)
 	}
 	return ""
 }
