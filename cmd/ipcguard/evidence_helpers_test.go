@@ -216,6 +216,29 @@ func (e *env) attempts(what string, n int, try func(attempt int) bool) {
 	e.fatalf("%s: no attempt of %d produced the input", what, n)
 }
 
+// scriptTries runs script (see script) in a fresh shared directory
+// name-N, up to four times while it exits with retry (the kernel did not
+// produce the input the script forces, such as a pid handed out again),
+// fails on any other non-zero exit, and returns the directory of the try
+// that produced it.
+func (e *env) scriptTries(name string, u users, opts scriptOpts, retry int, script string, vars ...string) string {
+	e.t.Helper()
+	var d string
+	e.attempts(e.sc, 4, func(a int) bool {
+		d = e.freshDir(fmt.Sprintf("%s-%d", name, a))
+		switch code, out := e.script(u, opts, d, script, vars...); code {
+		case 0:
+			return true
+		case retry:
+			return false
+		default:
+			e.fatalf("script: exit %d\n%s", code, out)
+		}
+		return false
+	})
+	return d
+}
+
 // fileInt reads an integer from a file the script wrote.
 func (e *env) fileInt(path string) int {
 	e.t.Helper()

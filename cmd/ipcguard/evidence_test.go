@@ -59,19 +59,7 @@ func TestEvidence1PidReuseDuringRun(t *testing.T) {
 		}
 		for _, flags := range flagSets {
 			e.sc = fmt.Sprintf("kind 1 (pid reuse during a run, ipcguard %s %s)", u.mode, flags)
-			var d string
-			e.attempts(e.sc, 4, func(a int) bool {
-				d = e.freshDir(fmt.Sprintf("k1-%d-%s", a, strings.TrimLeft(flags, "-")))
-				code, out := e.script(u, scriptOpts{pidNS: true}, d, kind1Script, "FLAGS="+flags)
-				switch code {
-				case 0:
-					return true
-				case scriptNoReuse:
-					return false
-				}
-				e.fatalf("script: exit %d\n%s", code, out)
-				return false
-			})
+			d := e.scriptTries(fmt.Sprintf("k1-%s", strings.TrimLeft(flags, "-")), u, scriptOpts{pidNS: true}, scriptNoReuse, kind1Script, "FLAGS="+flags)
 			e.guardStatus(filepath.Join(d, "guard.status"), 1)
 			rep := e.readReport(filepath.Join(d, "report.json"))
 			other, same := e.readIDs(filepath.Join(d, "other.ids")), e.readIDs(filepath.Join(d, "same.ids"))
@@ -120,19 +108,7 @@ func TestEvidence3PidReuseAfterSupervisorKilled(t *testing.T) {
 	inGuardModes(t, func(t *testing.T, e *env, u users) {
 		e.sc = "kind 3 (pid reuse after ipcguard was SIGKILLed, ipcguard " + u.mode + ")"
 		e.writeShared("segmaker.pl", segmakerPL)
-		var d string
-		e.attempts(e.sc, 4, func(a int) bool {
-			d = e.freshDir(fmt.Sprintf("k3-%d", a))
-			switch code, out := e.script(u, scriptOpts{pidNS: true}, d, kind3Script); code {
-			case 0:
-				return true
-			case scriptNoReuse:
-				return false
-			default:
-				e.fatalf("script: exit %d\n%s", code, out)
-			}
-			return false
-		})
+		d := e.scriptTries("k3", u, scriptOpts{pidNS: true}, scriptNoReuse, kind3Script)
 		for _, run := range []string{"a", "b"} {
 			what := map[string]string{"a": "another user's segment, its maker gone", "b": "a segment of ipcguard's user, its maker alive"}[run]
 			rd := filepath.Join(d, run)
@@ -286,19 +262,7 @@ func TestEvidence5SweepWithForeignProc(t *testing.T) {
 	inGuardModes(t, func(t *testing.T, e *env, u users) {
 		e.sc = "kind 5 (sweep with another namespace's /proc, ipcguard " + u.mode + ")"
 		e.writeShared("segmaker.pl", segmakerPL)
-		var d string
-		e.attempts(e.sc, 4, func(a int) bool {
-			d = e.freshDir(fmt.Sprintf("k5b-%d", a))
-			switch code, out := e.script(u, scriptOpts{pidNSHost: true}, d, kind5bScript); code {
-			case 0:
-				return true
-			case scriptRetry:
-				return false
-			default:
-				e.fatalf("script: exit %d\n%s", code, out)
-			}
-			return false
-		})
+		d := e.scriptTries("k5b", u, scriptOpts{pidNSHost: true}, scriptRetry, kind5bScript)
 		ids := e.readIDs(filepath.Join(d, "live.ids"))
 		b, _ := os.ReadFile(filepath.Join(d, "after-sweep"))
 		after, err := parseSysv("shm", string(b))
@@ -567,19 +531,7 @@ func TestEvidence8JournalOfDeadNamespace(t *testing.T) {
 	inGuardModes(t, func(t *testing.T, e *env, u users) {
 		e.sc = "kind 8 (journal of a dead namespace, ipcguard " + u.mode + ")"
 		e.writeShared("stranger.pl", strangerPL)
-		var d string
-		e.attempts(e.sc, 4, func(a int) bool {
-			d = e.freshDir(fmt.Sprintf("k8-%d", a))
-			switch code, out := e.script(u, scriptOpts{pidNS: true}, d, kind8Script); code {
-			case 0:
-				return true
-			case scriptNoReuse:
-				return false
-			default:
-				e.fatalf("script: exit %d\n%s", code, out)
-			}
-			return false
-		})
+		d := e.scriptTries("k8", u, scriptOpts{pidNS: true}, scriptNoReuse, kind8Script)
 		how, _ := os.ReadFile(filepath.Join(d, "how"))
 		t.Logf("%s: %s", e.sc, strings.TrimSpace(string(how)))
 		var after []sysvObj

@@ -470,19 +470,7 @@ func TestHostileIPCSetMovesCreationWindowTracked(t *testing.T) {
 	inRootGuard(t, func(t *testing.T, e *env, u users) {
 		e.writeShared("segmaker.pl", segmakerPL)
 		e.sc = "IPC_SET moves ctime (ipcguard root --track-creation)"
-		var d string
-		e.attempts(e.sc, 4, func(a int) bool {
-			d = e.freshDir(fmt.Sprintf("ipcset-tracked-%d", a))
-			switch code, out := e.script(u, scriptOpts{pidNS: true}, d, ipcSetScript, fmt.Sprintf("SU=%d", u.other), "FLAGS=--track-creation"); code {
-			case 0:
-				return true
-			case scriptNoReuse:
-				return false
-			default:
-				e.fatalf("script: exit %d\n%s", code, out)
-			}
-			return false
-		})
+		d := e.scriptTries("ipcset-tracked", u, scriptOpts{pidNS: true}, scriptNoReuse, ipcSetScript, fmt.Sprintf("SU=%d", u.other), "FLAGS=--track-creation")
 		e.guardStatus(filepath.Join(d, "guard.status"), 1)
 		rep, ids := e.readReport(filepath.Join(d, "report.json")), e.readIDs(filepath.Join(d, "s.ids"))
 		e.wantCandidates(rep, ids)
@@ -520,19 +508,7 @@ func TestHostileIPCSetMovesCreationWindow(t *testing.T) {
 		e.writeShared("segmaker.pl", segmakerPL)
 		for _, s := range strangersOf(u) {
 			e.sc = fmt.Sprintf("IPC_SET by a %s stranger moves ctime (ipcguard %s)", s.name, u.mode)
-			var d string
-			e.attempts(e.sc, 4, func(a int) bool {
-				d = e.freshDir(fmt.Sprintf("ipcset-%s-%d", s.name, a))
-				switch code, out := e.script(u, scriptOpts{pidNS: true}, d, ipcSetScript, fmt.Sprintf("SU=%d", s.uid), "FLAGS="); code {
-				case 0:
-					return true
-				case scriptNoReuse:
-					return false
-				default:
-					e.fatalf("script: exit %d\n%s", code, out)
-				}
-				return false
-			})
+			d := e.scriptTries(fmt.Sprintf("ipcset-%s", s.name), u, scriptOpts{pidNS: true}, scriptNoReuse, ipcSetScript, fmt.Sprintf("SU=%d", s.uid), "FLAGS=")
 			e.guardStatus(filepath.Join(d, "guard.status"), 1)
 			rep, ids := e.readReport(filepath.Join(d, "report.json")), e.readIDs(filepath.Join(d, "s.ids"))
 			e.wantCandidates(rep, ids)

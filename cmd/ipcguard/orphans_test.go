@@ -297,19 +297,7 @@ func TestLsOrphansPidReuse(t *testing.T) {
 		e.writeShared("segmaker.pl", segmakerPL)
 		for _, mode := range []string{"after", "before"} {
 			e.sc = fmt.Sprintf("ls --orphans, pid reused %s the last activity (%s)", mode, u.mode)
-			var d string
-			e.attempts(e.sc, 4, func(a int) bool {
-				d = e.freshDir(fmt.Sprintf("reuse-%s-%d", mode, a))
-				code, out := e.script(u, scriptOpts{pidNS: true, mountNS: true}, d, orphanReuseScript, "MODE="+mode)
-				switch code {
-				case 0:
-					return true
-				case scriptNoReuse:
-					return false
-				}
-				e.fatalf("script: exit %d\n%s", code, out)
-				return false
-			})
+			d := e.scriptTries(fmt.Sprintf("reuse-%s", mode), u, scriptOpts{pidNS: true, mountNS: true}, scriptNoReuse, orphanReuseScript, "MODE="+mode)
 			b, err := os.ReadFile(filepath.Join(d, "ls.json"))
 			if err != nil {
 				e.fatalf("%v", err)
