@@ -124,6 +124,34 @@ func (e *env) writeShared(name, text string) string {
 	return p
 }
 
+// startPerl starts perl on the script at path with args; it is killed and
+// reaped when the test ends.
+func (e *env) startPerl(path string, args ...string) *exec.Cmd {
+	e.t.Helper()
+	cmd := exec.Command("perl", append([]string{path}, args...)...)
+	if err := cmd.Start(); err != nil {
+		e.fatalf("%v", err)
+	}
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// asUser is a command run as uid (and gid uid), with no supplementary groups.
+func asUser(uid int, argv ...string) *exec.Cmd {
+	c := exec.Command(argv[0], argv[1:]...)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	return c
+}
+
+// creationFlagSets: a run with no flags and, as root (where the creation
+// tracker may run), one with --track-creation.
+func creationFlagSets(mode nstest.Mode) [][]string {
+	if mode == nstest.Root {
+		return [][]string{nil, {"--track-creation"}}
+	}
+	return [][]string{nil}
+}
+
 // scriptPrelude defines the shell functions of the scripts:
 //
 //	asuser UID CMD...    run CMD as UID (and its gid), no supplementary groups

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -176,8 +175,7 @@ func TestEvidence4OtherPidNamespace(t *testing.T) {
 			name string
 			uid  int
 		}{{"same", u.same}, {"other", u.other}} {
-			p := exec.Command("perl", filepath.Join(e.dir, "stranger.pl"), filepath.Join(d, who.name), fmt.Sprintf("%#x", 0x4a140000+i))
-			p.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(who.uid), Gid: uint32(who.uid), Groups: []uint32{}}}
+			p := asUser(who.uid, "perl", filepath.Join(e.dir, "stranger.pl"), filepath.Join(d, who.name), fmt.Sprintf("%#x", 0x4a140000+i))
 			if b, err := p.CombinedOutput(); err != nil {
 				e.fatalf("the outsider (%s): %v\n%s", who.name, err, b)
 			}
@@ -213,10 +211,7 @@ open(my $f, '>>', $out) or die; print $f "sem ", $s->id, "\n"; close $f or die;
 func TestEvidence5UnreadableSet(t *testing.T) {
 	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
 		e := newEnv(t, "kind 5 (unreadable set, "+mode.String()+")")
-		pl := e.path("unreadable.pl")
-		if err := os.WriteFile(pl, []byte(unreadablePL), 0o644); err != nil {
-			e.fatalf("%v", err)
-		}
+		pl := e.writeShared("unreadable.pl", unreadablePL)
 		started, goOn, ids, rep := e.path("started"), e.path("go"), e.path("ids"), e.path("report.json")
 		g := e.guard("--report", rep, "--", "sh", "-c", shPrelude()+`: >"$0" && waitfile "$1" && exit 1`, started, goOn).start()
 		e.waitFile(started)
@@ -311,27 +306,16 @@ select(undef, undef, undef, 0.01) until -e $stop;
 // that the tree did not create them.
 func TestEvidence6KeyedSharedByDesign(t *testing.T) {
 	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
-		flagSets := [][]string{nil}
-		if mode == nstest.Root {
-			flagSets = append(flagSets, []string{"--track-creation"})
-		}
-		for i, flags := range flagSets {
+		for i, flags := range creationFlagSets(mode) {
 			e := newEnv(t, fmt.Sprintf("kind 6 (keyed set held by a stranger, %s %v)", mode, flags))
-			pl := e.path("slot.pl")
-			if err := os.WriteFile(pl, []byte(slotHolderPL), 0o644); err != nil {
-				e.fatalf("%v", err)
-			}
+			pl := e.writeShared("slot.pl", slotHolderPL)
 			skey, qkey := fmt.Sprintf("%#x", 0x4a160001+2*i), fmt.Sprintf("%#x", 0x4a160002+2*i)
 			started, held, stop, ids, rep := e.path("started"), e.path("held"), e.path("stop"), e.path("ids"), e.path("report.json")
 			args := append(append([]string{"--report", rep}, flags...), "--", "sh", "-c",
 				shPrelude()+`: >"$0" && waitfile "$1" && ipc sem:key=`+skey+`:op msg:key=`+qkey+`:send && exit 1`, started, held)
 			g := e.guard(args...).start()
 			e.waitFile(started)
-			holder := exec.Command("perl", pl, ids, skey, qkey, held, stop)
-			if err := holder.Start(); err != nil {
-				e.fatalf("%v", err)
-			}
-			e.t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+			holder := e.startPerl(pl, ids, skey, qkey, held, stop)
 			e.wantExit(g.wait(), 1)
 			e.strangerKept("keyed objects a live stranger created and holds", e.readReport(rep), e.readIDs(ids))
 			os.WriteFile(stop, nil, 0o644)
@@ -364,27 +348,16 @@ select(undef, undef, undef, 0.01) until -e $stop;
 // with --track-creation (the tree's creation of both is then proven).
 func TestEvidence6KeyFamily(t *testing.T) {
 	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
-		flagSets := [][]string{nil}
-		if mode == nstest.Root {
-			flagSets = append(flagSets, []string{"--track-creation"})
-		}
-		for i, flags := range flagSets {
+		for i, flags := range creationFlagSets(mode) {
 			e := newEnv(t, fmt.Sprintf("kind 6 (key family, %s %v)", mode, flags))
-			pl := e.path("family.pl")
-			if err := os.WriteFile(pl, []byte(familyUserPL), 0o644); err != nil {
-				e.fatalf("%v", err)
-			}
+			pl := e.writeShared("family.pl", familyUserPL)
 			key := fmt.Sprintf("%#x", 0x4a160101+i)
 			made, ready, used, stop, rep := e.path("made"), e.path("ready"), e.path("used"), e.path("stop"), e.path("report.json")
 			args := append(append([]string{"--report", rep}, flags...), "--", nstest.Binary(),
 				"out="+made, "shm:key="+key, "sem:key="+key+":op", "ready="+ready, "await="+used, "sem:key="+key+":op", "exit=1")
 			g := e.guard(args...).withEnv(nstest.HelperEnv("ipc")).start()
 			e.waitPidFile(ready)
-			user := exec.Command("perl", pl, key, used, stop)
-			if err := user.Start(); err != nil {
-				e.fatalf("%v", err)
-			}
-			e.t.Cleanup(func() { user.Process.Kill(); user.Wait() })
+			user := e.startPerl(pl, key, used, stop)
 			e.wantExit(g.wait(), 1)
 			ids := uniq(e.readIDs(made))
 			wantCount(e, "the key family", ids, 2)
@@ -447,19 +420,10 @@ select(undef, undef, undef, 0.01) until -e $stop;
 func TestEvidence7DetachedOutsider(t *testing.T) {
 	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
 		e := newEnv(t, "kind 7 (detached outsider, "+mode.String()+")")
-		client, server := e.path("client.pl"), e.path("server.pl")
-		for p, text := range map[string]string{client: mitShmClientPL, server: mitShmServerPL} {
-			if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-				e.fatalf("%v", err)
-			}
-		}
+		client, server := e.writeShared("client.pl", mitShmClientPL), e.writeShared("server.pl", mitShmServerPL)
 		ids, pidf, attached, detached, stop, rep := e.path("ids"), e.path("client.pid"), e.path("attached"),
 			e.path("detached"), e.path("stop"), e.path("report.json")
-		srv := exec.Command("perl", server, ids, pidf, attached, detached, stop)
-		if err := srv.Start(); err != nil {
-			e.fatalf("%v", err)
-		}
-		e.t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		srv := e.startPerl(server, ids, pidf, attached, detached, stop)
 		r := e.run("--report", rep, "--", "sh", "-c", shPrelude()+`perl "$0" "$1" "$2" "$3"; waitfile "$4" && exit 1`,
 			client, ids, pidf, attached, detached)
 		e.wantExit(r, 1)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -679,11 +678,6 @@ func TestHostileCraftedJournalOldObjects(t *testing.T) {
 		e.sc = "a crafted journal names objects older than its run (ipcguard " + u.mode + ")"
 		e.writeShared("segmaker.pl", segmakerPL)
 		d := e.freshDir("crafted")
-		asUser := func(uid int, argv ...string) *exec.Cmd {
-			c := exec.Command(argv[0], argv[1:]...)
-			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
-			return c
-		}
 		seg := func(name string, uid int) (string, int) {
 			if b, err := asUser(uid, "perl", filepath.Join(e.dir, "segmaker.pl"), filepath.Join(d, name)).CombinedOutput(); err != nil {
 				e.fatalf("making %s: %v\n%s", name, err, b)
