@@ -75,7 +75,7 @@ test-short:
 # The budget table (start-up, scale, removal, memory; ratios against tini,
 # raw /proc reads and ipcrm measured in the same run).
 bench: build
-	$(GO) run ./internal/benchtab -bin $(BIN)
+	$(GO) run ./cmd/ipcguard-bench -bin $(BIN)
 
 # Micro-benchmarks of the packages (parsers, snapshot, diff, trackers, journal).
 bench-go:

@@ -1,9 +1,9 @@
-// Command benchtab measures what ipcguard costs and prints one table:
+// Command ipcguard-bench measures what ipcguard costs and prints one table:
 // start-up against tini, run time and pre-start delay at the kernel's IPC
 // limits against one raw read of /proc/sysvipc, removal time against
 // ipcrm -a, peak memory, and how the scale-dependent figures grow.
 //
-//	go run ./internal/benchtab -bin bin/ipcguard
+//	go run ./cmd/ipcguard-bench -bin bin/ipcguard
 //
 // Everything that creates IPC objects happens in a private IPC namespace:
 // benchtab re-executes itself into one (as root: CLONE_NEWIPC; otherwise

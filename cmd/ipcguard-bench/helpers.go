@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Helper commands: the benchtab binary run with one of these as its first
+// Helper commands: the ipcguard-bench binary run with one of these as its first
 // argument is a command for ipcguard to run, not the benchmark.
 const (
 	// helperMark PATH: write the CLOCK_MONOTONIC instant (ns) at which
@@ -44,13 +44,13 @@ func helperMain(args []string) bool {
 		}
 		pid, err := syscall.ForkExec(args[3], args[3:], &syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Env: os.Environ()})
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "benchtab rss: %v\n", err)
+			fmt.Fprintf(os.Stderr, "ipcguard-bench rss: %v\n", err)
 			os.Exit(2)
 		}
 		var ws syscall.WaitStatus
 		var ru syscall.Rusage
 		if _, err := syscall.Wait4(pid, &ws, 0, &ru); err != nil {
-			fmt.Fprintf(os.Stderr, "benchtab rss: %v\n", err)
+			fmt.Fprintf(os.Stderr, "ipcguard-bench rss: %v\n", err)
 			os.Exit(2)
 		}
 		if err := os.WriteFile(args[2], strconv.AppendInt(nil, ru.Maxrss, 10), 0o600); err != nil {
@@ -60,7 +60,7 @@ func helperMain(args []string) bool {
 	case helperMark:
 		t := monoNow()
 		if err := os.WriteFile(args[2], strconv.AppendInt(nil, t, 10), 0o600); err != nil {
-			fmt.Fprintf(os.Stderr, "benchtab mark: %v\n", err)
+			fmt.Fprintf(os.Stderr, "ipcguard-bench mark: %v\n", err)
 			os.Exit(2)
 		}
 		os.Exit(0)
@@ -70,7 +70,7 @@ func helperMain(args []string) bool {
 			err = makeUsed(split(n))
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "benchtab make: %v\n", err)
+			fmt.Fprintf(os.Stderr, "ipcguard-bench make: %v\n", err)
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -89,7 +89,7 @@ func helperMain(args []string) bool {
 			err = fill(p)
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "benchtab fill: %v\n", err)
+			fmt.Fprintf(os.Stderr, "ipcguard-bench fill: %v\n", err)
 			os.Exit(2)
 		}
 		os.Exit(0)
