@@ -1,0 +1,199 @@
+package posixipc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/ipcguard/ipcguard/internal/procfs"
+	"golang.org/x/sys/unix"
+)
+
+// ProcKey is the identity of a process: its pid and its start time in
+// clock ticks after boot (/proc/PID/stat field 22).
+type ProcKey struct {
+	Pid   int
+	Start uint64
+}
+
+// Sample is the CPU time of every process of one uid at one moment.
+type Sample struct {
+	proc string
+	uid  uint32
+	self ProcKey
+	// cpu is each process's CPU time in nanoseconds; -1 where it could not
+	// be read.
+	cpu map[ProcKey]int64
+}
+
+// pfKthread is PF_KTHREAD of include/linux/sched.h (/proc/PID/stat field 9).
+const pfKthread = 0x00200000
+
+// SampleUID records, for every process proc shows ("/proc") whose real,
+// effective, saved or filesystem uid is uid (kernel threads excepted), its
+// identity and the CPU time of all its threads, live and exited, in
+// nanoseconds: the process CPU clock (clock_gettime of
+// clock_getcpuclockid(pid), the scheduler's sum_exec_runtime of the thread
+// group, kernel/time/posix-cpu-timers.c), which unlike per-thread
+// schedstat also counts threads that exited between two samples.
+func SampleUID(proc string, uid uint32) (*Sample, error) {
+	s := &Sample{proc: proc, uid: uid, cpu: map[ProcKey]int64{}}
+	pids, err := procfs.Tgids(proc)
+	if err != nil {
+		return nil, fmt.Errorf("posixipc: listing %s: %w", proc, err)
+	}
+	for _, pid := range pids {
+		k, ns, ok := s.one(pid)
+		if ok {
+			s.cpu[k] = ns
+		}
+		if pid == os.Getpid() {
+			s.self = k
+		}
+	}
+	return s, nil
+}
+
+// one reads one process: ok is false when it is not one of the uid's, is
+// a kernel thread, or is gone.
+func (s *Sample) one(pid int) (ProcKey, int64, bool) {
+	p := s.proc + "/" + strconv.Itoa(pid)
+	st, flags, err := statFlags(p)
+	if err != nil || flags&pfKthread != 0 {
+		return ProcKey{}, 0, false
+	}
+	b, err := readFile(p + "/status")
+	if err != nil {
+		return ProcKey{}, 0, false
+	}
+	uids, err := parseStatusUids(b)
+	if err != nil || !slices.Contains(uids[:], s.uid) {
+		return ProcKey{}, 0, false
+	}
+	k := ProcKey{Pid: pid, Start: st.Start}
+	ns := int64(-1)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(int32(^pid<<3|2), &ts); err == nil {
+		ns = ts.Nano()
+	}
+	// The clock is the pid's: it must still be the same process.
+	if st2, _, err := statFlags(p); err != nil || st2.Start != st.Start {
+		return ProcKey{}, 0, false
+	}
+	return k, ns, true
+}
+
+func statFlags(p string) (procfs.Stat, uint64, error) {
+	b, err := readFile(p + "/stat")
+	if err != nil {
+		return procfs.Stat{}, 0, err
+	}
+	st, err := procfs.ParseStat(b)
+	if err != nil {
+		return st, 0, err
+	}
+	// Field 9 (flags) is the 7th after the command name.
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	flags, err := strconv.ParseUint(string(f[6]), 10, 64)
+	return st, flags, err
+}
+
+// parseStatusUids returns the real, effective, saved and filesystem uids
+// of the "Uid:" line of /proc/PID/status (proc_pid_status(5)).
+func parseStatusUids(b []byte) ([4]uint32, error) {
+	var u [4]uint32
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 4 {
+			return u, fmt.Errorf("%w: status Uid line %q", ErrParse, line)
+		}
+		for i := range u {
+			n, err := strconv.ParseUint(string(f[i]), 10, 32)
+			if err != nil {
+				return u, fmt.Errorf("%w: status Uid line %q: %w", ErrParse, line, err)
+			}
+			u[i] = uint32(n)
+		}
+		return u, nil
+	}
+	return u, fmt.Errorf("%w: status has no Uid line", ErrParse)
+}
+
+// Quiet is what Compare found.
+type Quiet struct {
+	// Ran: processes of the first sample, alive now, whose CPU time grew.
+	Ran []ProcKey
+	// Gone: processes of the first sample that exited since.
+	Gone []ProcKey
+	// New: processes of the uid now that the first sample did not have.
+	New []ProcKey
+	// Unknown: processes whose CPU time could not be read at either sample.
+	Unknown []ProcKey
+	// Idle: processes alive at both samples that used no CPU in between.
+	Idle []ProcKey
+}
+
+// ErrNoSample: Compare was called on a nil sample.
+var ErrNoSample = errors.New("posixipc: no first sample")
+
+// Compare samples again and tells, of the uid's processes other than
+// members and the calling process, which ran, which are gone and which are
+// new since s.
+//
+// What it proves: a process in Idle consumed no CPU between the two
+// samples, so it made no system call then (every system call runs on the
+// caller's CPU time): it created, opened, mapped and removed nothing in
+// that interval. Ran, Gone and New processes may have done anything.
+//
+// What it cannot see: a process that started and exited between the two
+// samples (a short-lived stranger) is in no list; the caller must combine
+// this with a record of every fork in the window (the pid watch, or an
+// exact tracker). Processes of a pid namespace proc does not show, and
+// processes that gained or lost the uid between the samples (setuid) are
+// not covered either, nor a process of another uid that acts for this one
+// (root making a file and chown(2)ing it).
+func (s *Sample) Compare(members map[ProcKey]bool) (Quiet, error) {
+	var q Quiet
+	if s == nil {
+		return q, ErrNoSample
+	}
+	now, err := SampleUID(s.proc, s.uid)
+	if err != nil {
+		return q, err
+	}
+	skip := func(k ProcKey) bool { return members[k] || k == s.self || k == now.self }
+	for k, before := range s.cpu {
+		if skip(k) {
+			continue
+		}
+		after, alive := now.cpu[k]
+		switch {
+		case !alive:
+			q.Gone = append(q.Gone, k)
+		case before < 0 || after < 0:
+			q.Unknown = append(q.Unknown, k)
+		case after > before:
+			q.Ran = append(q.Ran, k)
+		default:
+			q.Idle = append(q.Idle, k)
+		}
+	}
+	for k := range now.cpu {
+		if _, ok := s.cpu[k]; !ok && !skip(k) {
+			q.New = append(q.New, k)
+		}
+	}
+	for _, l := range []*[]ProcKey{&q.Ran, &q.Gone, &q.New, &q.Unknown, &q.Idle} {
+		slices.SortFunc(*l, func(a, b ProcKey) int { return a.Pid - b.Pid })
+	}
+	return q, nil
+}

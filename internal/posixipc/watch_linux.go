@@ -1,0 +1,159 @@
+package posixipc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotTracked: creations in the directory cannot be watched here (no
+// fanotify, or the filesystem does not report names); the reason is wrapped.
+var ErrNotTracked = errors.New("posixipc: creations not tracked")
+
+// Creation is one name made in a watched directory.
+type Creation struct {
+	Name string
+	// Pid is the process (thread-group id) that made it, in the watcher's
+	// pid namespace; 0 when hidden (Record.PidsHidden) or outside it.
+	Pid int
+	// Time is when the watcher read the event: the creation was not later.
+	Time time.Time
+	// Moved: renamed into the directory (FAN_MOVED_TO), not created there.
+	Moved bool
+}
+
+// Record is what a Watch saw.
+type Record struct {
+	Creations []Creation
+	// Lost: the kernel's event queue overflowed (FAN_Q_OVERFLOW) or events
+	// could not be read: creations are missing; the record is not complete.
+	Lost    bool
+	LostWhy string
+	// PidsHidden: the watcher has no CAP_SYS_ADMIN, so the kernel reports
+	// the pid of no process but the watcher's own (fanotify(7)).
+	PidsHidden bool
+}
+
+// Watch records the creations in a directory (package doc, "Creation
+// seen") from Start until Stop.
+type Watch struct {
+	fan, wake int
+	hidden    bool
+	done      chan struct{}
+	mu        sync.Mutex
+	rec       Record
+}
+
+// Watch starts recording the creations in d. Every creation made before
+// Watch returns and before Stop is called is in the record (fanotify
+// queues the event within the system call that creates), unless the record
+// says Lost. It returns an error wrapping ErrNotTracked where fanotify
+// cannot watch d.
+func (d *Dir) Watch() (*Watch, error) {
+	const base = unix.FAN_CLASS_NOTIF | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK | unix.FAN_REPORT_DFID_NAME
+	w := &Watch{done: make(chan struct{})}
+	fan, err := unix.FanotifyInit(base|unix.FAN_UNLIMITED_QUEUE, unix.O_RDONLY|unix.O_CLOEXEC)
+	if errors.Is(err, unix.EPERM) {
+		// Unprivileged: a bounded queue, and the pids hidden.
+		w.hidden = true
+		fan, err = unix.FanotifyInit(base, unix.O_RDONLY|unix.O_CLOEXEC)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: fanotify_init: %w", ErrNotTracked, err)
+	}
+	if err := unix.FanotifyMark(fan, unix.FAN_MARK_ADD, unix.FAN_CREATE|unix.FAN_MOVED_TO, d.fd, ""); err != nil {
+		unix.Close(fan)
+		return nil, fmt.Errorf("%w: fanotify_mark on %s: %w", ErrNotTracked, d.where(), err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fan)
+		return nil, fmt.Errorf("%w: eventfd: %w", ErrNotTracked, err)
+	}
+	w.fan, w.wake = fan, wake
+	w.rec.PidsHidden = w.hidden
+	go w.loop()
+	return w, nil
+}
+
+func (w *Watch) loop() {
+	defer close(w.done)
+	buf := make([]byte, 64<<10)
+	fds := []unix.PollFd{{Fd: int32(w.fan), Events: unix.POLLIN}, {Fd: int32(w.wake), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err != nil && err != unix.EINTR {
+			w.lose("poll: " + err.Error())
+			return
+		}
+		stop := fds[1].Revents != 0
+		// Drain: on stop, every event queued before Stop was called.
+		for {
+			n, err := unix.Read(w.fan, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN || n == 0 {
+				break
+			}
+			if err != nil {
+				w.lose("read: " + err.Error())
+				return
+			}
+			w.add(buf[:n])
+		}
+		if stop {
+			return
+		}
+	}
+}
+
+func (w *Watch) lose(why string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.rec.Lost {
+		w.rec.Lost, w.rec.LostWhy = true, why
+	}
+}
+
+func (w *Watch) add(b []byte) {
+	now := time.Now()
+	evs, err := parseFanEvents(b, binary.NativeEndian)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range evs {
+		if ev.mask&fanQOverflow != 0 && !w.rec.Lost {
+			w.rec.Lost, w.rec.LostWhy = true, "the fanotify queue overflowed"
+		}
+		if ev.mask&(fanCreate|fanMovedTo) == 0 || !ev.hasName {
+			continue
+		}
+		pid := int(ev.pid)
+		if pid < 0 {
+			pid = 0
+		}
+		w.rec.Creations = append(w.rec.Creations, Creation{Name: ev.name, Pid: pid, Time: now, Moved: ev.mask&fanCreate == 0})
+	}
+	if err != nil && !w.rec.Lost {
+		w.rec.Lost, w.rec.LostWhy = true, err.Error()
+	}
+}
+
+// Stop ends the watch and returns the record: every creation before the
+// call (in the order the kernel queued them), unless Lost says otherwise.
+func (w *Watch) Stop() Record {
+	var one = [8]byte{1}
+	if _, err := unix.Write(w.wake, one[:]); err != nil {
+		w.lose("eventfd write: " + err.Error())
+	}
+	<-w.done
+	unix.Close(w.fan)
+	unix.Close(w.wake)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rec
+}
