@@ -115,12 +115,15 @@ func (s *scanner) process(pid int, u *Users) (again bool) {
 	note := func(what string, err error) {
 		unread = append(unread, Unreadable{Pid: pid, Start: st.Start, Comm: st.Comm, What: what, Err: err})
 	}
-	if err := s.fds(p+"/fd", func(k FileKey) { use(k).FD = true }); err != nil && !gone(err) {
-		note("fd", err)
+	fdErr := s.fds(p+"/fd", func(k FileKey) { use(k).FD = true })
+	if fdErr != nil && !gone(fdErr) {
+		note("fd", fdErr)
 	}
 	tasks, _ := s.tasks(p)
 	for _, tid := range tasks {
-		if tid == pid {
+		if tid == pid || (fdErr != nil && !gone(fdErr)) {
+			// The leader's, or refused already (a thread's table has
+			// the same ptrace check).
 			continue
 		}
 		r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid), uintptr(tid), kcmpFiles, 0, 0, 0)
