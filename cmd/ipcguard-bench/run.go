@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ipcguard/ipcguard/internal/guard"
 )
 
 // bench holds what the namespace child needs to run contenders.
@@ -143,39 +145,9 @@ func (b *bench) guardArgs(report string, extra []string, argv ...string) []strin
 	return append(append(a, "--"), argv...)
 }
 
-// report is the part of ipcguard's JSON report the benchmark reads.
-type report struct {
-	Snapshot struct {
-		Before, After, New int
-	} `json:"snapshot"`
-	Removed  int      `json:"removed"`
-	Kept     int      `json:"kept"`
-	Failed   int      `json:"failed"`
-	Warnings []string `json:"warnings"`
-	Tracker  struct {
-		Name  string `json:"name"`
-		Exact bool   `json:"exact"`
-		Note  string `json:"note"`
-	} `json:"tracker"`
-	Window struct {
-		Contended bool   `json:"contended"`
-		Why       string `json:"why"`
-	} `json:"window"`
-	Objects []struct {
-		Type   string `json:"type"`
-		Action string `json:"action"`
-		Reason string `json:"reason"`
-		Error  string `json:"error"`
-	} `json:"objects"`
-	Timings struct {
-		SnapshotBefore int64 `json:"snapshot_before"`
-		Journal        int64 `json:"journal"`
-		Command        int64 `json:"command"`
-		SnapshotAfter  int64 `json:"snapshot_after"`
-		Attribute      int64 `json:"attribute"`
-		Remove         int64 `json:"remove"`
-	} `json:"timings_us"`
-}
+// report is ipcguard's JSON report (guard.Report), as read back from
+// --report.
+type report struct{ guard.Report }
 
 func readReport(path string) (*report, error) {
 	b, err := os.ReadFile(path)

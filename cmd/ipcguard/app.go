@@ -7,16 +7,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
-)
-
-// Exit statuses of ipcguard's own, as env(1) and timeout(1) use them.
-const (
-	exitUsage       = 125 // bad usage, or ipcguard failed before the command ran
-	exitNotExec     = 126 // the command was found but cannot be run
-	exitNotFound    = 127 // the command was not found
-	exitInternalErr = 125
 )
 
 // usageError is a mistake in the command line or environment settings.
@@ -30,8 +23,6 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 type statusError struct{ ws unix.WaitStatus }
 
 func (e *statusError) Error() string { return fmt.Sprintf("status %v", e.ws) }
-
-func exited(code int) unix.WaitStatus { return unix.WaitStatus(code << 8) }
 
 const appHelp = `ipcguard runs COMMAND and, if it fails, removes the System V IPC objects
 (shared memory segments, semaphore sets, message queues) that COMMAND's
@@ -145,7 +136,7 @@ func run(args []string) unix.WaitStatus {
 func runWith(args []string, stdout, stderr io.Writer) unix.WaitStatus {
 	if len(args) < 2 && os.Getenv("IPCGUARD_CMD") == "" {
 		fmt.Fprintln(stderr, "ipcguard: no command given (see ipcguard --help)")
-		return exited(exitUsage)
+		return guard.Exited(guard.ExitUsage)
 	}
 	argv := append([]string{args[0]}, args[1:]...)
 	if len(args) < 2 || !subcommandArg(args[1]) {
@@ -156,18 +147,14 @@ func runWith(args []string, stdout, stderr io.Writer) unix.WaitStatus {
 	var ue *usageError
 	switch {
 	case err == nil:
-		return exited(0)
+		return guard.Exited(0)
 	case errors.As(err, &st):
 		return st.ws
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "ipcguard: %s (see ipcguard --help)\n", ue.msg)
-		return exited(exitUsage)
+		return guard.Exited(guard.ExitUsage)
 	default:
-		fmt.Fprintf(stderr, "ipcguard: %v\n", oneLine(err))
-		return exited(exitUsage)
+		fmt.Fprintf(stderr, "ipcguard: %v\n", guard.OneLine(err))
+		return guard.Exited(guard.ExitUsage)
 	}
-}
-
-func oneLine(err error) string {
-	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }

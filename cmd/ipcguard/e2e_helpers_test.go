@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 	"golang.org/x/sys/unix"
 )
@@ -549,71 +550,13 @@ func childrenOf(ppid int) []int {
 
 // ---- the report ------------------------------------------------------------
 
-type report struct {
-	Version  int      `json:"version"`
-	Command  []string `json:"command"`
-	Pid      int      `json:"pid"`
-	ExitCode *int     `json:"exit_code"`
-	Signal   string   `json:"signal"`
-	Policy   struct {
-		On       string   `json:"on"`
-		DryRun   bool     `json:"dry_run"`
-		Strict   bool     `json:"strict"`
-		Types    string   `json:"types"`
-		KeepKeys []string `json:"keep_keys"`
-	} `json:"policy"`
-	Cleanup       bool   `json:"cleanup"`
-	CleanupReason string `json:"cleanup_reason"`
-	Tracker       struct {
-		Name            string `json:"name"`
-		Exact           bool   `json:"exact"`
-		CreationTracked bool   `json:"creation_tracked"`
-		Pids            int    `json:"pids"`
-		Note            string `json:"note"`
-	} `json:"tracker"`
-	Window struct {
-		Start     time.Time `json:"start"`
-		End       time.Time `json:"end"`
-		Contended bool      `json:"contended"`
-		Why       string    `json:"why"`
-	} `json:"window"`
-	Snapshot struct {
-		Before int `json:"before"`
-		After  int `json:"after"`
-		New    int `json:"new"`
-	} `json:"snapshot"`
-	Descendants struct {
-		Terminated []int `json:"terminated"`
-		Killed     []int `json:"killed"`
-		Remaining  []int `json:"remaining"`
-	} `json:"descendants"`
-	Objects  []reportObj `json:"objects"`
-	Removed  int         `json:"removed"`
-	Kept     int         `json:"kept"`
-	Failed   int         `json:"failed"`
-	Warnings []string    `json:"warnings"`
-}
+// report is ipcguard's JSON report (guard.Report) as a test reads it back.
+type report struct{ guard.Report }
 
-type reportObj struct {
-	Type  string `json:"type"`
-	ID    int    `json:"id"`
-	Key   string `json:"key"`
-	Owner struct {
-		UID int `json:"uid"`
-		GID int `json:"gid"`
-	} `json:"owner"`
-	Creator struct {
-		UID int `json:"uid"`
-		GID int `json:"gid"`
-	} `json:"creator"`
-	Action   string   `json:"action"`
-	Strength string   `json:"strength"`
-	Evidence []string `json:"evidence"`
-	Reason   string   `json:"reason"`
-	Error    string   `json:"error"`
-}
+type reportObj = guard.ReportObject
 
-func (o reportObj) tid() string { return fmt.Sprintf("%s %d", o.Type, o.ID) }
+// tid is "type id" of a report object.
+func tid(o reportObj) string { return fmt.Sprintf("%s %d", o.Type, o.ID) }
 
 // readReport decodes the JSON report ipcguard wrote to path.
 func (e *env) readReport(path string) *report {
@@ -648,7 +591,7 @@ func (r *report) object(typ string, id int) (reportObj, bool) {
 func (r *report) actions() map[string]string {
 	m := map[string]string{}
 	for _, o := range r.Objects {
-		m[o.tid()] = o.Action
+		m[tid(o)] = o.Action
 	}
 	return m
 }

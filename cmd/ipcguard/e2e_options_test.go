@@ -142,7 +142,7 @@ func TestTrackCreation(t *testing.T) {
 			e.wantGone("creation seen", made)
 			for _, o := range rp.Objects {
 				if ev := strings.Join(o.Evidence, " "); !strings.Contains(ev, "creat") && !strings.Contains(ev, "obtained") {
-					e.errorf("%s: evidence %q does not mention the get seen", o.tid(), o.Evidence)
+					e.errorf("%s: evidence %q does not mention the get seen", tid(o), o.Evidence)
 				}
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 	"golang.org/x/sys/unix"
 )
@@ -321,7 +322,7 @@ func TestScenario07EscapedDescendant(t *testing.T) {
 // reasonOf is the reason the report gives for keeping object "TYPE ID".
 func reasonOf(rp *report, id string) string {
 	for _, o := range rp.Objects {
-		if o.tid() == id {
+		if tid(o) == id {
 			return o.Reason
 		}
 	}
@@ -599,8 +600,8 @@ func TestScenario10DryRun(t *testing.T) {
 			}
 		}
 		for _, o := range rr.Objects {
-			if _, ok := now[o.tid()]; (o.Action == "removed") == ok {
-				e.errorf("real run: report says %s %s but /proc/sysvipc disagrees", o.tid(), o.Action)
+			if _, ok := now[tid(o)]; (o.Action == "removed") == ok {
+				e.errorf("real run: report says %s %s but /proc/sysvipc disagrees", tid(o), o.Action)
 			}
 			if o.Action == "removed" {
 				gone++
@@ -662,20 +663,20 @@ func TestScenario11Report(t *testing.T) {
 		for _, typ := range []string{"shm", "sem", "msg"} {
 			check(strings.Contains(rp.Policy.Types, typ), "policy.types %q lacks %s", rp.Policy.Types, typ)
 		}
-		check(rp.Cleanup && rp.CleanupReason != "", "cleanup %v reason %q", rp.Cleanup, rp.CleanupReason)
+		check(rp.Cleanup && rp.Why != "", "cleanup %v reason %q", rp.Cleanup, rp.Why)
 		check(rp.Tracker.Name != "" && rp.Tracker.Pids >= 1, "tracker %+v", rp.Tracker)
 		check(!rp.Window.Start.IsZero() && !rp.Window.End.Before(rp.Window.Start), "window %+v", rp.Window)
 		check(rp.Snapshot.Before == 1 && rp.Snapshot.New == 3 && rp.Snapshot.After == 4, "snapshot %+v, want before 1, new 3, after 4", rp.Snapshot)
 		check(len(rp.Objects) == 3, "%d objects, want 3", len(rp.Objects))
 		check(rp.Removed == 3 && rp.Kept == 0 && rp.Failed == 0, "removed %d kept %d failed %d", rp.Removed, rp.Kept, rp.Failed)
-		uid, gid := os.Geteuid(), os.Getegid()
+		uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
 		for _, o := range rp.Objects {
-			check(contains(made, o.tid()), "object %s is not one the command made (%v)", o.tid(), made)
-			check(keyFormat.MatchString(o.Key), "object %s key %q, want 0x%%08x", o.tid(), o.Key)
+			check(contains(made, tid(o)), "object %s is not one the command made (%v)", tid(o), made)
+			check(keyFormat.MatchString(o.Key), "object %s key %q, want 0x%%08x", tid(o), o.Key)
 			check(o.Owner.UID == uid && o.Owner.GID == gid && o.Creator.UID == uid && o.Creator.GID == gid,
-				"object %s owner %+v creator %+v, want %d/%d", o.tid(), o.Owner, o.Creator, uid, gid)
+				"object %s owner %+v creator %+v, want %d/%d", tid(o), o.Owner, o.Creator, uid, gid)
 			check(o.Action == "removed" && o.Strength != "" && len(o.Evidence) > 0, "object %s: action %q strength %q evidence %q",
-				o.tid(), o.Action, o.Strength, o.Evidence)
+				tid(o), o.Action, o.Strength, o.Evidence)
 			if o.Type == "shm" {
 				check(o.Key == "0x4a000021", "segment key %q, want 0x4a000021", o.Key)
 			}
@@ -1140,23 +1141,8 @@ func TestLsJSON(t *testing.T) {
 
 		r := e.run("ls", "--json")
 		e.wantExit(r, 0)
-		type pidInfo struct {
-			Pid   int    `json:"pid"`
-			Alive bool   `json:"alive"`
-			Comm  string `json:"comm"`
-		}
-		var objs []struct {
-			Type     string    `json:"type"`
-			ID       int       `json:"id"`
-			Key      string    `json:"key"`
-			UID      int       `json:"uid"`
-			Nattch   int       `json:"nattch"`
-			Nsems    int       `json:"nsems"`
-			QNum     int       `json:"qnum"`
-			Creator  *pidInfo  `json:"creator"`
-			LastOp   []pidInfo `json:"last_op"`
-			Attached []pidInfo `json:"attached_by"`
-		}
+		type pidInfo = guard.ListedPid
+		var objs []guard.Listed
 		if err := json.Unmarshal([]byte(r.Stdout), &objs); err != nil {
 			e.fatalf("ls --json is not a JSON array of objects: %v\n%s", err, r.Stdout)
 		}
@@ -1171,7 +1157,7 @@ func TestLsJSON(t *testing.T) {
 		seen := map[string]bool{}
 		for _, o := range objs {
 			seen[o.Type] = true
-			if o.UID != os.Geteuid() {
+			if int(o.UID) != os.Geteuid() {
 				e.errorf("ls: %s %d uid %d, want %d", o.Type, o.ID, o.UID, os.Geteuid())
 			}
 			switch o.Type {
@@ -1184,7 +1170,7 @@ func TestLsJSON(t *testing.T) {
 					e.errorf("ls: semaphore set %+v, want key 0x4a000031, 2 sems, last op by pid %d", o, hpid)
 				}
 			case "msg":
-				if o.Key != "0x4a000032" || o.QNum != 1 || !has(o.LastOp) {
+				if o.Key != "0x4a000032" || o.Messages != 1 || !has(o.LastOp) {
 					e.errorf("ls: queue %+v, want key 0x4a000032, 1 message, last send by pid %d", o, hpid)
 				}
 			}

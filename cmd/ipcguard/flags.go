@@ -1,38 +1,14 @@
 package main
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/cmdline"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 	"github.com/ipcguard/ipcguard/supervisor"
 	"github.com/urfave/cli/v2"
 )
-
-// config is a parsed run: plain values, testable without the CLI.
-type config struct {
-	argv       []string
-	on         string // failure, always, never
-	dryRun     bool
-	quiet      bool
-	strict     bool
-	leave      bool // leave descendants running
-	waitAll    bool // stay until every descendant is gone
-	creation   bool // watch the tree's shmget/semget/msgget (root)
-	sweepFirst bool
-	types      ipcdiff.TypeSet
-	keepKeys   map[int32]bool
-	ownKeys    map[int32]bool // --own-keys: keys declared the command's
-	ownAll     bool           // --own-keys all
-	seccomp    bool           // --track-creation-seccomp
-	grace      time.Duration
-	killAfter  time.Duration
-	report     string
-	metrics    string
-	tracker    supervisor.TrackerKind
-	stateDir   string
-}
 
 var runFlags = []cli.Flag{
 	&cli.StringFlag{Name: "cmd", Aliases: []string{"c"}, EnvVars: []string{"IPCGUARD_CMD"},
@@ -89,26 +65,26 @@ var runCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		cfg.dryRun, cfg.quiet, cfg.strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
-		cfg.leave, cfg.sweepFirst, cfg.creation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
-		cfg.waitAll = c.Bool("wait-descendants")
-		cfg.seccomp = c.Bool("track-creation-seccomp")
-		if cfg.ownKeys, cfg.ownAll, err = parseOwnKeys(c.StringSlice("own-keys")); err != nil {
-			return err
+		cfg.DryRun, cfg.Quiet, cfg.Strict = c.Bool("dry-run"), c.Bool("quiet"), c.Bool("strict")
+		cfg.LeaveDescendants, cfg.SweepFirst, cfg.TrackCreation = c.Bool("leave-descendants"), c.Bool("sweep"), c.Bool("track-creation")
+		cfg.WaitDescendants = c.Bool("wait-descendants")
+		cfg.CreationSeccomp = c.Bool("track-creation-seccomp")
+		if cfg.OwnKeys, cfg.OwnAllKeys, err = cmdline.OwnKeys(c.StringSlice("own-keys")); err != nil {
+			return usagef("%v", err)
 		}
-		cfg.grace, cfg.report, cfg.stateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
+		cfg.Grace, cfg.report, cfg.StateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
 		cfg.metrics = c.String("metrics")
-		cfg.killAfter = c.Duration("kill-after")
-		if cfg.killAfter < 0 {
+		cfg.KillAfter = c.Duration("kill-after")
+		if cfg.KillAfter < 0 {
 			return usagef("--kill-after must not be negative")
 		}
 		switch {
-		case cfg.grace < 0:
+		case cfg.Grace < 0:
 			return usagef("--grace must not be negative")
-		case cfg.grace == 0:
-			cfg.grace = time.Nanosecond // no grace: SIGKILL right after SIGTERM
+		case cfg.Grace == 0:
+			cfg.Grace = time.Nanosecond // no grace: SIGKILL right after SIGTERM
 		}
-		return &statusError{guard(cfg, c.App.ErrWriter)}
+		return &statusError{runGuarded(cfg, c.App.ErrWriter)}
 	},
 }
 
@@ -119,19 +95,19 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 	case cmdLine != "" && len(args) > 0:
 		return cfg, usagef("give the command either with --cmd or after the options, not both")
 	case cmdLine != "":
-		argv, err := splitCommand(cmdLine)
+		argv, err := cmdline.Split(cmdLine)
 		if err != nil {
-			return cfg, err
+			return cfg, usagef("%v", err)
 		}
-		cfg.argv = argv
+		cfg.Argv = argv
 	case len(args) > 0:
-		cfg.argv = args
+		cfg.Argv = args
 	default:
 		return cfg, usagef("no command given")
 	}
 	switch on {
 	case "failure", "always", "never":
-		cfg.on = on
+		cfg.On = on
 	default:
 		return cfg, usagef("--on %q: want failure, always or never", on)
 	}
@@ -139,75 +115,22 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 	if err != nil {
 		return cfg, usagef("--types %q: want a list of shm, sem, msg", types)
 	}
-	cfg.types = ts
-	cfg.keepKeys = map[int32]bool{}
+	cfg.Types = ts
+	cfg.KeepKeys = map[int32]bool{}
 	for _, k := range keepKeys {
 		for _, f := range strings.Split(k, ",") {
-			key, err := parseKey(strings.TrimSpace(f))
+			key, err := cmdline.Key("--keep-key", strings.TrimSpace(f))
 			if err != nil {
-				return cfg, err
+				return cfg, usagef("%v", err)
 			}
-			cfg.keepKeys[key] = true
+			cfg.KeepKeys[key] = true
 		}
 	}
 	switch tk := supervisor.TrackerKind(tracker); tk {
 	case supervisor.TrackAuto, supervisor.TrackPerf, supervisor.TrackProcCon, supervisor.TrackPoll:
-		cfg.tracker = tk
+		cfg.Tracker = tk
 	default:
 		return cfg, usagef("--tracker %q: want auto, perf, proc-connector or poll", tracker)
 	}
 	return cfg, nil
-}
-
-// parseOwnKeys parses the values of --own-keys: comma lists of keys as
-// parseKey reads them, or "all".
-func parseOwnKeys(vals []string) (keys map[int32]bool, all bool, err error) {
-	keys = map[int32]bool{}
-	for _, v := range vals {
-		for _, f := range strings.Split(v, ",") {
-			f = strings.TrimSpace(f)
-			if strings.EqualFold(f, "all") {
-				all = true
-				continue
-			}
-			key, err := parseKeyFor("--own-keys", f)
-			if err != nil {
-				return nil, false, err
-			}
-			if key == 0 {
-				return nil, false, usagef("--own-keys %q: 0 is IPC_PRIVATE, not a key", f)
-			}
-			keys[key] = true
-		}
-	}
-	return keys, all, nil
-}
-
-// parseKey parses an IPC key as ipcs prints it (0x hex) or in decimal,
-// negative decimal as /proc/sysvipc prints it included. Only "0x" (or "0X")
-// selects another base: a leading zero is decimal ("017" is 17, not octal
-// 15), and "0b", "0o" and digit separators ("1_000") are errors.
-func parseKey(s string) (int32, error) { return parseKeyFor("--keep-key", s) }
-
-// parseKeyFor is parseKey for the option named flag (in its errors).
-func parseKeyFor(flag, s string) (int32, error) {
-	if s == "" {
-		return 0, usagef("%s: empty key", flag)
-	}
-	var v int64
-	var err error
-	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
-		var u uint64
-		u, err = strconv.ParseUint(h, 16, 64)
-		v = int64(u)
-		if u > 1<<32-1 {
-			err = strconv.ErrRange
-		}
-	} else {
-		v, err = strconv.ParseInt(s, 10, 64)
-	}
-	if err != nil || v < -1<<31 || v > 1<<32-1 {
-		return 0, usagef("%s %q: want a key like 0x0000162e or 5678 (decimal unless 0x)", flag, s)
-	}
-	return int32(uint32(v)), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/supervisor"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func main() {
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < minFiles {
 		fmt.Fprintf(os.Stderr, "ipcguard: the limit of open files is %d; ipcguard needs at least %d (ulimit -n)\n", lim.Cur, minFiles)
-		os.Exit(exitUsage)
+		os.Exit(guard.ExitUsage)
 	}
 	// Two snapshots at the kernel limits hold ~12 MiB; a soft limit keeps
 	// the collector from letting the heap grow to twice that (GOMEMLIMIT in

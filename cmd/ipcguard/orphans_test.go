@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 	"golang.org/x/sys/unix"
 )
@@ -22,18 +23,10 @@ import (
 const orphanQuiet = 4 * time.Second
 
 // verdict is one object of ls --orphans --json.
-type verdict struct {
-	Type     string   `json:"type"`
-	ID       int      `json:"id"`
-	Key      string   `json:"key"`
-	Orphan   *bool    `json:"orphan"`
-	InUse    *bool    `json:"in_use"`
-	Class    string   `json:"class"`
-	Evidence []string `json:"evidence"`
-	Reasons  []string `json:"reasons"`
-}
+type verdict = guard.Listed
 
-func (v verdict) tid() string { return fmt.Sprintf("%s %d", v.Type, v.ID) }
+// vtid is "type id" of a verdict.
+func vtid(v verdict) string { return fmt.Sprintf("%s %d", v.Type, v.ID) }
 
 // verdicts runs ls --orphans --json with args and returns its objects by "type id".
 func (e *env) verdicts(args ...string) map[string]verdict {
@@ -47,13 +40,13 @@ func (e *env) verdicts(args ...string) map[string]verdict {
 	out := map[string]verdict{}
 	for _, v := range vs {
 		if v.Orphan == nil || v.InUse == nil {
-			e.errorf("ls --orphans --json: %s has no verdict: %+v", v.tid(), v)
+			e.errorf("ls --orphans --json: %s has no verdict: %+v", vtid(v), v)
 			continue
 		}
 		if *v.Orphan != (len(v.Reasons) == 0) || len(v.Evidence) == 0 && *v.Orphan {
-			e.errorf("ls --orphans --json: %s orphan %v with evidence %q and reasons %q", v.tid(), *v.Orphan, v.Evidence, v.Reasons)
+			e.errorf("ls --orphans --json: %s orphan %v with evidence %q and reasons %q", vtid(v), *v.Orphan, v.Evidence, v.Reasons)
 		}
-		out[v.tid()] = v
+		out[vtid(v)] = v
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 )
 
@@ -44,12 +45,7 @@ func TestOnAlwaysLeavesDescendantsOfASuccess(t *testing.T) {
 	if syscall.Kill(pid, 0) != nil {
 		t.Fatalf("--on always killed the descendant of a command that succeeded")
 	}
-	var r struct {
-		Cleanup bool `json:"cleanup"`
-		Objects []struct {
-			Type, Action, Reason string
-		} `json:"objects"`
-	}
+	var r guard.Report
 	rb, err := os.ReadFile(rep)
 	if err != nil || json.Unmarshal(rb, &r) != nil {
 		t.Fatalf("report: %v\n%s", err, rb)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/internal/journal"
 	"github.com/ipcguard/ipcguard/internal/nstest"
 )
@@ -76,19 +77,8 @@ func holder(t *testing.T, dir, state, name string) (*exec.Cmd, int, []string) {
 	return cmd, pid, tortureIDs(t, ids)
 }
 
-type sweepOut struct {
-	Journal string `json:"journal"`
-	Status  string `json:"status"`
-	Detail  string `json:"detail"`
-	Run     *struct {
-		Objects []struct {
-			Type   string `json:"type"`
-			ID     int    `json:"id"`
-			Action string `json:"action"`
-			Reason string `json:"reason"`
-		} `json:"objects"`
-	} `json:"run"`
-}
+// sweepOut is one journal's outcome in the sweep's report.
+type sweepOut = guard.SweepReport
 
 // sweep runs `ipcguard sweep` and checks its exit status: 1 when a journal
 // was corrupt (or an object could not be removed), else 0.

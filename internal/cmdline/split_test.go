@@ -1,7 +1,6 @@
-package main
+package cmdline
 
 import (
-	"errors"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -47,14 +46,14 @@ func TestSplitCommandLikeSh(t *testing.T) {
 		shells = append(shells, "bash")
 	}
 	for _, line := range lines {
-		got, err := splitCommand("printf " + line)
+		got, err := Split("printf " + line)
 		if err != nil {
-			t.Errorf("splitCommand(%q): %v", line, err)
+			t.Errorf("Split(%q): %v", line, err)
 			continue
 		}
 		for _, sh := range shells {
 			if want := shWords(t, sh, line); !reflect.DeepEqual(got[1:], want) {
-				t.Errorf("splitCommand(%q) = %q, %s passes %q", line, got[1:], sh, want)
+				t.Errorf("Split(%q) = %q, %s passes %q", line, got[1:], sh, want)
 			}
 		}
 	}
@@ -71,19 +70,18 @@ func TestSplitCommandRefuses(t *testing.T) {
 		`ls ~`, `ls ~/x`, `a # comment`, `# only`,
 		`X=1 prog`, `_y=2 prog`, `if true`, `! prog`, `{ prog`, `while x`, `[[ -f x ]]`,
 	} {
-		_, err := splitCommand(line)
-		var ue *usageError
-		if !errors.As(err, &ue) {
-			t.Errorf("splitCommand(%q) = %v, want a usage error", line, err)
+		_, err := Split(line)
+		if err == nil {
+			t.Errorf("Split(%q) accepted", line)
 			continue
 		}
-		if strings.Contains(ue.msg, "\n") || !strings.Contains(ue.msg, "sh -c") {
-			t.Errorf("splitCommand(%q): %q, want one line suggesting sh -c", line, ue.msg)
+		if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "sh -c") {
+			t.Errorf("Split(%q): %q, want one line suggesting sh -c", line, msg)
 		}
 	}
 	for _, line := range []string{`prog "unbalanced`, `prog 'x`, ``, `   `, `"prog`} {
-		if _, err := splitCommand(line); err == nil {
-			t.Errorf("splitCommand(%q) accepted", line)
+		if _, err := Split(line); err == nil {
+			t.Errorf("Split(%q) accepted", line)
 		}
 	}
 	// Quoted, the same characters are ordinary words.
@@ -94,8 +92,20 @@ func TestSplitCommandRefuses(t *testing.T) {
 		`env X=1 p`:  {"env", "X=1", "p"},
 		`[ -f x ]`:   {"[", "-f", "x", "]"},
 	} {
-		if got, err := splitCommand(line); err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("splitCommand(%q) = %q, %v, want %q", line, got, err, want)
+		if got, err := Split(line); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Split(%q) = %q, %v, want %q", line, got, err, want)
+		}
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	got, err := Split(`prog -a "two words" 'x y' z\ w`)
+	if err != nil || !reflect.DeepEqual(got, []string{"prog", "-a", "two words", "x y", "z w"}) {
+		t.Fatalf("Split = %q, %v", got, err)
+	}
+	for _, bad := range []string{`prog "unbalanced`, `prog 'x`, ``, `   `} {
+		if _, err := Split(bad); err == nil {
+			t.Errorf("Split(%q) accepted", bad)
 		}
 	}
 }

@@ -1,11 +1,15 @@
-package main
+// Package cmdline parses the option values of ipcguard that need more than
+// strconv: the --cmd line, split into words as a POSIX shell splits a
+// simple command, and IPC keys as ipcs prints them. Errors are one line
+// that names the option, meant for the user as they are.
+package cmdline
 
 import (
 	"fmt"
 	"strings"
 )
 
-// splitCommand splits the --cmd line into words exactly as a POSIX shell
+// Split splits the --cmd line into words exactly as a POSIX shell
 // splits a simple command (XCU 2.2 Quoting, 2.3 Token Recognition), with
 // no expansion:
 //
@@ -21,7 +25,7 @@ import (
 // redirections (| & ; < > ( ) and newline), patterns (* ? and [...]), ~ at
 // the start of a word, comments, variable assignments and reserved words
 // in command position. The words are then the argv sh would pass.
-func splitCommand(line string) ([]string, error) {
+func Split(line string) ([]string, error) {
 	var (
 		words  []string
 		cur    strings.Builder
@@ -31,7 +35,7 @@ func splitCommand(line string) ([]string, error) {
 		bracket bool
 	)
 	refuse := func(what string) ([]string, error) {
-		return nil, usagef("--cmd %q: %s needs a shell: use --cmd \"sh -c '...'\"", line, what)
+		return nil, fmt.Errorf("--cmd %q: %s needs a shell: use --cmd \"sh -c '...'\"", line, what)
 	}
 	end := func() {
 		if inWord {
@@ -59,7 +63,7 @@ func splitCommand(line string) ([]string, error) {
 		case c == '\'':
 			j := strings.IndexByte(line[i+1:], '\'')
 			if j < 0 {
-				return nil, usagef("--cmd %q: unterminated single quote", line)
+				return nil, fmt.Errorf("--cmd %q: unterminated single quote", line)
 			}
 			inWord = true
 			cur.WriteString(line[i+1 : i+1+j])
@@ -99,7 +103,7 @@ func splitCommand(line string) ([]string, error) {
 				}
 			}
 			if !closed {
-				return nil, usagef("--cmd %q: unterminated double quote", line)
+				return nil, fmt.Errorf("--cmd %q: unterminated double quote", line)
 			}
 		case c == '$':
 			if expands(line, i, false) {
@@ -131,7 +135,7 @@ func splitCommand(line string) ([]string, error) {
 	}
 	end()
 	if len(words) == 0 {
-		return nil, usagef("--cmd: empty command")
+		return nil, fmt.Errorf("--cmd: empty command")
 	}
 	if err := commandPosition(line, words[0]); err != nil {
 		return nil, err
@@ -170,10 +174,10 @@ var reserved = map[string]bool{
 func commandPosition(line, first string) error {
 	raw := strings.TrimLeft(line, " \t")
 	if reserved[first] && strings.HasPrefix(raw, first) {
-		return usagef("--cmd %q: %q is shell syntax there: use --cmd \"sh -c '...'\"", line, first)
+		return fmt.Errorf("--cmd %q: %q is shell syntax there: use --cmd \"sh -c '...'\"", line, first)
 	}
 	if name, _, ok := strings.Cut(first, "="); ok && isName(name) && strings.HasPrefix(raw, name+"=") {
-		return usagef("--cmd %q: %s=... sets a variable, which needs a shell: use env(1), as in --cmd 'env %s=... prog', or --cmd \"sh -c '...'\"", line, name, name)
+		return fmt.Errorf("--cmd %q: %s=... sets a variable, which needs a shell: use env(1), as in --cmd 'env %s=... prog', or --cmd \"sh -c '...'\"", line, name, name)
 	}
 	return nil
 }

@@ -1,0 +1,223 @@
+package guard
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/ipcguard/ipcguard/supervisor"
+)
+
+// judgement is what the stage after the command needs, for a run and for
+// a sweep alike.
+type judgement struct {
+	fs        ipcdiff.FS
+	before    ipcdiff.IdentSet // the objects before the command
+	beforeLen int              // how many
+	start     time.Time        // when they were read: the window's start
+	// clean is false when nothing is to be removed: the new objects are
+	// then only listed, kept with the report's reason.
+	clean  bool
+	dryRun bool
+	// policy is the user's part of the attribution policy; judge adds
+	// the window, the keys of the other objects and the contention.
+	policy ipcdiff.Policy
+	procs  ipcdiff.Procs
+	// tree is called once every action the evidence records happened: it
+	// returns the tree to decide with and what the pid watch covered.
+	tree func() (ipcdiff.Tree, supervisor.Watch)
+	// contended says, then, whether window evidence is off for reasons
+	// the objects cannot show (another run overlapped), and why.
+	contended func() (bool, string)
+	warn      func(format string, args ...any)
+}
+
+// judge is the stage after the command: it reads the objects again,
+// takes the new ones, gathers their evidence, lets segments a process that
+// just exited still seemed to hold settle, attributes them, removes what
+// the evidence gives to the tree (or, dry, says it would), and records
+// every new object in rep (Objects, counts, Snapshot, Window, Tracker's pid
+// watch, Timings from *clock on). The error is the failure of the second
+// reading (nothing is decided then).
+func (j *judgement) judge(rep *Report, clock *time.Time) error {
+	types := j.policy.Types
+	// The command has ended: memory matters more than latency now.
+	after, err := j.fs.SnapshotWith(types, false)
+	rep.Timings.SnapshotAfter = since(clock)
+	if err != nil {
+		return err
+	}
+	objs := ipcdiff.DiffIdents(j.before, after)
+	rep.Snapshot = ReportSnapshot{Before: j.beforeLen, After: after.Len(), New: len(objs)}
+	rep.Window.Start, rep.Window.End = j.start, after.Taken
+	if !j.clean {
+		for _, o := range objs {
+			rep.Objects = append(rep.Objects, newReportObject(ipcdiff.Decision{Object: o, Reason: rep.Why}, ActKept, ""))
+			rep.Kept++
+		}
+		return nil
+	}
+	if len(objs) == 0 {
+		return nil
+	}
+	if err := ipcdiff.Gather(j.fs, objs); err != nil {
+		j.warn("gathering evidence: %v", err)
+	}
+	after, objs = settle(j.fs, types, j.before, after, objs)
+	end := time.Now()
+	tree, w := j.tree()
+	rep.Tracker.PidWatch = newReportWatch(w)
+	pol := j.policy
+	pol.Start, pol.End = j.start, end
+	pol.ClockSlack = max(clockDrift(j.start, end), w.Drift)
+	pol.OtherKeys, pol.Invisible = others(after, objs)
+	otherTypeKeys(j.fs, types, pol.OtherKeys)
+	pol.Contended, pol.ContendedWhy = j.contended()
+	decisions, contended := ipcdiff.Attribute(objs, tree, j.procs, pol)
+	ipcdiff.SortDecisions(decisions)
+	rep.Window.Contended, rep.Window.Why = contended != "", contended
+	rep.Timings.Attribute = since(clock)
+	applyDecisions(j.fs, decisions, j.dryRun, rep)
+	rep.Timings.Remove = since(clock)
+	return nil
+}
+
+// unsettled reports whether a new segment counts an attach that no
+// process shows in /proc/PID/maps: a process that just exited detaches
+// its segments when its memory is torn down, which the kernel defers
+// while anyone (a reader of /proc/PID/maps, this process included) holds
+// a reference to it.
+func unsettled(objs []ipcdiff.Object) bool {
+	for _, o := range objs {
+		if o.Shm != nil && o.Shm.Nattch > 0 && len(o.Attachers) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// settle gives such segments a moment (up to settleFor) and then reads the
+// namespace again; an attach that is still there is kept as it is, so
+// this only spares a segment a process that has gone still seemed to hold.
+func settle(fs ipcdiff.FS, types ipcdiff.TypeSet, before ipcdiff.IdentSet, after *ipcdiff.Snapshot, objs []ipcdiff.Object) (*ipcdiff.Snapshot, []ipcdiff.Object) {
+	for deadline := time.Now().Add(settleFor); unsettled(objs) && time.Now().Before(deadline); {
+		time.Sleep(settleFor / 10)
+		a, err := fs.SnapshotWith(types, false)
+		if err != nil {
+			break
+		}
+		o := ipcdiff.DiffIdents(before, a)
+		ipcdiff.Gather(fs, o)
+		after, objs = a, o
+	}
+	return after, objs
+}
+
+// settleFor bounds the wait of settle.
+const settleFor = 250 * time.Millisecond
+
+// clockDrift is how far the wall clock moved against the monotonic clock
+// between two readings of time.Now: a step or slew of the clock that the
+// kernel's time stamps followed and the tracker's times did not. It is 0
+// when from has no monotonic reading (a time from a journal).
+func clockDrift(from, to time.Time) time.Duration {
+	return (to.Round(0).Sub(from.Round(0)) - to.Sub(from)).Abs()
+}
+
+// others describes the objects of after that are not candidates: their
+// keys (a new object that shares one is kept with it), and a sign that
+// processes this pid namespace cannot see use the IPC namespace (a segment
+// whose creator reads 0), which turns window evidence off.
+func others(after *ipcdiff.Snapshot, objs []ipcdiff.Object) (keys map[int32]string, invisible string) {
+	isNew := make(map[ipcdiff.Ident]bool, len(objs))
+	for _, o := range objs {
+		isNew[o.Ident] = true
+	}
+	keys = map[int32]string{}
+	note := func(id ipcdiff.Ident) {
+		if id.Key != 0 && !isNew[id] {
+			if _, ok := keys[id.Key]; !ok {
+				keys[id.Key] = fmt.Sprintf("%s %d", id.Type, id.ID)
+			}
+		}
+	}
+	for i := range after.Shm {
+		s := &after.Shm[i]
+		note(ipcdiff.Ident{Type: ipcdiff.TypeShm, ID: s.ID, Key: s.Key, CUID: s.CUID})
+		if s.CPID == 0 && invisible == "" {
+			invisible = fmt.Sprintf("shm %d was made by a process not visible from this pid namespace: processes of another pid namespace use this IPC namespace", s.ID)
+		}
+	}
+	for i := range after.Sem {
+		s := &after.Sem[i]
+		note(ipcdiff.Ident{Type: ipcdiff.TypeSem, ID: s.ID, Key: s.Key, CUID: s.CUID})
+	}
+	for i := range after.Msg {
+		m := &after.Msg[i]
+		note(ipcdiff.Ident{Type: ipcdiff.TypeMsg, ID: m.ID, Key: m.Key, CUID: m.CUID})
+	}
+	return keys, invisible
+}
+
+// otherTypeKeys adds to keys the keys of the objects of the types not
+// read (--types): a set of key K stays a family with a segment of key K
+// whatever types the run may remove.
+func otherTypeKeys(fs ipcdiff.FS, read ipcdiff.TypeSet, keys map[int32]string) {
+	rest := ipcdiff.AllTypes &^ read
+	if rest == 0 {
+		return
+	}
+	s, err := fs.SnapshotWith(rest, false)
+	if err != nil {
+		return
+	}
+	add, _ := others(s, nil)
+	for k, v := range add {
+		if _, ok := keys[k]; !ok {
+			keys[k] = v
+		}
+	}
+}
+
+// applyDecisions removes (or, dry, would remove) what the decisions give to
+// the tree, and records every object in the report.
+func applyDecisions(fs ipcdiff.FS, ds []ipcdiff.Decision, dryRun bool, rep *Report) {
+	for _, d := range ds {
+		switch {
+		case !d.Remove:
+			rep.Objects = append(rep.Objects, newReportObject(d, ActKept, ""))
+			rep.Kept++
+		case dryRun:
+			rep.Objects = append(rep.Objects, newReportObject(d, ActWouldRemove, ""))
+		default:
+			action, errText := removeOne(fs, d)
+			rep.Objects = append(rep.Objects, newReportObject(d, action, errText))
+			switch action {
+			case ActRemoved:
+				rep.Removed++
+			case ActFailed:
+				rep.Failed++
+			default:
+				rep.Kept++
+			}
+		}
+	}
+}
+
+// removeOne removes one object and says how it went, for the report.
+func removeOne(fs ipcdiff.FS, d ipcdiff.Decision) (action, errText string) {
+	out, err := ipcdiff.Remove(fs, d.Object)
+	switch out.Result {
+	case ipcdiff.Removed, ipcdiff.RemovedDeferred, ipcdiff.AlreadyGone:
+		return ActRemoved, ""
+	case ipcdiff.Changed:
+		return ActKept, fmt.Sprintf("id %d now names another object (key %s, creator uid %d): left alone",
+			d.ID, ipcdiff.KeyString(out.Found.Key), out.Found.CUID)
+	case ipcdiff.Touched:
+		return ActKept, "changed since the decision (" + out.Why + "): left alone"
+	}
+	if err == nil {
+		err = out.Err
+	}
+	return ActFailed, ipcdiff.ErrText(err)
+}

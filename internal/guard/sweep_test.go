@@ -1,0 +1,49 @@
+package guard
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ipcguard/ipcguard/internal/journal"
+)
+
+// startedProcs are live processes with their start times.
+type startedProcs map[int]time.Time
+
+func (p startedProcs) Alive(pid int) bool { _, ok := p[pid]; return ok }
+func (startedProcs) Comm(int) string      { return "" }
+func (p startedProcs) Started(pid int) (time.Time, bool) {
+	t, ok := p[pid]
+	return t, ok
+}
+
+// TestRunningMember: a member the journal does not show leaving still runs
+// when a live process has its pid and started within the membership slack
+// of its joining; one that left, or a process that started long after,
+// does not hold a sweep back.
+func TestRunningMember(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	rec := &journal.Record{Members: []journal.Member{
+		{Pid: 10, Joined: t0},
+		{Pid: 11, Joined: t0, Left: t0.Add(time.Second)},
+		{Pid: 12, Joined: t0.Add(time.Minute)},
+	}}
+	for _, c := range []struct {
+		procs startedProcs
+		pid   int
+		ok    bool
+	}{
+		{startedProcs{}, 0, false},
+		{startedProcs{10: t0.Add(time.Second)}, 10, true},
+		{startedProcs{10: t0.Add(-time.Second)}, 10, true},
+		{startedProcs{10: t0.Add(time.Minute)}, 0, false}, // the pid now another process's
+		{startedProcs{11: t0.Add(time.Second)}, 0, false}, // left: not a member now
+		{startedProcs{12: t0.Add(time.Second)}, 0, false}, // started before it joined
+		{startedProcs{12: t0.Add(61 * time.Second)}, 12, true},
+	} {
+		pid, ok := runningMember(rec, c.procs)
+		if pid != c.pid || ok != c.ok {
+			t.Errorf("procs %v: runningMember = %d, %v; want %d, %v", c.procs, pid, ok, c.pid, c.ok)
+		}
+	}
+}
