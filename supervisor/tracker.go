@@ -76,7 +76,7 @@ func newTracker(kind TrackerKind, creation bool) (tracker, error) {
 		return &autoTracker{cands: []tracker{
 			newPerfTracker(creation),
 			newProcConTracker(),
-			newPollTracker(defaultProc),
+			newPollTracker(proc),
 		}}, nil
 	case TrackPerf:
 		if err := probePerf(); err != nil {
@@ -89,10 +89,10 @@ func newTracker(kind TrackerKind, creation bool) (tracker, error) {
 		}
 		return newProcConTracker(), nil
 	case TrackPoll:
-		if !defaultProc.hasChildrenFiles() {
+		if !proc.HasChildrenFiles() {
 			return nil, fmt.Errorf("%w: poll: %w", errNoTracker, errNoChildrenFiles)
 		}
-		return newPollTracker(defaultProc), nil
+		return newPollTracker(proc), nil
 	}
 	return nil, fmt.Errorf("%w: unknown tracker %q", errNoTracker, kind)
 }

@@ -780,7 +780,7 @@ func benchTracker(b *testing.B, name string) func() tracker {
 		case TrackProcCon:
 			return newProcConTracker()
 		}
-		return newPollTracker(defaultProc)
+		return newPollTracker(proc)
 	}
 }
 
