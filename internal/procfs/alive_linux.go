@@ -13,10 +13,7 @@ import (
 // only when the mount shows the caller's pid namespace (Ours); a stat that
 // cannot be read or parsed, other than a missing one, counts as running.
 func (fs FS) Alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
+	if !Exists(pid) {
 		return false
 	}
 	if !fs.Ours() {
@@ -27,6 +24,16 @@ func (fs FS) Alive(pid int) bool {
 		return !errors.Is(err, os.ErrNotExist) // gone meanwhile; unreadable counts as running
 	}
 	return st.State != 'Z' && st.State != 'X'
+}
+
+// Exists reports whether kill(pid, 0) finds a process, zombies included,
+// in the caller's pid namespace (EPERM: it exists, another user's).
+func Exists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
 }
 
 // Running reports whether the process pid that started at startTicks
