@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
@@ -552,19 +553,6 @@ func TestStateDir(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	line := "4242 (a) (b c) ) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 20 21\n"
-	state, start, err := parseStat([]byte(line))
-	if err != nil || state != 'S' || start != 987654 {
-		t.Errorf("parseStat = %c %d %v", state, start, err)
-	}
-	for _, bad := range []string{"", "1 (x)", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x 1"} {
-		if _, _, err := parseStat([]byte(bad)); err == nil {
-			t.Errorf("parseStat(%q) succeeded", bad)
-		}
-	}
-}
-
 // startProcess starts a command and returns its pid and start time; it is
 // killed and reaped at the end of the test.
 func startProcess(t *testing.T, name string, args ...string) (*exec.Cmd, uint64) {
@@ -631,7 +619,7 @@ func TestProcessAlive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st, _, _ := parseStat(b); st == 'Z' {
+		if st, _ := procfs.ParseStat(b); st.State == 'Z' {
 			break
 		}
 		if time.Now().After(deadline) {
