@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultProcRoot is where procfs is mounted on an ordinary system.
-const DefaultProcRoot = "/proc"
+const DefaultProcRoot = procfs.DefaultRoot
 
 // FS reads the files of one procfs mount: /proc/sysvipc/{shm,sem,msg}
 // itself, and /proc/PID/maps and the namespace links through
