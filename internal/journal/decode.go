@@ -58,22 +58,16 @@ func parseFirstLine(b []byte) (version int, off uint64, err error) {
 	return int(v - '0'), off, nil
 }
 
+// parseHex parses a lower-case hex number of 1 to 16 digits, as appendHex
+// and appendHexVar write them (strconv.ParseUint, base 16). Upper case is
+// refused: the checksum of the end line and the offset of the first line
+// are outside every checksum, and a flipped case bit must not pass.
 func parseHex(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 16 {
+	if len(b) == 0 || len(b) > 16 || bytes.ContainsAny(b, "ABCDEF") {
 		return 0, false
 	}
-	var v uint64
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			v = v<<4 | uint64(c-'0')
-		case c >= 'a' && c <= 'f':
-			v = v<<4 | uint64(c-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return v, true
+	v, err := strconv.ParseUint(string(b), 16, 64)
+	return v, err == nil
 }
 
 func parse(data []byte) (*Record, error) {
@@ -127,48 +121,16 @@ func field(b []byte) (f, rest []byte) {
 	return b, nil
 }
 
-// atoi parses a signed decimal without allocating.
+// atoi parses a signed decimal of 64 bits (strconv.ParseInt).
 func atoi(b []byte) (int64, bool) {
-	neg := false
-	if len(b) > 0 && b[0] == '-' {
-		neg = true
-		b = b[1:]
-	}
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var v int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	if v < 0 {
-		return 0, false
-	}
-	if neg {
-		v = -v
-	}
-	return v, true
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	return v, err == nil
 }
 
+// atou parses an unsigned decimal of 64 bits (strconv.ParseUint).
 func atou(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (^uint64(0)-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
+	v, err := strconv.ParseUint(string(b), 10, 64)
+	return v, err == nil
 }
 
 // ints parses exactly len(dst) space-separated signed decimals.
