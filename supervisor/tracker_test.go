@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -582,8 +583,8 @@ func TestTrackerBuilder(t *testing.T) {
 	check(13, 8, 8, true)
 	check(13, 10, 12, false)
 	check(15, 7, 7, true)
-	if got := tr.Reused(12); len(got) != 1 || !got[0].Equal(at(10)) {
-		t.Errorf("Reused(12) = %v", got)
+	if got := tr.foreign[12]; len(got) != 1 || !got[0].Equal(at(10)) {
+		t.Errorf("foreign holders of 12 = %v", got)
 	}
 	if s := tr.Spans(13); len(s) != 1 || !s[0].End.Equal(at(8)) {
 		t.Errorf("spans of 13 = %v, want end at unit 8", s)
@@ -592,8 +593,14 @@ func TestTrackerBuilder(t *testing.T) {
 	b.fork(11, 12, at(30))
 	check(12, 30, 30, true)
 	check(12, 15, 25, false)
-	if len(b.joins) != 5 {
-		t.Errorf("joins %v, want 11, 12, 13, 15, 12", b.joins)
+	var joins []int
+	for _, m := range b.events {
+		if !m.left && m.get == "" {
+			joins = append(joins, m.pid)
+		}
+	}
+	if want := []int{11, 12, 13, 15, 12}; !slices.Equal(joins, want) {
+		t.Errorf("joins %v, want %v", joins, want)
 	}
 	// A foreign holder of a live member's number: the exit was lost.
 	b.foreign(11, at(40))
@@ -714,7 +721,7 @@ func TestTreeForeign(t *testing.T) {
 	tr := NewTree("x", 1)
 	t0 := time.Unix(5000, 0)
 	tr.Foreign(7, t0) // never a member: ignored
-	if len(tr.Reused(7)) != 0 || len(tr.Spans(7)) != 0 {
+	if len(tr.foreign[7]) != 0 || len(tr.Spans(7)) != 0 {
 		t.Fatalf("foreign non-member recorded")
 	}
 	tr.Join(7, t0)

@@ -76,10 +76,6 @@ func (t *Tree) Foreign(pid int, at time.Time) {
 	t.foreign[pid] = append(t.foreign[pid], at)
 }
 
-// Reused returns the times a process outside the tree was seen taking the
-// number of member pid (see Foreign).
-func (t *Tree) Reused(pid int) []time.Time { return t.foreign[pid] }
-
 // extend moves the end of pid's last, ended span to at when at is later:
 // a thread of the member outlived its thread-group leader, whose exit
 // ended the span.
