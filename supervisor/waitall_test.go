@@ -73,7 +73,7 @@ func TestWaitDescendantsSignals(t *testing.T) {
 	waitUntil(t, "the daemon to run sleep, the start command to be reaped", func() bool {
 		kids, _ := proc.Children(cmd.Process.Pid, nil)
 		st, err := proc.Stat(daemon)
-		return len(kids) == 1 && err == nil && st.Comm == "sleep"
+		return len(kids) == 1 && kids[0] == daemon && err == nil && st.Comm == "sleep"
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
