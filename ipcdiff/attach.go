@@ -2,11 +2,11 @@ package ipcdiff
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
+
+	"github.com/ipcguard/ipcguard/internal/procfs"
 )
 
 // Attachers finds the live processes that map the segments shmids: it reads
@@ -28,32 +28,23 @@ func (fs FS) Attachers(shmids map[int]bool) (attachers map[int][]int, unreadable
 	if len(shmids) == 0 {
 		return attachers, nil, nil
 	}
-	d, err := os.Open(fs.root)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+	pids, err := fs.proc.Tgids()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	// Processes of other IPC namespaces (containers, parallel tests) share
 	// the pid namespace but not the ids: keep only those in ours, as seen by
 	// the calling thread. Without the link (old kernels, fixtures) no filter.
-	self, selfErr := os.Readlink(fs.Path("thread-self", "ns", "ipc"))
+	self, selfErr := fs.proc.NamespaceLink("thread-self", "ipc")
 	bp := getBuf()
 	defer putBuf(bp)
 	var found []int // reused per process
-	for _, name := range names {
-		pid, ok := pidName(name)
-		if !ok {
-			continue
-		}
+	for _, pid := range pids {
 		if selfErr == nil {
-			ns, err := os.Readlink(fs.Path(name, "ns", "ipc"))
+			ns, err := fs.proc.NamespaceLink(strconv.Itoa(pid), "ipc")
 			switch {
 			case err == nil:
-			case errors.Is(err, os.ErrNotExist), errors.Is(err, errESRCH):
+			case procfs.Gone(err):
 				continue // exited
 			default:
 				unreadable = append(unreadable, pid)
@@ -63,11 +54,11 @@ func (fs FS) Attachers(shmids map[int]bool) (attachers map[int][]int, unreadable
 				continue
 			}
 		}
-		b, err := readAll(fs.Path(name, "maps"), *bp)
+		b, err := fs.proc.Maps(pid, *bp)
 		*bp = b
 		switch {
 		case err == nil:
-		case errors.Is(err, os.ErrNotExist), errors.Is(err, errESRCH):
+		case procfs.Gone(err):
 			continue // exited
 		default:
 			unreadable = append(unreadable, pid)
@@ -84,15 +75,6 @@ func (fs FS) Attachers(shmids map[int]bool) (attachers map[int][]int, unreadable
 	}
 	slices.Sort(unreadable)
 	return attachers, unreadable, nil
-}
-
-// pidName parses a /proc entry that names a process.
-func pidName(s string) (int, bool) {
-	if s == "" || s[0] < '1' || s[0] > '9' {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	return n, err == nil && n > 0
 }
 
 var sysvPrefix = []byte("/SYSV")

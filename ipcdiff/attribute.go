@@ -89,6 +89,12 @@ func (p *Policy) Owns(key int32) bool {
 // spans come from finer clocks.
 const StampSlack = time.Second
 
+// MembershipSlack widens every test of an action's time against a process's
+// time: an action the kernel stamped second s happened in
+// [s, s+1s+StampSlack), and membership spans and process start times come
+// from finer clocks. Two seconds cover both.
+const MembershipSlack = time.Second + StampSlack
+
 // Decision is the verdict on one new object, with the evidence that led to
 // it, in words a person can audit.
 type Decision struct {
@@ -448,7 +454,7 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	// ctime is never earlier than the creation: an object changed last
 	// before the run began was made before it (a snapshot that missed it,
 	// a journal that says otherwise), whatever else says it is new.
-	if ct := ctimeOf(&o); ct > 0 && secs(ct).Add(time.Second+StampSlack+a.p.ClockSlack).Before(a.p.Start) {
+	if ct := ctimeOf(&o); ct > 0 && secs(ct).Add(MembershipSlack+a.p.ClockSlack).Before(a.p.Start) {
 		return keep(fmt.Sprintf("it existed before the run (its ctime is %s)", secs(ct).Format("15:04:05")))
 	}
 
@@ -460,7 +466,7 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 		// The tree's get returned this id, but the object changed after the
 		// tree was last watched: the id may name a newer object.
 		created, proven = false, false
-	case created && ctimeOf(&o) > 0 && secs(ctimeOf(&o)).After(at.Add(time.Second+StampSlack+a.p.ClockSlack)):
+	case created && ctimeOf(&o) > 0 && secs(ctimeOf(&o)).After(at.Add(MembershipSlack+a.p.ClockSlack)):
 		// Made, or changed, well after the tree's get returned its id: the
 		// kernel may have handed the id out again (after 2^16 objects at
 		// the same index), so it is not proven to be the object the get

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,7 +111,7 @@ func forScales(b *testing.B, f func(b *testing.B, p population)) {
 func rawRead(fs FS, buf *[]byte) (int, error) {
 	n := 0
 	for _, t := range []string{"shm", "sem", "msg"} {
-		b, err := readAll(fs.Path("sysvipc", t), *buf)
+		b, err := procfs.ReadAll(fs.Path("sysvipc", t), *buf)
 		*buf = b
 		if err != nil {
 			return 0, err
@@ -178,7 +179,7 @@ func BenchmarkParse(b *testing.B) {
 		var files [3][]byte
 		for i, t := range []string{"shm", "sem", "msg"} {
 			var err error
-			if files[i], err = readAll(fs.Path("sysvipc", t), nil); err != nil {
+			if files[i], err = procfs.ReadAll(fs.Path("sysvipc", t), nil); err != nil {
 				b.Fatal(err)
 			}
 		}

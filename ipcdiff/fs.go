@@ -6,44 +6,42 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/ipcguard/ipcguard/internal/procfs"
 )
 
 // DefaultProcRoot is where procfs is mounted on an ordinary system.
-const DefaultProcRoot = "/proc"
+const DefaultProcRoot = procfs.DefaultRoot
 
-// FS reads the files of one procfs mount: /proc/sysvipc/{shm,sem,msg} and
-// /proc/PID/maps. It is a value with no mutable state; tests point it at
+// FS reads the files of one procfs mount: /proc/sysvipc/{shm,sem,msg}
+// itself, and /proc/PID/maps and the namespace links through
+// internal/procfs. It is a value with no mutable state; tests point it at
 // fixtures with NewFS("../testdata/fixtures/proc").
 //
 // What /proc/sysvipc shows depends on the IPC namespace of the thread that
 // reads it, so an FS reads in the calling goroutine only.
 type FS struct {
-	root string
+	proc procfs.FS
 }
 
 // NewFS returns an FS for the procfs mounted at procRoot (usually "/proc").
 // procRoot must be a directory.
+// The error wraps ErrUnavailable.
 func NewFS(procRoot string) (FS, error) {
-	fi, err := os.Stat(procRoot)
+	p, err := procfs.NewFS(procRoot)
 	if err != nil {
 		return FS{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if !fi.IsDir() {
-		return FS{}, fmt.Errorf("%w: %s is not a directory", ErrUnavailable, procRoot)
-	}
-	return FS{root: procRoot}, nil
+	return FS{proc: p}, nil
 }
 
 // Root is the directory the FS reads from.
-func (fs FS) Root() string { return fs.root }
+func (fs FS) Root() string { return fs.proc.Root() }
 
 // Path joins elem to the proc root: fs.Path("sysvipc", "shm").
-func (fs FS) Path(elem ...string) string {
-	return filepath.Join(append([]string{fs.root}, elem...)...)
-}
+func (fs FS) Path(elem ...string) string { return fs.proc.Path(elem...) }
 
 // initialReadBuf is the first size of a read buffer; a full table at the
 // kernel limits is a few MiB and the pool keeps grown buffers.
@@ -67,36 +65,6 @@ func putBuf(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	readBufs.Put(b)
-}
-
-// readAll reads the file at path to EOF into buf (reset first) and returns
-// the grown buffer. It never trusts the size stat reports: procfs files
-// report 0 or a wrong size.
-func readAll(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return buf, err
-	}
-	defer f.Close()
-	return readFile(f, buf)
-}
-
-// readFile reads f to EOF into buf (reset first).
-func readFile(f *os.File, buf []byte) ([]byte, error) {
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, cap(buf)+initialReadBuf)
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // readTable reads /proc/sysvipc/name with a pooled buffer and hands the

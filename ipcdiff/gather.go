@@ -119,6 +119,13 @@ func IdentsOf(s *Snapshot) Idents {
 	return ids
 }
 
+// NewIdents returns ids as an Idents: sorted, each identity once. It
+// reorders ids in place and keeps its array.
+func NewIdents(ids []Ident) Idents {
+	slices.SortFunc(ids, cmpIdent)
+	return slices.Compact(ids)
+}
+
 func cmpIdent(a, b Ident) int {
 	if c := cmp.Compare(a.Type, b.Type); c != 0 {
 		return c

@@ -202,7 +202,7 @@ func decideOrphan(o Object, procs *memoProcs, now time.Time, olderThan time.Dura
 	pids := recordedPids(&o)
 	// A process that started after this can have done nothing the stamps
 	// record: the last stamp's second, widened by the slack of its clock.
-	after := secs(last).Add(time.Second + StampSlack)
+	after := secs(last).Add(MembershipSlack)
 	for _, r := range pids {
 		if !procs.Alive(r.pid) {
 			d.For = append(d.For, fmt.Sprintf("%s pid %d is dead", r.role, r.pid))

@@ -195,10 +195,6 @@ func Enrich(objs []Object) []ObjectError {
 	return errs
 }
 
-// errESRCH is what reading /proc/PID files of a process that just exited
-// may return.
-var errESRCH error = unix.ESRCH
-
 // inUse is the number of objects of type t in the calling thread's IPC
 // namespace (SHM_INFO used_ids, SEM_INFO semusz, MSG_INFO msgpool), or -1
 // when the kernel will not say. It only sizes buffers and chooses how to

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"errors"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -32,7 +31,7 @@ func descendants() []descendant {
 		return nil
 	}
 	self := os.Getpid()
-	if p, err := os.Readlink("/proc/self"); err != nil || p != strconv.Itoa(self) {
+	if proc.SameNamespace() != nil {
 		return nil
 	}
 	kids := childrenFunc()
@@ -47,7 +46,7 @@ func descendants() []descendant {
 				continue
 			}
 			seen[pid] = true
-			st, err := defaultProc.stat(pid)
+			st, err := proc.Stat(pid)
 			if err != nil || st.Ppid != parent || st.State == 'Z' || st.State == 'X' {
 				continue // gone, moved, or dead already
 			}
@@ -75,22 +74,17 @@ func hasChildren() bool {
 
 // childrenFunc returns how to list the children of a pid on this system.
 func childrenFunc() func(pid int) []int {
-	if defaultProc.hasChildrenFiles() {
+	if proc.HasChildrenFiles() {
 		return func(pid int) []int {
-			kids, _ := defaultProc.children(pid, nil)
+			kids, _ := proc.Children(pid, nil)
 			return kids
 		}
 	}
 	byParent := map[int][]int{}
-	if dir, err := os.ReadDir("/proc"); err == nil {
-		for _, e := range dir {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if st, err := defaultProc.stat(pid); err == nil {
-				byParent[st.Ppid] = append(byParent[st.Ppid], pid)
-			}
+	pids, _ := proc.Tgids()
+	for _, pid := range pids {
+		if st, err := proc.Stat(pid); err == nil {
+			byParent[st.Ppid] = append(byParent[st.Ppid], pid)
 		}
 	}
 	return func(pid int) []int { return byParent[pid] }
@@ -216,7 +210,7 @@ func track(d descendant) *victim {
 		}
 		return &victim{fd: -1}
 	}
-	st, err := defaultProc.stat(d.pid)
+	st, err := proc.Stat(d.pid)
 	if err != nil || st.Ppid != d.ppid {
 		unix.Close(fd)
 		return nil

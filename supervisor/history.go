@@ -27,19 +27,6 @@ type Crossing struct {
 	Unwatched bool
 }
 
-// Covers reports whether pid may have been handed out in c.
-func (c Crossing) Covers(pid int) bool {
-	switch {
-	case c.All:
-		return true
-	case c.Lo < c.Hi:
-		return pid > c.Lo && pid <= c.Hi
-	case c.Lo > c.Hi:
-		return pid > c.Lo || pid <= c.Hi
-	}
-	return false
-}
-
 // PidRecord is what the pid watch knows of one pid number that was a
 // member's: whether a process held it when the watch began, and every
 // interval in which the number may have been handed out (Alls included).

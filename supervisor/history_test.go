@@ -20,31 +20,6 @@ func cross(from, to, lo, hi int) Crossing {
 
 func lap(from, to int) Crossing { return Crossing{From: at(from), To: at(to), All: true} }
 
-func TestCrossingCovers(t *testing.T) {
-	cases := []struct {
-		c    Crossing
-		pid  int
-		want bool
-	}{
-		{cross(0, 5, 100, 110), 100, false},
-		{cross(0, 5, 100, 110), 101, true},
-		{cross(0, 5, 100, 110), 110, true},
-		{cross(0, 5, 100, 110), 111, false},
-		{cross(0, 5, 32000, 310), 32001, true}, // wrapped
-		{cross(0, 5, 32000, 310), 5, true},
-		{cross(0, 5, 32000, 310), 310, true},
-		{cross(0, 5, 32000, 310), 311, false},
-		{cross(0, 5, 32000, 310), 32000, false},
-		{cross(0, 5, 50, 50), 50, false}, // did not move
-		{lap(0, 5), 7, true},
-	}
-	for _, c := range cases {
-		if got := c.c.Covers(c.pid); got != c.want {
-			t.Errorf("%+v.Covers(%d) = %v, want %v", c.c, c.pid, got, c.want)
-		}
-	}
-}
-
 // histTree is a tree whose member 200 ran in [start, end] ms, watched from
 // 0 to until ms with the crossings given (NewWatch keeps those covering 200).
 func histTree(start, end, until int, pre []int, log ...Crossing) *Tree {

@@ -17,11 +17,11 @@ import (
 func waitState(t *testing.T, what string, pid int, want byte) {
 	t.Helper()
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if st, err := defaultProc.stat(pid); err == nil && st.State == want {
+		if st, err := proc.Stat(pid); err == nil && st.State == want {
 			return
 		}
 	}
-	st, err := defaultProc.stat(pid)
+	st, err := proc.Stat(pid)
 	t.Fatalf("%s: process %d in state %q (%v), want %q", what, pid, st.State, err, want)
 }
 
@@ -51,12 +51,12 @@ func TestStopWithoutTerminal(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGTSTP)
 	waitState(t, "after SIGTSTP", pid, 'T')
-	if st, err := defaultProc.stat(cmd.Process.Pid); err != nil || st.State == 'T' {
+	if st, err := proc.Stat(cmd.Process.Pid); err != nil || st.State == 'T' {
 		t.Fatalf("the supervisor is in state %q (%v), want it running", st.State, err)
 	}
 	cmd.Process.Signal(syscall.SIGCONT)
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if st, err := defaultProc.stat(pid); err == nil && st.State != 'T' {
+		if st, err := proc.Stat(pid); err == nil && st.State != 'T' {
 			cmd.Process.Signal(syscall.SIGTERM)
 			cmd.Wait()
 			if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != unix.SIGTERM {

@@ -135,13 +135,13 @@ func writeReport(file string, res *Result) error {
 	for _, o := range res.Outlived {
 		r.Outlived = append(r.Outlived, [2]int{o.Pid, StatusCode(o.Status)})
 	}
-	kids, err := defaultProc.children(os.Getpid(), nil)
+	kids, err := proc.Children(os.Getpid(), nil)
 	if err != nil {
 		return err
 	}
 	r.Children = kids
 	for _, k := range kids {
-		if st, err := defaultProc.stat(k); err == nil && st.State == 'Z' {
+		if st, err := proc.Stat(k); err == nil && st.State == 'Z' {
 			r.Zombies = append(r.Zombies, k)
 		}
 	}

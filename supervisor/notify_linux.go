@@ -246,7 +246,7 @@ func (r *notifyRelay) accept(cred *unix.Ucred) bool {
 func isDescendant(pid int) bool {
 	self := os.Getpid()
 	for i := 0; pid > 1 && i < 4096; i++ {
-		st, err := defaultProc.stat(pid)
+		st, err := proc.Stat(pid)
 		if err != nil {
 			return false
 		}

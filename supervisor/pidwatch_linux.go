@@ -39,6 +39,7 @@ type PidWatch struct {
 	pre   []int // processes at the start, sorted
 	log   []Crossing
 
+	fs                    procfs.FS // the mount the watch reads
 	fdLoad, fdStat, fdMax int
 	buf                   []byte
 	initNS                bool // see CursorState.InitNS
@@ -217,18 +218,22 @@ func StartPidWatch(root string) *PidWatch {
 }
 
 func (w *PidWatch) openFiles(root string) error {
-	if err := procfs.SameNamespace(root); err != nil {
+	fs, err := procfs.NewFS(root)
+	if err != nil {
+		return fmt.Errorf("%w: %w", procfs.ErrOtherNamespace, err)
+	}
+	if err := fs.SameNamespace(); err != nil {
 		return err
 	}
-	if id, err := procfs.NamespaceInode(root, "pid"); err == nil && id == procfs.InitPidNamespaceInode {
+	w.fs = fs
+	if id, err := fs.NamespaceInode("pid"); err == nil && id == procfs.InitPidNamespaceInode {
 		w.initNS = true
 	}
-	var err error
 	for _, f := range []struct {
 		fd   *int
 		path string
 	}{{&w.fdLoad, "loadavg"}, {&w.fdStat, "stat"}, {&w.fdMax, "sys/kernel/pid_max"}} {
-		if *f.fd, err = unix.Open(root+"/"+f.path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		if *f.fd, err = unix.Open(fs.Path(f.path), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 			return fmt.Errorf("opening %s/%s: %w", root, f.path, err)
 		}
 	}
@@ -245,7 +250,7 @@ func (w *PidWatch) open(root string) error {
 	}
 	// Every process that exists now is in the list, or was made after the
 	// first sample, so that the cursor's moves account for its number.
-	if w.pre, err = procfs.Tgids(root); err != nil {
+	if w.pre, err = w.fs.Tgids(); err != nil {
 		return fmt.Errorf("listing %s: %w", root, err)
 	}
 	w.until = w.from
@@ -279,11 +284,9 @@ func (w *PidWatch) read() (CursorState, error) {
 	if n, err = unix.Pread(w.fdMax, w.buf, 0); err != nil {
 		return s, fmt.Errorf("reading pid_max: %w", err)
 	}
-	var m int
-	if _, err := fmt.Sscan(string(w.buf[:n]), &m); err != nil || m <= 0 {
-		return s, fmt.Errorf("parsing pid_max %q", w.buf[:n])
+	if s.PidMax, err = procfs.ParsePidMax(w.buf[:n]); err != nil {
+		return s, err
 	}
-	s.PidMax = m
 	return s, nil
 }
 

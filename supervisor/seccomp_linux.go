@@ -3,7 +3,6 @@ package supervisor
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -214,7 +214,7 @@ type callerID struct {
 // security module that labels processes: this process has none either).
 func callerIDOf(tid string, noLabel bool) (callerID, error) {
 	var id callerID
-	dir, err := unix.Open("/proc/"+tid, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dir, err := unix.Open(proc.Path(tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return id, err
 	}
@@ -229,18 +229,8 @@ func callerIDOf(tid string, noLabel bool) (callerID, error) {
 	if err != nil {
 		return id, err
 	}
-	for len(b) > 0 && (id.euid == "" || id.egid == "") {
-		var l []byte
-		l, b, _ = bytes.Cut(b, []byte{'\n'})
-		f := strings.Fields(string(l))
-		if len(f) >= 3 && f[0] == "Uid:" {
-			id.euid = f[2]
-		} else if len(f) >= 3 && f[0] == "Gid:" {
-			id.egid = f[2]
-		}
-	}
-	if id.euid == "" || id.egid == "" {
-		return id, errors.New("no Uid or Gid in /proc/" + tid + "/status")
+	if id.euid, id.egid, err = procfs.StatusIDs(b); err != nil {
+		return id, fmt.Errorf("%s: %w", proc.Path(tid, "status"), err)
 	}
 	if b, err = readAt(dir, "cgroup", buf[:]); err != nil {
 		return id, err

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,8 +207,8 @@ func Run(opts Options) (*Result, error) {
 		// Whatever the tracker saw, the descendants still running now are
 		// members of the tree: note when each started, before killing it.
 		for _, d := range descendants() {
-			if t, err := procStartTime(d.pid); err == nil {
-				leftover = append(leftover, member{pid: d.pid, at: ticksToWall(t)})
+			if t, err := proc.StartTicks(d.pid); err == nil {
+				leftover = append(leftover, member{pid: d.pid, at: procfs.StartWall(t)})
 			}
 		}
 		res.Terminated, res.Killed, res.Remaining = s.terminate(opts.Grace)

@@ -76,7 +76,7 @@ func newTracker(kind TrackerKind, creation bool) (tracker, error) {
 		return &autoTracker{cands: []tracker{
 			newPerfTracker(creation),
 			newProcConTracker(),
-			newPollTracker(defaultProc),
+			newPollTracker(proc),
 		}}, nil
 	case TrackPerf:
 		if err := probePerf(); err != nil {
@@ -89,10 +89,10 @@ func newTracker(kind TrackerKind, creation bool) (tracker, error) {
 		}
 		return newProcConTracker(), nil
 	case TrackPoll:
-		if !defaultProc.hasChildrenFiles() {
+		if !proc.HasChildrenFiles() {
 			return nil, fmt.Errorf("%w: poll: %w", errNoTracker, errNoChildrenFiles)
 		}
-		return newPollTracker(defaultProc), nil
+		return newPollTracker(proc), nil
 	}
 	return nil, fmt.Errorf("%w: unknown tracker %q", errNoTracker, kind)
 }
@@ -211,7 +211,7 @@ func (tb *trackBase) setLeft(fn func(pid int, at time.Time))   { tb.left = fn }
 // the order they were applied; call with mu held.
 func (tb *trackBase) takeJoins() []member {
 	j := tb.b.events
-	tb.b.joins, tb.b.events = nil, nil
+	tb.b.events = nil
 	return j
 }
 
@@ -243,7 +243,6 @@ type builder struct {
 	// reused marks pids whose number a process outside the tree took after
 	// their last span: events of that pid are no longer the tree's.
 	reused map[int]bool
-	joins  []member // joins learned since the hooks last ran
 	events []member // joins and exits, in order, for the hooks
 }
 
@@ -268,7 +267,6 @@ func (b *builder) join(pid int, at time.Time) {
 	b.tree.Join(pid, at)
 	delete(b.reused, pid)
 	if pid != b.tree.Root {
-		b.joins = append(b.joins, member{pid: pid, at: at})
 		b.events = append(b.events, member{pid: pid, at: at})
 	}
 }

@@ -119,8 +119,8 @@ func tracepointAttr(clock int32, id uint64) unix.PerfEventAttr {
 
 func perfOpenError(err error) error {
 	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-		if b, rerr := os.ReadFile("/proc/sys/kernel/perf_event_paranoid"); rerr == nil {
-			return fmt.Errorf("perf_event_open: %w (perf_event_paranoid=%s)", err, strings.TrimSpace(string(b)))
+		if v, rerr := proc.Sysctl("kernel/perf_event_paranoid"); rerr == nil {
+			return fmt.Errorf("perf_event_open: %w (perf_event_paranoid=%s)", err, v)
 		}
 	}
 	return fmt.Errorf("perf_event_open: %w", err)

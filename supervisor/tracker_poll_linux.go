@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"time"
+
+	"github.com/ipcguard/ipcguard/internal/procfs"
 )
 
 // pollTracker follows the tree by reading /proc/PID/task/*/children from
@@ -18,7 +20,7 @@ import (
 // gone, a zombie, or replaced by another process under the same number).
 type pollTracker struct {
 	trackBase
-	fs       procFS
+	fs       procfs.FS
 	interval time.Duration
 	stop     chan struct{}
 	done     chan struct{}
@@ -39,14 +41,14 @@ type polled struct {
 
 const pollInterval = time.Millisecond
 
-func newPollTracker(fs procFS) *pollTracker {
+func newPollTracker(fs procfs.FS) *pollTracker {
 	return &pollTracker{fs: fs, interval: pollInterval}
 }
 
 func (t *pollTracker) name() string { return string(TrackPoll) }
 
 func (t *pollTracker) beforeStart() error {
-	if !t.fs.hasChildrenFiles() {
+	if !t.fs.HasChildrenFiles() {
 		return errNoChildrenFiles
 	}
 	return nil
@@ -60,15 +62,15 @@ func (t *pollTracker) started(pid int, at time.Time) {
 	t.live = map[int]*polled{}
 	t.dead = map[int]uint64{}
 	t.excluded = map[int]uint64{}
-	if st, err := t.fs.stat(pid); err == nil {
+	if st, err := t.fs.Stat(pid); err == nil {
 		t.live[pid] = &polled{start: st.Start, lastSeen: at}
 	}
-	kids, _ := t.fs.children(selfPid, nil)
+	kids, _ := t.fs.Children(selfPid, nil)
 	for _, k := range kids {
 		if k == pid {
 			continue
 		}
-		if st, err := t.fs.stat(k); err == nil {
+		if st, err := t.fs.Stat(k); err == nil {
 			t.excluded[k] = st.Start
 		}
 	}
@@ -106,7 +108,7 @@ func (t *pollTracker) scan() {
 		p.reached = false
 	}
 	queue := []int{t.root}
-	if kids, err := t.fs.children(selfPid, nil); err == nil {
+	if kids, err := t.fs.Children(selfPid, nil); err == nil {
 		for _, k := range kids {
 			if _, ok := t.excluded[k]; !ok {
 				queue = append(queue, k)
@@ -121,7 +123,7 @@ func (t *pollTracker) scan() {
 			continue
 		}
 		seen[pid] = true
-		st, err := t.fs.stat(pid)
+		st, err := t.fs.Stat(pid)
 		if err != nil {
 			continue // gone; handled below if it was a member
 		}
@@ -145,7 +147,7 @@ func (t *pollTracker) scan() {
 			if pid == t.root && t.b.tree.IsLive(pid) && len(t.b.tree.Spans(pid)) == 1 {
 				p = &polled{start: st.Start} // joined at started
 			} else {
-				start := ticksToWall(st.Start)
+				start := procfs.StartWall(st.Start)
 				if start.IsZero() || start.After(now) {
 					start = now
 				}
@@ -163,7 +165,7 @@ func (t *pollTracker) scan() {
 			continue
 		}
 		p.lastSeen, p.reached = now, true
-		queue, _ = t.fs.children(pid, queue)
+		queue, _ = t.fs.Children(pid, queue)
 	}
 	// Members not reached from the tree: gone, replaced, or orphaned
 	// somewhere we do not look (still members while they run).
@@ -171,7 +173,7 @@ func (t *pollTracker) scan() {
 		if p.reached {
 			continue
 		}
-		st, err := t.fs.stat(pid)
+		st, err := t.fs.Stat(pid)
 		switch {
 		case err != nil || st.State == 'Z' || st.State == 'X':
 			t.b.tree.Leave(pid, p.lastSeen)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
+	"github.com/ipcguard/ipcguard/ipcdiff"
 	"golang.org/x/sys/unix"
 )
 
@@ -229,7 +231,7 @@ func testTrackerTree(t *testing.T, kind TrackerKind) {
 		t.Fatalf("second finish returned another tree")
 	}
 	isMember := func(pid int) bool {
-		m, _ := tree.Member(pid, before, after)
+		m, _ := memberIn(tree, pid, before, after)
 		return m
 	}
 	mustMember := []int{root, long}
@@ -270,7 +272,7 @@ func testTrackerTree(t *testing.T, kind TrackerKind) {
 		if pid == 0 {
 			continue
 		}
-		m, exact := tree.Member(pid, before, after)
+		m, exact := memberIn(tree, pid, before, after)
 		if m {
 			t.Errorf("pid %d outside the tree is a member", pid)
 		}
@@ -298,10 +300,10 @@ func testTrackerTree(t *testing.T, kind TrackerKind) {
 			t.Errorf("pid %d span %v..%v, want an end before %v", pid, s.Start, s.End, after)
 			continue
 		}
-		if m, _ := tree.Member(pid, s.End.Add(Slack+time.Millisecond), s.End.Add(Slack+time.Second)); m {
+		if m, _ := memberIn(tree, pid, s.End.Add(ipcdiff.MembershipSlack+time.Millisecond), s.End.Add(ipcdiff.MembershipSlack+time.Second)); m {
 			t.Errorf("pid %d is a member after its span ended", pid)
 		}
-		if m, _ := tree.Member(pid, s.Start.Add(-Slack-time.Second), s.Start.Add(-Slack-time.Millisecond)); m {
+		if m, _ := memberIn(tree, pid, s.Start.Add(-ipcdiff.MembershipSlack-time.Second), s.Start.Add(-ipcdiff.MembershipSlack-time.Millisecond)); m {
 			t.Errorf("pid %d is a member before its span started", pid)
 		}
 	}
@@ -455,7 +457,7 @@ func TestTrackerAuto(t *testing.T) {
 			}
 			tree := tr.finish()
 			t.Logf("auto as %s: tracker %s exact=%v creation=%v note=%q", mode, tree.Tracker, tree.Exact, tree.CreationTracked, tree.Note)
-			if m, _ := tree.Member(root, time.Now().Add(-time.Minute), time.Now()); !m {
+			if m, _ := memberIn(tree, root, time.Now().Add(-time.Minute), time.Now()); !m {
 				t.Errorf("root is not a member")
 			}
 			if len(tree.Pids()) != 2 {
@@ -548,9 +550,9 @@ func TestTrackerFinishWithoutStart(t *testing.T) {
 
 func TestTrackerBuilder(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	// One unit of this test's clock is wider than Slack, so "after the end"
+	// One unit of this test's clock is wider than ipcdiff.MembershipSlack, so "after the end"
 	// by one unit is outside a span even with the slack.
-	unit := Slack + time.Second
+	unit := ipcdiff.MembershipSlack + time.Second
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * unit) }
 	b := newBuilder("test", 10)
 	b.join(10, at(0))
@@ -569,7 +571,7 @@ func TestTrackerBuilder(t *testing.T) {
 	tr := b.tree
 	check := func(pid int, from, to int, want bool) {
 		t.Helper()
-		if m, _ := tr.Member(pid, at(from), at(to)); m != want {
+		if m, _ := memberIn(tr, pid, at(from), at(to)); m != want {
 			t.Errorf("Member(%d, %d..%d) = %v, want %v (spans %v)", pid, from, to, m, want, tr.Spans(pid))
 		}
 	}
@@ -581,8 +583,8 @@ func TestTrackerBuilder(t *testing.T) {
 	check(13, 8, 8, true)
 	check(13, 10, 12, false)
 	check(15, 7, 7, true)
-	if got := tr.Reused(12); len(got) != 1 || !got[0].Equal(at(10)) {
-		t.Errorf("Reused(12) = %v", got)
+	if got := tr.foreign[12]; len(got) != 1 || !got[0].Equal(at(10)) {
+		t.Errorf("foreign holders of 12 = %v", got)
 	}
 	if s := tr.Spans(13); len(s) != 1 || !s[0].End.Equal(at(8)) {
 		t.Errorf("spans of 13 = %v, want end at unit 8", s)
@@ -591,8 +593,14 @@ func TestTrackerBuilder(t *testing.T) {
 	b.fork(11, 12, at(30))
 	check(12, 30, 30, true)
 	check(12, 15, 25, false)
-	if len(b.joins) != 5 {
-		t.Errorf("joins %v, want 11, 12, 13, 15, 12", b.joins)
+	var joins []int
+	for _, m := range b.events {
+		if !m.left && m.get == "" {
+			joins = append(joins, m.pid)
+		}
+	}
+	if want := []int{11, 12, 13, 15, 12}; !slices.Equal(joins, want) {
+		t.Errorf("joins %v, want %v", joins, want)
 	}
 	// A foreign holder of a live member's number: the exit was lost.
 	b.foreign(11, at(40))
@@ -713,15 +721,15 @@ func TestTreeForeign(t *testing.T) {
 	tr := NewTree("x", 1)
 	t0 := time.Unix(5000, 0)
 	tr.Foreign(7, t0) // never a member: ignored
-	if len(tr.Reused(7)) != 0 || len(tr.Spans(7)) != 0 {
+	if len(tr.foreign[7]) != 0 || len(tr.Spans(7)) != 0 {
 		t.Fatalf("foreign non-member recorded")
 	}
 	tr.Join(7, t0)
 	tr.Foreign(7, t0.Add(10*time.Second))
-	if m, exact := tr.Member(7, t0.Add(10*time.Second+Slack+time.Second), t0.Add(14*time.Second)); m || exact {
+	if m, exact := memberIn(tr, 7, t0.Add(10*time.Second+ipcdiff.MembershipSlack+time.Second), t0.Add(14*time.Second)); m || exact {
 		t.Fatalf("Member after reuse = %v, %v", m, exact)
 	}
-	if m, _ := tr.Member(7, t0.Add(5*time.Second), t0.Add(5*time.Second)); !m {
+	if m, _ := memberIn(tr, 7, t0.Add(5*time.Second), t0.Add(5*time.Second)); !m {
 		t.Fatalf("not a member during its span")
 	}
 	tr.extend(7, t0.Add(11*time.Second))
@@ -780,7 +788,7 @@ func benchTracker(b *testing.B, name string) func() tracker {
 		case TrackProcCon:
 			return newProcConTracker()
 		}
-		return newPollTracker(defaultProc)
+		return newPollTracker(proc)
 	}
 }
 
@@ -872,4 +880,19 @@ func TestTrackerPerfFullBuffer(t *testing.T) {
 	if tree.Exact || !strings.Contains(tree.Note, "filled up") {
 		t.Errorf("tree exact %v, note %q: want not exact, saying why", tree.Exact, tree.Note)
 	}
+}
+
+// memberIn reports whether pid was a member of t at some moment of
+// [from, to] widened by ipcdiff.MembershipSlack, and whether t is exact.
+func memberIn(t *Tree, pid int, from, to time.Time) (m, exact bool) {
+	if pid <= 0 {
+		return false, true
+	}
+	from, to = from.Add(-ipcdiff.MembershipSlack), to.Add(ipcdiff.MembershipSlack)
+	for _, s := range t.Spans(pid) {
+		if !s.Start.After(to) && (s.End.IsZero() || !s.End.Before(from)) {
+			return true, t.Exact
+		}
+	}
+	return false, t.Exact
 }

@@ -14,12 +14,6 @@ type Span struct {
 	Start, End time.Time
 }
 
-// Slack widens every membership test. The kernel stamps IPC objects with
-// whole seconds from its coarse clock, which lags the real time by up to a
-// tick: an action stamped second s happened in [s, s+1s+tick), and spans
-// come from finer clocks. Two seconds cover both.
-const Slack = 2 * time.Second
-
 // Tree is the set of processes that were ever part of the command's tree,
 // as one tracker saw it. It implements ipcdiff.Tree.
 type Tree struct {
@@ -82,10 +76,6 @@ func (t *Tree) Foreign(pid int, at time.Time) {
 	t.foreign[pid] = append(t.foreign[pid], at)
 }
 
-// Reused returns the times a process outside the tree was seen taking the
-// number of member pid (see Foreign).
-func (t *Tree) Reused(pid int) []time.Time { return t.foreign[pid] }
-
 // extend moves the end of pid's last, ended span to at when at is later:
 // a thread of the member outlived its thread-group leader, whose exit
 // ended the span.
@@ -135,20 +125,6 @@ func (t *Tree) Pids() []int {
 	}
 	sort.Ints(p)
 	return p
-}
-
-// Member implements ipcdiff.Tree.
-func (t *Tree) Member(pid int, from, to time.Time) (member, exact bool) {
-	if pid <= 0 {
-		return false, true
-	}
-	from, to = from.Add(-Slack), to.Add(Slack)
-	for _, s := range t.spans[pid] {
-		if !s.Start.After(to) && (s.End.IsZero() || !s.End.Before(from)) {
-			return true, t.Exact
-		}
-	}
-	return false, t.Exact
 }
 
 // Created implements ipcdiff.Tree.
@@ -221,7 +197,7 @@ func processExists(pid int) bool {
 // ensureRoot makes the command's own span [start, end] part of the tree.
 func (t *Tree) ensureRoot(pid int, start, end time.Time) {
 	for _, s := range t.spans[pid] {
-		if !s.Start.After(start.Add(Slack)) && (s.End.IsZero() || !s.End.Before(end)) {
+		if !s.Start.After(start.Add(ipcdiff.MembershipSlack)) && (s.End.IsZero() || !s.End.Before(end)) {
 			return
 		}
 	}

@@ -1,9 +1,7 @@
 package supervisor
 
 import (
-	"os"
 	"runtime"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -134,13 +132,12 @@ func (s *supervision) jobStopped(sig syscall.Signal) {
 // to forward).
 func stopGroup(pgrp int, sig syscall.Signal) {
 	self := unix.Getpid()
-	dir, err := os.ReadDir("/proc")
+	pids, err := proc.Tgids()
 	if err != nil {
 		return
 	}
-	for _, e := range dir {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for _, pid := range pids {
+		if pid == self {
 			continue
 		}
 		if pg, err := unix.Getpgid(pid); err == nil && pg == pgrp {
@@ -175,19 +172,15 @@ func orphanedPgrp(pgrp int) bool {
 	if parentOutsideGroup(unix.Getppid(), pgrp, sid) {
 		return false
 	}
-	dir, err := os.ReadDir("/proc")
+	pids, err := proc.Tgids()
 	if err != nil {
 		return true
 	}
-	for _, e := range dir {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids {
 		if pg, err := unix.Getpgid(pid); err != nil || pg != pgrp {
 			continue
 		}
-		st, err := defaultProc.stat(pid)
+		st, err := proc.Stat(pid)
 		if err == nil && parentOutsideGroup(st.Ppid, pgrp, sid) {
 			return false
 		}

@@ -132,7 +132,7 @@ func (p *pane) grandchild(depth int) int {
 	p.t.Helper()
 	pid := p.pid()
 	for range depth {
-		kids, err := defaultProc.children(pid, nil)
+		kids, err := proc.Children(pid, nil)
 		if err != nil || len(kids) == 0 {
 			p.t.Fatalf("no child of %d (%v)", pid, err)
 		}
@@ -150,7 +150,7 @@ func (p *pane) waitUntil(what string, cond func() bool, pids ...int) {
 		if time.Now().After(deadline) {
 			var states []string
 			for _, pid := range pids {
-				st, err := defaultProc.stat(pid)
+				st, err := proc.Stat(pid)
 				states = append(states, fmt.Sprintf("%d: %c %v", pid, st.State, err))
 			}
 			p.t.Fatalf("no %s within 15s (foreground %d; %s):\n%s", what, p.foreground(),
@@ -217,7 +217,7 @@ func TestTerminalSuspend(t *testing.T) {
 	// Type only once the command runs with the terminal: input typed
 	// while bash itself reads the terminal may go to bash.
 	p.waitUntil("the command running in the foreground", func() bool {
-		st, err := defaultProc.stat(cmd)
+		st, err := proc.Stat(cmd)
 		return err == nil && st.State != 'T' && p.foreground() == cmd
 	}, harness, cmd)
 	p.typeLine("hello")
@@ -261,7 +261,7 @@ func TestTerminalBackgroundRead(t *testing.T) {
 	cmd := p.grandchild(2)
 	p.typeLine("fg")
 	p.waitUntil("the command running in the foreground", func() bool {
-		st, err := defaultProc.stat(cmd)
+		st, err := proc.Stat(cmd)
 		return err == nil && st.State != 'T' && p.foreground() == cmd
 	}, harness, cmd)
 	p.typeLine("world")

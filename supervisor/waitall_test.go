@@ -38,7 +38,7 @@ func TestWaitDescendantsDaemon(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	daemon := waitPidFile(t, pidfile)
 	waitUntil(t, "the start command to be reaped", func() bool {
-		kids, _ := defaultProc.children(cmd.Process.Pid, nil)
+		kids, _ := proc.Children(cmd.Process.Pid, nil)
 		return len(kids) == 1 && kids[0] == daemon
 	})
 	select {
@@ -71,9 +71,9 @@ func TestWaitDescendantsSignals(t *testing.T) {
 	daemon := waitPidFile(t, pidfile)
 	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
 	waitUntil(t, "the daemon to run sleep, the start command to be reaped", func() bool {
-		kids, _ := defaultProc.children(cmd.Process.Pid, nil)
-		st, err := defaultProc.stat(daemon)
-		return len(kids) == 1 && err == nil && st.Comm == "sleep"
+		kids, _ := proc.Children(cmd.Process.Pid, nil)
+		st, err := proc.Stat(daemon)
+		return len(kids) == 1 && kids[0] == daemon && err == nil && st.Comm == "sleep"
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

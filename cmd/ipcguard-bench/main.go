@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command ipcguard-bench measures what ipcguard costs and prints one table:
 // start-up against tini, run time and pre-start delay at the kernel's IPC
 // limits against one raw read of /proc/sysvipc, removal time against

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
+	"github.com/ipcguard/ipcguard/internal/procfs"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
@@ -192,8 +193,8 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("before taken/types = %v/%v, want %v/%v", r.BeforeTaken, r.BeforeTypes, snap.Taken, snap.Types)
 	}
 	want := idents(snap)
-	if r.Before.Len() != len(want) || r.BeforeLen() != len(want) {
-		t.Errorf("before has %d objects, want %d", r.Before.Len(), len(want))
+	if len(r.Before) != len(want) || r.BeforeLen() != len(want) {
+		t.Errorf("before has %d objects, want %d", len(r.Before), len(want))
 	}
 	for _, id := range want {
 		if !r.Before.Contains(id) {
@@ -205,8 +206,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("before contains %v", other)
 		}
 	}
-	if got := r.Before.Idents(); len(got) != len(want) {
-		t.Errorf("Idents: %d, want %d", len(got), len(want))
+	if got := r.Before; !reflect.DeepEqual(got, ipcdiff.IdentsOf(snap)) {
+		t.Errorf("Before = %v, want the sorted identities of the snapshot", got)
 	}
 	cp, cs, members := model(testEvents)
 	if r.CommandPid != cp || r.CommandStart != cs || !r.CommandAt.Equal(testEvents[0].at) {
@@ -275,7 +276,7 @@ func TestEmptySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Before.Len() != 0 || r.Argv != nil || r.KeepKeys != nil || r.CommandPid != 0 || len(r.Members) != 0 {
+	if len(r.Before) != 0 || r.Argv != nil || r.KeepKeys != nil || r.CommandPid != 0 || len(r.Members) != 0 {
 		t.Errorf("unexpected record %+v", r)
 	}
 	if r.UID != uint32(os.Geteuid()) || r.Started.IsZero() {
@@ -337,8 +338,8 @@ func TestTruncateEveryOffset(t *testing.T) {
 		if r.TornTail != torn || r.BadLines != 0 {
 			t.Fatalf("cut at %d: TornTail %v BadLines %d, want %v 0", cut, r.TornTail, r.BadLines, torn)
 		}
-		if r.Before.Len() != 12 {
-			t.Fatalf("cut at %d: %d objects", cut, r.Before.Len())
+		if len(r.Before) != 12 {
+			t.Fatalf("cut at %d: %d objects", cut, len(r.Before))
 		}
 	}
 }
@@ -552,19 +553,6 @@ func TestStateDir(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	line := "4242 (a) (b c) ) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 20 21\n"
-	state, start, err := parseStat([]byte(line))
-	if err != nil || state != 'S' || start != 987654 {
-		t.Errorf("parseStat = %c %d %v", state, start, err)
-	}
-	for _, bad := range []string{"", "1 (x)", "1 (x) S 1 2 3", "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x 1"} {
-		if _, _, err := parseStat([]byte(bad)); err == nil {
-			t.Errorf("parseStat(%q) succeeded", bad)
-		}
-	}
-}
-
 // startProcess starts a command and returns its pid and start time; it is
 // killed and reaped at the end of the test.
 func startProcess(t *testing.T, name string, args ...string) (*exec.Cmd, uint64) {
@@ -631,7 +619,7 @@ func TestProcessAlive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st, _, _ := parseStat(b); st == 'Z' {
+		if st, _ := procfs.ParseStat(b); st.State == 'Z' {
 			break
 		}
 		if time.Now().After(deadline) {

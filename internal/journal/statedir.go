@@ -241,39 +241,16 @@ func trustedOwner(uid uint32, euid int) bool {
 	return partial && uid == over
 }
 
-// overflowUID returns the uid that unmapped owners appear as, and whether
-// this process is in a user namespace that leaves some uid unmapped.
-func overflowUID() (uint32, bool) {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return 0, false
-	}
-	if f := strings.Fields(string(b)); len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295" {
-		return 0, false // the initial user namespace: every uid is real
-	}
-	o, err := os.ReadFile("/proc/sys/kernel/overflowuid")
-	if err != nil {
-		return 65534, true
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(o)), 10, 32)
-	if err != nil {
-		return 65534, true
-	}
-	return uint32(v), true
-}
+// proc is the caller's /proc: the journal's pids are the caller's pid
+// namespace's.
+var proc = procfs.Default()
 
-// ipcNamespace names the IPC namespace of the calling thread, "ipc-<inode>".
-func ipcNamespace() (string, error) {
-	link, err := os.Readlink("/proc/thread-self/ns/ipc")
-	if err != nil {
-		return "", err
-	}
-	ino := strings.TrimSuffix(strings.TrimPrefix(link, "ipc:["), "]")
-	if _, err := strconv.ParseUint(ino, 10, 64); err != nil {
-		return "", fmt.Errorf("unexpected IPC namespace link %q", link)
-	}
-	return "ipc-" + ino, nil
-}
+// overflowUID: see procfs.FS.OverflowUID.
+func overflowUID() (uint32, bool) { return proc.OverflowUID() }
+
+// ipcNamespace names the IPC namespace of the calling thread, "ipc-<inode>"
+// (procfs.FS.IPCNamespaceName).
+func ipcNamespace() (string, error) { return proc.IPCNamespaceName() }
 
 func defaultStateDir(euid int) string {
 	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && filepath.IsAbs(x) {
@@ -301,11 +278,10 @@ func fallbackStateDir() (string, error) {
 	if home == "" || !filepath.IsAbs(home) {
 		return "", errors.New("no absolute $HOME for a fallback")
 	}
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	id, err := proc.BootID()
 	if err != nil {
 		return "", fmt.Errorf("boot id: %w", err)
 	}
-	id := strings.TrimSpace(string(b))
 	if id == "" || strings.ContainsAny(id, "/.") {
 		return "", fmt.Errorf("unexpected boot id %q", id)
 	}
@@ -439,56 +415,23 @@ func RemoveStaleTemps(dir string) (int, error) {
 // ProcessAlive reports whether process pid exists and started at startTicks
 // (field 22 of /proc/PID/stat, clock ticks since boot). A different start time
 // means the pid was reused. A zombie counts as dead: it will never act again.
-// Pids are those of the caller's pid namespace.
-func ProcessAlive(pid int, startTicks uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	state, start, err := readStat(strconv.Itoa(pid))
-	if err != nil {
-		return false
-	}
-	return start == startTicks && state != 'Z' && state != 'X' && state != 'x'
-}
+// Pids are those of the caller's pid namespace (procfs.FS.Running).
+func ProcessAlive(pid int, startTicks uint64) bool { return proc.Running(pid, startTicks) }
 
 // SelfStart returns the start time of the calling process in clock ticks
 // since boot (field 22 of /proc/self/stat).
 func SelfStart() (uint64, error) {
-	_, start, err := readStat("self")
-	return start, err
+	s, err := proc.SelfStat()
+	return s.Start, err
 }
 
-// ProcessStart returns the start time of process pid in clock ticks since boot.
+// ProcessStart returns the start time of process pid in clock ticks since
+// boot (field 22 of /proc/PID/stat). The error is procfs.FS.Stat's.
 func ProcessStart(pid int) (uint64, error) {
 	if pid <= 0 {
 		return 0, fmt.Errorf("invalid pid %d", pid)
 	}
-	_, start, err := readStat(strconv.Itoa(pid))
-	return start, err
-}
-
-func readStat(pid string) (state byte, start uint64, err error) {
-	var buf [1024]byte
-	f, err := os.Open("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	n, err := f.Read(buf[:])
-	if err != nil {
-		return 0, 0, err
-	}
-	// comm (field 2) is in parentheses and may itself hold spaces and
-	// parentheses, but it is at most 64 bytes: the fields after the last ')'
-	// are numbers. The line is short, one read gets it all.
-	return parseStat(buf[:n])
-}
-
-// parseStat returns field 3 (state) and field 22 (starttime) of a
-// /proc/PID/stat line.
-func parseStat(b []byte) (state byte, start uint64, err error) {
-	s, err := procfs.ParseStat(b)
-	return s.State, s.Start, err
+	return proc.StartTicks(pid)
 }
 
 // isNotExist reports a missing file, for callers that race with Done.

@@ -1,12 +1,11 @@
-// Package procfs parses the /proc files that more than one part of ipcguard
-// reads. There is one parser of /proc/PID/stat, whose command name may hold
-// spaces and parentheses.
 package procfs
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 )
 
@@ -21,6 +20,40 @@ type Stat struct {
 	Ppid  int
 	// Start is the start time in clock ticks after boot (field 22).
 	Start uint64
+}
+
+// Stat reads /proc/PID/stat. The error is the open's or read's (see Gone),
+// or wraps ErrStat.
+func (fs FS) Stat(pid int) (Stat, error) { return readStat(fs.pidPath(pid, "stat")) }
+
+// SelfStat reads /proc/self/stat: the calling process as the mount names it.
+func (fs FS) SelfStat() (Stat, error) { return readStat(fs.root + "/self/stat") }
+
+// StartTicks returns the start time of pid in clock ticks after boot
+// (field 22 of /proc/PID/stat): with the pid, the identity of a process
+// against pid reuse.
+func (fs FS) StartTicks(pid int) (uint64, error) {
+	s, err := fs.Stat(pid)
+	return s.Start, err
+}
+
+// statMax bounds the bytes of /proc/PID/stat read: 52 fields, none longer
+// than 20 digits, and the command name (at most 64 bytes):
+// field 22 comes well within it.
+const statMax = 2048
+
+func readStat(path string) (Stat, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Stat{}, err
+	}
+	defer f.Close()
+	var buf [statMax]byte
+	n, err := io.ReadFull(f, buf[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return Stat{}, err
+	}
+	return ParseStat(buf[:n])
 }
 
 // ParseStat parses one /proc/PID/stat. The command name is between the

@@ -1,0 +1,411 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ipcguard/ipcguard/ipcdiff"
+)
+
+// Load reads the journal at path. The error wraps ErrCorrupt when the header
+// or snapshot part is incomplete or damaged, ErrVersion for another format
+// version. Damaged records are skipped (see Record.TornTail, BadLines).
+func Load(path string) (*Record, error) {
+	f, err := openRegular(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	r, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	r.Path = path
+	return r, nil
+}
+
+func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorrupt, what) }
+
+func parseFirstLine(b []byte) (version int, off uint64, err error) {
+	if len(b) < firstLineLen || !bytes.HasPrefix(b, []byte(magic)) {
+		return 0, 0, corrupt("not an ipcguard journal")
+	}
+	v := b[len(magic)]
+	if v < '0'+oldestVersion || v > '0'+FormatVersion {
+		if v >= '0' && v <= '9' && b[len(magic)+1] == ' ' {
+			return 0, 0, fmt.Errorf("%w %c (want %d)", ErrVersion, v, FormatVersion)
+		}
+		return 0, 0, corrupt("bad version")
+	}
+	if b[len(magic)+1] != ' ' || b[firstLineLen-1] != '\n' {
+		return 0, 0, corrupt("bad first line")
+	}
+	off, ok := parseHex(b[firstLineLen-17 : firstLineLen-1])
+	if !ok {
+		return 0, 0, corrupt("bad first line")
+	}
+	return int(v - '0'), off, nil
+}
+
+// parseHex parses a lower-case hex number of 1 to 16 digits, as appendHex
+// and appendHexVar write them (strconv.ParseUint, base 16). Upper case is
+// refused: the checksum of the end line and the offset of the first line
+// are outside every checksum, and a flipped case bit must not pass.
+func parseHex(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 16 || bytes.ContainsAny(b, "ABCDEF") {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b), 16, 64)
+	return v, err == nil
+}
+
+func parse(data []byte) (*Record, error) {
+	version, off, err := parseFirstLine(data)
+	if err != nil {
+		return nil, err
+	}
+	if off > uint64(len(data)) || off < uint64(firstLineLen+endLineLen) {
+		return nil, corrupt("truncated in the header or snapshot")
+	}
+	end := data[off-endLineLen : off]
+	if end[0] != 'E' || end[1] != ' ' || end[endLineLen-1] != '\n' {
+		return nil, corrupt("no end-of-snapshot line")
+	}
+	want, ok := parseHex(end[2 : 2+8])
+	if !ok {
+		return nil, corrupt("bad end-of-snapshot line")
+	}
+	head := data[:off-endLineLen]
+	if uint64(crc32.ChecksumIEEE(head)) != want {
+		return nil, corrupt("checksum mismatch in the header or snapshot")
+	}
+	r := &Record{}
+	if err := parseHead(head[firstLineLen:], r); err != nil {
+		// The checksum matched: a writer bug rather than damage.
+		return nil, corrupt(err.Error())
+	}
+	r.Version = version
+	parseRecords(data[off:], r)
+	return r, nil
+}
+
+// lines walks newline-terminated lines.
+type lines struct{ b []byte }
+
+func (l *lines) next() ([]byte, bool) {
+	i := bytes.IndexByte(l.b, '\n')
+	if i < 0 {
+		return nil, false
+	}
+	line := l.b[:i]
+	l.b = l.b[i+1:]
+	return line, true
+}
+
+// field returns the first space-separated field of b and the rest.
+func field(b []byte) (f, rest []byte) {
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
+}
+
+// atoi parses a signed decimal of 64 bits (strconv.ParseInt).
+func atoi(b []byte) (int64, bool) {
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	return v, err == nil
+}
+
+// atou parses an unsigned decimal of 64 bits (strconv.ParseUint).
+func atou(b []byte) (uint64, bool) {
+	v, err := strconv.ParseUint(string(b), 10, 64)
+	return v, err == nil
+}
+
+// ints parses exactly len(dst) space-separated signed decimals.
+func ints(b []byte, dst []int64) bool {
+	for i := range dst {
+		var f []byte
+		f, b = field(b)
+		v, ok := atoi(f)
+		if !ok {
+			return false
+		}
+		dst[i] = v
+	}
+	return b == nil
+}
+
+// hex32s parses exactly len(dst) space-separated hex numbers of at most 8
+// digits.
+func hex32s(b []byte, dst []uint32) bool {
+	for i := range dst {
+		var f []byte
+		f, b = field(b)
+		if len(f) > 8 {
+			return false
+		}
+		v, ok := parseHex(f)
+		if !ok {
+			return false
+		}
+		dst[i] = uint32(v)
+	}
+	return b == nil
+}
+
+func parseHead(b []byte, r *Record) error {
+	ls := lines{b}
+	line := func(tag byte) ([]byte, error) {
+		l, ok := ls.next()
+		if !ok || len(l) < 2 || l[0] != tag || l[1] != ' ' {
+			return nil, fmt.Errorf("missing %c line", tag)
+		}
+		return l[2:], nil
+	}
+
+	l, err := line('H')
+	if err != nil {
+		return err
+	}
+	var hv [7]int64
+	var start uint64
+	{
+		f, rest := field(l)
+		pid, ok1 := atoi(f)
+		f, rest = field(rest)
+		st, ok2 := atou(f)
+		if !ok1 || !ok2 || !ints(rest, hv[2:]) {
+			return errors.New("bad H line")
+		}
+		hv[0], start = pid, st
+	}
+	r.Version = FormatVersion
+	r.SupervisorPid = int(hv[0])
+	r.SupervisorStart = start
+	r.UID, r.GID = uint32(hv[2]), uint32(hv[3])
+	r.Started = fromUnixNano(hv[4])
+	r.Types = ipcdiff.TypeSet(hv[5])
+	r.Strict = hv[6] != 0
+
+	if l, err = line('A'); err != nil {
+		return err
+	}
+	f, rest := field(l)
+	n, ok := atoi(f)
+	if !ok || n < 0 || n > int64(len(rest)) {
+		return errors.New("bad A line")
+	}
+	s := string(rest)
+	r.Argv = make([]string, 0, n)
+	for i := int64(0); i < n; i++ {
+		if i > 0 {
+			if !strings.HasPrefix(s, " ") {
+				return errors.New("bad A line")
+			}
+			s = s[1:]
+		}
+		q, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return errors.New("bad A line")
+		}
+		a, _ := strconv.Unquote(q)
+		r.Argv = append(r.Argv, a)
+		s = s[len(q):]
+	}
+	if s != "" {
+		return errors.New("bad A line")
+	}
+	if n == 0 {
+		r.Argv = nil
+	}
+
+	if l, err = line('K'); err != nil {
+		return err
+	}
+	f, rest = field(l)
+	n, ok = atoi(f)
+	if !ok || n < 0 || n > int64(len(rest)) {
+		return errors.New("bad K line")
+	}
+	if n > 0 {
+		keys := make([]int64, n)
+		if !ints(rest, keys) {
+			return errors.New("bad K line")
+		}
+		for _, k := range keys {
+			r.KeepKeys = append(r.KeepKeys, int32(k))
+		}
+	} else if rest != nil {
+		return errors.New("bad K line")
+	}
+
+	if l, err = line('O'); err != nil {
+		return err
+	}
+	if r.OnPolicy, err = strconv.Unquote(string(l)); err != nil {
+		return errors.New("bad O line")
+	}
+
+	if l, err = line('B'); err != nil {
+		return err
+	}
+	var bv [5]int64
+	if !ints(l, bv[:]) || bv[2] < 0 || bv[3] < 0 || bv[4] < 0 {
+		return errors.New("bad B line")
+	}
+	r.BeforeTaken = fromUnixNano(bv[0])
+	r.BeforeTypes = ipcdiff.TypeSet(bv[1])
+	total := bv[2] + bv[3] + bv[4]
+	if total > int64(len(ls.b)/6+1) { // a line is at least "0 0 0\n"
+		return errors.New("bad B line: object count")
+	}
+	before := make([]ipcdiff.Ident, 0, total)
+	var v [3]uint32
+	for t, cnt := range []int64{bv[2], bv[3], bv[4]} {
+		typ := []ipcdiff.Type{ipcdiff.TypeShm, ipcdiff.TypeSem, ipcdiff.TypeMsg}[t]
+		for i := int64(0); i < cnt; i++ {
+			l, ok := ls.next()
+			if !ok || !hex32s(l, v[:]) {
+				return fmt.Errorf("bad %s object line", typ)
+			}
+			before = append(before, ipcdiff.Ident{Type: typ, ID: int(v[0]), Key: int32(v[1]), CUID: v[2]})
+		}
+	}
+	r.Before = ipcdiff.NewIdents(before)
+	if len(ls.b) != 0 {
+		return errors.New("extra data after the snapshot")
+	}
+	return nil
+}
+
+// parseRecords reads the appended records into r.
+func parseRecords(b []byte, r *Record) {
+	ls := lines{b}
+	for {
+		l, ok := ls.next()
+		if !ok {
+			break
+		}
+		if !parseRecord(l, r) {
+			r.BadLines++
+		}
+	}
+	if len(ls.b) > 0 {
+		r.TornTail = true
+	}
+}
+
+func parseRecord(l []byte, r *Record) bool {
+	// "<tag> ... <crc 8 hex>"
+	if len(l) < 2+1+8 || l[1] != ' ' || l[len(l)-9] != ' ' {
+		return false
+	}
+	want, ok := parseHex(l[len(l)-8:])
+	if !ok || uint64(crc32.ChecksumIEEE(l[:len(l)-9])) != want {
+		return false
+	}
+	body := l[2 : len(l)-9]
+	switch l[0] {
+	case 'C':
+		f, rest := field(body)
+		pid, ok1 := atoi(f)
+		f, rest = field(rest)
+		start, ok2 := atou(f)
+		var at [1]int64
+		if !ok1 || !ok2 || pid <= 0 || !ints(rest, at[:]) {
+			return false
+		}
+		r.CommandPid, r.CommandStart, r.CommandAt = int(pid), start, fromUnixNano(at[0])
+	case 'J', 'L':
+		var v [2]int64
+		if !ints(body, v[:]) || v[0] <= 0 || v[0] > 1<<31-1 {
+			return false
+		}
+		pid, at := int(v[0]), fromUnixNano(v[1])
+		if l[0] == 'J' {
+			r.Members = append(r.Members, Member{Pid: pid, Joined: at})
+			return true
+		}
+		// Close the latest open stay of pid.
+		for i := len(r.Members) - 1; i >= 0; i-- {
+			if m := &r.Members[i]; m.Pid == pid && m.Left.IsZero() {
+				m.Left = at
+				return true
+			}
+		}
+		r.Members = append(r.Members, Member{Pid: pid, Left: at})
+	case 'P':
+		for len(body) > 0 {
+			var f []byte
+			f, body = field(body)
+			pid, ok := atoi(f)
+			if !ok || pid <= 0 || pid > 1<<31-1 {
+				return false
+			}
+			r.Pre = append(r.Pre, int(pid))
+		}
+		slices.Sort(r.Pre)
+	case 'W':
+		var v [9]int64
+		if !ints(body, v[:]) || v[4] < 0 || v[4] > 2 || v[2] < 0 || v[3] < 0 || v[5] < 0 || v[6] < 0 || v[7] < v[6] || v[8] <= 0 {
+			return false
+		}
+		r.Watch = append(r.Watch, Crossing{From: fromUnixNano(v[0]), To: fromUnixNano(v[1]),
+			Lo: int(v[2]), Hi: int(v[3]), All: v[4] == 1, Merged: v[4] == 2})
+		r.LastCursor = Cursor{Cursor: int(v[3]), Threads: int(v[5]), ForksLo: uint64(v[6]), ForksHi: uint64(v[7]), PidMax: int(v[8])}
+	case 'N':
+		f := strings.Fields(string(body))
+		if len(f) != 3 {
+			return false
+		}
+		r.Namespaces = Namespaces{Boot: f[0], IPC: f[1], Pid: f[2]}
+	case 'G':
+		f, rest := field(body)
+		typ, err := ipcdiff.ParseType(string(f))
+		var v [3]int64
+		if err != nil || !ints(rest, v[:]) || v[0] < 0 || v[1] < 0 || v[1] > 1 {
+			return false
+		}
+		r.Gets = append(r.Gets, Get{Type: typ, ID: int(v[0]), Proven: v[1] == 1, At: fromUnixNano(v[2])})
+	case 'Y':
+		f, rest := field(body)
+		all, ok1 := atoi(f)
+		f, rest = field(rest)
+		n, ok2 := atoi(f)
+		if !ok1 || !ok2 || all < 0 || all > 1 || n < 0 || n > int64(len(rest)) {
+			return false
+		}
+		keys := make([]int64, n)
+		if n > 0 && !ints(rest, keys) || n == 0 && rest != nil {
+			return false
+		}
+		for _, k := range keys {
+			if k < -1<<31 || k > 1<<31-1 {
+				return false
+			}
+			r.OwnKeys = append(r.OwnKeys, int32(k))
+		}
+		r.OwnAllKeys = r.OwnAllKeys || all == 1
+	case 'X':
+		var v [5]int64
+		if !ints(body, v[:]) || slices.Min(v[:]) < 0 || v[0] == 0 {
+			return false
+		}
+		r.Compacted = Compaction{Times: int(v[0]), Stays: int(v[1]), Gets: int(v[2]), Watch: int(v[3]), Bad: int(v[4])}
+	default:
+		return false
+	}
+	return true
+}
