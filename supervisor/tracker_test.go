@@ -882,17 +882,5 @@ func TestTrackerPerfFullBuffer(t *testing.T) {
 	}
 }
 
-// memberIn reports whether pid was a member of t at some moment of
-// [from, to] widened by ipcdiff.MembershipSlack, and whether t is exact.
-func memberIn(t *Tree, pid int, from, to time.Time) (m, exact bool) {
-	if pid <= 0 {
-		return false, true
-	}
-	from, to = from.Add(-ipcdiff.MembershipSlack), to.Add(ipcdiff.MembershipSlack)
-	for _, s := range t.Spans(pid) {
-		if !s.Start.After(to) && (s.End.IsZero() || !s.End.Before(from)) {
-			return true, t.Exact
-		}
-	}
-	return false, t.Exact
-}
+// memberIn is t.Member, as the tests call it.
+func memberIn(t *Tree, pid int, from, to time.Time) (m, exact bool) { return t.Member(pid, from, to) }

@@ -203,3 +203,19 @@ func (t *Tree) ensureRoot(pid int, start, end time.Time) {
 	}
 	t.spans[pid] = append(t.spans[pid], Span{Start: start, End: end})
 }
+
+// Member reports whether pid was a member of t at some moment of [from,
+// to] widened by ipcdiff.MembershipSlack, and whether t is exact (saw
+// every fork of the tree). A pid <= 0 is never a member.
+func (t *Tree) Member(pid int, from, to time.Time) (m, exact bool) {
+	if pid <= 0 {
+		return false, true
+	}
+	from, to = from.Add(-ipcdiff.MembershipSlack), to.Add(ipcdiff.MembershipSlack)
+	for _, s := range t.Spans(pid) {
+		if !s.Start.After(to) && (s.End.IsZero() || !s.End.Before(from)) {
+			return true, t.Exact
+		}
+	}
+	return false, t.Exact
+}
