@@ -37,9 +37,6 @@ func NewFS(procRoot string) (FS, error) {
 	return FS{root: procRoot}, nil
 }
 
-// Root is the directory the FS reads from.
-func (fs FS) Root() string { return fs.root }
-
 // Path joins elem to the proc root: fs.Path("sysvipc", "shm").
 func (fs FS) Path(elem ...string) string {
 	return filepath.Join(append([]string{fs.root}, elem...)...)
@@ -97,17 +94,6 @@ func readFile(f *os.File, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
-}
-
-// readTable reads /proc/sysvipc/name with a pooled buffer and hands the
-// bytes to parse; parse must not keep references to them.
-func readTable[T any](fs FS, name string, parse func([]byte, []T) ([]T, error), hint int) ([]T, error) {
-	f, err := fs.openTable(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readOpenTable(f, name, parse, hint)
 }
 
 // openTable opens /proc/sysvipc/name. The kernel binds the open file to the
