@@ -34,9 +34,7 @@ type Idents []Ident
 func IdentsOf(s *Snapshot) Idents {
 	ids := make(Idents, 0, s.Len())
 	for _, k := range kinds {
-		for _, id := range k.idents(s) {
-			ids = append(ids, id)
-		}
+		ids = k.appendIdents(s, ids)
 	}
 	slices.SortFunc(ids, cmpIdent)
 	return ids

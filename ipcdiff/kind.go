@@ -66,6 +66,7 @@ type kind interface {
 	// field of its own (Snapshot.Shm), not in Snapshot.rows.
 	count(s *Snapshot) int
 	idents(s *Snapshot) iter.Seq2[int, Ident]
+	appendIdents(s *Snapshot, out []Ident) []Ident // out with the identities of the kind's objects
 	object(s *Snapshot, i int) Object
 	only(dst, src *Snapshot)
 

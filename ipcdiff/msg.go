@@ -95,7 +95,11 @@ func (msgKind) open(fs FS) (tableReader, error) {
 
 func (msgKind) count(s *Snapshot) int                    { return len(s.Msg) }
 func (msgKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Msg) }
-func (msgKind) only(dst, src *Snapshot)                  { dst.Msg = src.Msg }
+func (msgKind) appendIdents(s *Snapshot, out []Ident) []Ident {
+	return appendRowIdents(out, s.Msg)
+}
+
+func (msgKind) only(dst, src *Snapshot) { dst.Msg = src.Msg }
 
 func (msgKind) object(s *Snapshot, i int) Object {
 	r := s.Msg[i]
@@ -115,6 +119,9 @@ func (msgKind) evidence(o *Object) Evidence {
 	}
 	ev.UID, ev.GID, ev.CUID, ev.CGID = m.UID, m.GID, m.CUID, m.CGID
 	ev.Ctime, ev.Last = m.Ctime, max(m.Ctime, m.Stime, m.Rtime)
+	if m.LSPID > 0 || m.LRPID > 0 {
+		ev.Pids = make([]PidFact, 0, 2)
+	}
 	if m.LSPID > 0 {
 		ev.Pids = append(ev.Pids, PidFact{Role: "last msgsnd", Pid: m.LSPID, Stamp: m.Stime})
 	}

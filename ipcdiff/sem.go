@@ -91,7 +91,11 @@ func (semKind) open(fs FS) (tableReader, error) {
 
 func (semKind) count(s *Snapshot) int                    { return len(s.Sem) }
 func (semKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Sem) }
-func (semKind) only(dst, src *Snapshot)                  { dst.Sem = src.Sem }
+func (semKind) appendIdents(s *Snapshot, out []Ident) []Ident {
+	return appendRowIdents(out, s.Sem)
+}
+
+func (semKind) only(dst, src *Snapshot) { dst.Sem = src.Sem }
 
 func (semKind) object(s *Snapshot, i int) Object {
 	r := s.Sem[i]

@@ -110,7 +110,11 @@ func (shmKind) open(fs FS) (tableReader, error) {
 
 func (shmKind) count(s *Snapshot) int                    { return len(s.Shm) }
 func (shmKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Shm) }
-func (shmKind) only(dst, src *Snapshot)                  { dst.Shm = src.Shm }
+func (shmKind) appendIdents(s *Snapshot, out []Ident) []Ident {
+	return appendRowIdents(out, s.Shm)
+}
+
+func (shmKind) only(dst, src *Snapshot) { dst.Shm = src.Shm }
 
 func (shmKind) object(s *Snapshot, i int) Object {
 	r := s.Shm[i]
@@ -164,6 +168,7 @@ func (shmKind) evidence(o *Object) Evidence {
 			first = t
 		}
 	}
+	ev.Pids = make([]PidFact, 0, 2)
 	if s.CPID > 0 {
 		ev.Pids = append(ev.Pids, PidFact{Role: "creator", Pid: s.CPID, Stamp: first, NoLater: true, Creator: true})
 	}
