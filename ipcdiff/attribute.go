@@ -75,12 +75,34 @@ type Policy struct {
 	// apply.
 	OwnKeys    map[int32]bool
 	OwnAllKeys bool
+	// KeepNames, OtherNames and OwnNames are KeepKeys, OtherKeys and
+	// OwnKeys for the objects whose family is a POSIX name.
+	KeepNames  map[string]bool
+	OtherNames map[string]string
+	OwnNames   map[string]bool
 }
 
 // Owns reports whether the user declared key the command's (OwnKeys,
 // OwnAllKeys). IPC_PRIVATE (0) is never a declared key.
 func (p *Policy) Owns(key int32) bool {
 	return key != 0 && (p.OwnAllKeys || p.OwnKeys[key])
+}
+
+// owns is Owns for a family: a key, or a name (OwnNames, OwnAllKeys).
+func (p *Policy) owns(f Family) bool {
+	if f.Name != "" {
+		return p.OwnAllKeys || p.OwnNames[f.Name]
+	}
+	return p.Owns(f.Key)
+}
+
+// keeps reports whether the user asked to keep family f (KeepKeys,
+// KeepNames); the zero family is never kept so.
+func (p *Policy) keeps(f Family) bool {
+	if f.Name != "" {
+		return p.KeepNames[f.Name]
+	}
+	return f.Key != 0 && p.KeepKeys[f.Key]
 }
 
 // StampSlack is how far a kernel IPC time stamp may be from the moment it
@@ -106,13 +128,11 @@ type Decision struct {
 	Reason   string   // why it is kept (empty when removed)
 }
 
-// pidFact is one pid the kernel recorded on an object, with the window of
-// time in which the action it records took place.
+// pidFact is a PidFact with the window of time, within the run, in which
+// the action it records took place.
 type pidFact struct {
-	role     string // "creator", "last attach/detach", "last msgsnd", "semaphore 2 last op"
-	pid      int
+	PidFact
 	from, to time.Time
-	creator  bool // shm cpid
 }
 
 type class int
@@ -137,51 +157,57 @@ func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, 
 	for _, pid := range tree.Alive() {
 		a.live[pid] = true
 	}
-	// Every pid record is classified once, for the contention test and the
-	// decision alike.
+	// Every object's evidence is read once, and every pid fact classified
+	// once, for the contention test and the decision alike.
+	evs := make([]Evidence, len(objs))
 	facts := make([][]pidFact, len(objs))
 	classes := make([][]class, len(objs))
 	whys := make([][]string, len(objs))
 	for i := range objs {
-		facts[i] = a.facts(&objs[i])
+		evs[i] = objs[i].Evidence()
+		facts[i] = a.facts(&evs[i])
 		classes[i] = make([]class, len(facts[i]))
 		whys[i] = make([]string, len(facts[i]))
 		for j, f := range facts[i] {
 			classes[i][j], whys[i][j] = a.classify(f)
 		}
 	}
-	why := a.contention(objs, facts, classes)
+	why := a.contention(objs, evs, facts, classes)
 	ds = make([]Decision, len(objs))
 	for i := range objs {
-		ds[i] = a.decide(objs[i], facts[i], classes[i], whys[i], why)
+		ds[i] = a.decide(objs[i], &evs[i], facts[i], classes[i], whys[i], why)
 	}
-	keepFamilies(ds, p.OtherKeys)
+	keepFamilies(ds, evs, &p)
 	return ds, why
 }
 
-// keepFamilies keeps every new object whose key is shared by an object
-// that stays: programs pair objects on one key (ALSA's dmix pairs a
-// segment and a set), and removing one half breaks whoever uses the other.
-func keepFamilies(ds []Decision, others map[int32]string) {
-	kept := map[int32]string{}
-	for k, v := range others {
-		kept[k] = v + ", which existed before the run"
+// keepFamilies keeps every new object whose family (key, name) is shared
+// by an object that stays: programs pair objects on one key (ALSA's dmix
+// pairs a segment and a set), and removing one half breaks whoever uses
+// the other.
+func keepFamilies(ds []Decision, evs []Evidence, p *Policy) {
+	kept := map[Family]string{}
+	for k, v := range p.OtherKeys {
+		kept[Family{Key: k}] = v + ", which existed before the run"
 	}
-	for _, d := range ds {
-		if !d.Remove && d.Key != 0 {
-			if _, ok := kept[d.Key]; !ok {
-				kept[d.Key] = fmt.Sprintf("%s %d, which is kept", d.Type, d.ID)
+	for n, v := range p.OtherNames {
+		kept[Family{Name: n}] = v + ", which existed before the run"
+	}
+	for i, d := range ds {
+		if f := evs[i].Family; !d.Remove && !f.IsZero() {
+			if _, ok := kept[f]; !ok {
+				kept[f] = d.Ident.String() + ", which is kept"
 			}
 		}
 	}
 	for i := range ds {
-		d := &ds[i]
-		if !d.Remove || d.Key == 0 {
+		d, f := &ds[i], evs[i].Family
+		if !d.Remove || f.IsZero() {
 			continue
 		}
-		if other, ok := kept[d.Key]; ok {
+		if other, ok := kept[f]; ok {
 			d.Remove, d.Strength = false, NoEvidence
-			d.Against = append(d.Against, "same key "+KeyString(d.Key)+" as "+other)
+			d.Against = append(d.Against, "same "+f.noun()+" as "+other)
 			d.Reason = strings.Join(d.Against, "; ")
 		}
 	}
@@ -270,49 +296,31 @@ func (a *attributor) clamp(from, to time.Time) (time.Time, time.Time) {
 	return from, to
 }
 
-// facts lists the pids the kernel keeps for o, each with the window of
-// time in which the action it records took place:
-//   - shm cpid: the segment's ctime, the time of creation unless IPC_SET
-//     moved it; when owner and creator differ IPC_SET certainly ran, and
-//     the creation is only known to lie between the run's start and ctime;
-//   - shm lpid: the later of atime and dtime (shmat, shmdt, exit);
-//   - msg lspid and lrpid: stime and rtime (msgsnd, msgrcv);
-//   - sem sempid: the kernel keeps no time per semaphore (the set's otime
-//     is the latest semop on any of them, SETVAL stamps ctime, and undo
-//     adjustments at exit stamp nothing): the whole run.
-func (a *attributor) facts(o *Object) []pidFact {
-	var f []pidFact
-	add := func(role string, pid int, from, to time.Time, creator bool) {
-		if pid > 0 {
-			f = append(f, pidFact{role, pid, from, to, creator})
-		}
+// facts gives each pid fact of ev its window of time within the run: the
+// stamp's second widened by the slack (StampSlack and the run's clock
+// slack), from the run's start when the stamp only bounds the action from
+// above (a creator under a ctime), the whole run without a stamp, or the
+// window a tracker observed.
+func (a *attributor) facts(ev *Evidence) []pidFact {
+	if len(ev.Pids) == 0 {
+		return nil
 	}
-	switch {
-	case o.Shm != nil:
-		// ctime is the creation, or a later IPC_SET (which may change
-		// nothing visible): the creation lies between the run's start and
-		// the earliest of ctime and the first attach or detach.
-		s := o.Shm
-		first := s.Ctime
-		for _, t := range []int64{s.Atime, s.Dtime} {
-			if t > 0 && (first <= 0 || t < first) {
-				first = t
-			}
+	f := make([]pidFact, 0, len(ev.Pids))
+	for _, p := range ev.Pids {
+		if p.Pid <= 0 {
+			continue
 		}
-		_, to := a.stamp(first)
-		from, to := a.clamp(a.p.Start, to)
-		add("creator", s.CPID, from, to, true)
-		from, to = a.stamp(max(s.Atime, s.Dtime))
-		add("last attach/detach", s.LPID, from, to, false)
-	case o.Sem != nil:
-		for i, s := range o.Sems {
-			add(fmt.Sprintf("semaphore %d last op", i), s.Pid, a.p.Start, a.p.End, false)
+		var from, to time.Time
+		switch {
+		case !p.To.IsZero():
+			from, to = a.clamp(p.From, p.To)
+		case p.NoLater:
+			_, to = a.stamp(p.Stamp)
+			from, to = a.clamp(a.p.Start, to)
+		default:
+			from, to = a.stamp(p.Stamp)
 		}
-	case o.Msg != nil:
-		from, to := a.stamp(o.Msg.Stime)
-		add("last msgsnd", o.Msg.LSPID, from, to, false)
-		from, to = a.stamp(o.Msg.Rtime)
-		add("last msgrcv", o.Msg.LRPID, from, to, false)
+		f = append(f, pidFact{p, from, to})
 	}
 	return f
 }
@@ -321,31 +329,31 @@ func (a *attributor) facts(o *Object) []pidFact {
 func (a *attributor) classify(f pidFact) (class, string) {
 	if f.from.After(a.until) {
 		// The tree's record ends before the action could have happened.
-		if a.procs.Alive(f.pid) {
+		if a.procs.Alive(f.Pid) {
 			return outsideLive, ""
 		}
-		return ambiguous, fmt.Sprintf("pid %d acted after the tree was last watched", f.pid)
+		return ambiguous, fmt.Sprintf("pid %d acted after the tree was last watched", f.Pid)
 	}
-	h, exact, why := a.tree.Holder(f.pid, f.from, f.to)
+	h, exact, why := a.tree.Holder(f.Pid, f.from, f.to)
 	switch h {
 	case HeldByTree:
-		if a.live[f.pid] {
+		if a.live[f.Pid] {
 			return liveMember, ""
 		}
 		// Another process runs under the number now: it got it after the
 		// member, and if that was before the window closed, the action may
 		// be its own (whatever the pid watch could not see).
-		if a.procs.Alive(f.pid) {
-			st, ok := a.procs.Started(f.pid)
+		if a.procs.Alive(f.Pid) {
+			st, ok := a.procs.Started(f.Pid)
 			if !ok || !st.After(f.to) {
-				return ambiguous, fmt.Sprintf("pid %d is now another process's, which may have acted", f.pid)
+				return ambiguous, fmt.Sprintf("pid %d is now another process's, which may have acted", f.Pid)
 			}
 		}
 		return inTree, ""
 	case HeldAmbiguous:
 		return ambiguous, why
 	}
-	if a.procs.Alive(f.pid) {
+	if a.procs.Alive(f.Pid) {
 		return outsideLive, ""
 	}
 	if exact {
@@ -361,47 +369,12 @@ func (a *attributor) name(pid int) string {
 	return fmt.Sprintf("pid %d", pid)
 }
 
-// invisible lists the signs that a process this pid namespace cannot see
-// used o: the kernel records such a process's pid as 0 (docs/evidence.md).
-func invisible(o *Object) []string {
-	var w []string
-	switch {
-	case o.Shm != nil:
-		if o.Shm.CPID == 0 {
-			w = append(w, "its creator is not visible from this pid namespace")
-		}
-		if o.Shm.LPID == 0 && (o.Shm.Atime != 0 || o.Shm.Dtime != 0) {
-			w = append(w, "it was attached by a process not visible from this pid namespace")
-		}
-	case o.Sem != nil:
-		if o.Sem.Otime != 0 && len(o.Sems) > 0 {
-			zero := 0
-			for _, s := range o.Sems {
-				if s.Pid == 0 {
-					zero++
-				}
-			}
-			if zero == len(o.Sems) {
-				w = append(w, "it was operated on by a process not visible from this pid namespace")
-			}
-		}
-	case o.Msg != nil:
-		if o.Msg.LSPID == 0 && (o.Msg.Stime != 0 || o.Msg.QNum > 0) {
-			w = append(w, "a process not visible from this pid namespace sent to it")
-		}
-		if o.Msg.LRPID == 0 && o.Msg.Rtime != 0 {
-			w = append(w, "a process not visible from this pid namespace received from it")
-		}
-	}
-	return w
-}
-
 // contention says why the window is contended ("" when it is not): another
 // run overlapped; processes we cannot see use the namespace; or a new
 // object carries the pid of a process outside the tree (or one that may
 // be), or evidence that could not be read, so strangers were active while
 // the command ran.
-func (a *attributor) contention(objs []Object, facts [][]pidFact, classes [][]class) string {
+func (a *attributor) contention(objs []Object, evs []Evidence, facts [][]pidFact, classes [][]class) string {
 	if a.p.Contended {
 		if a.p.ContendedWhy != "" {
 			return a.p.ContendedWhy
@@ -413,40 +386,44 @@ func (a *attributor) contention(objs []Object, facts [][]pidFact, classes [][]cl
 	}
 	for i := range objs {
 		o := &objs[i]
-		if w := invisible(o); len(w) > 0 {
-			return fmt.Sprintf("%s %d: %s", o.Type, o.ID, w[0])
+		if w := evs[i].Invisible; len(w) > 0 {
+			return fmt.Sprintf("%s: %s", o.Ident, w[0])
 		}
 		if o.Unreadable != "" {
-			return fmt.Sprintf("%s %d: its evidence could not be read (%s)", o.Type, o.ID, o.Unreadable)
+			return fmt.Sprintf("%s: its evidence could not be read (%s)", o.Ident, o.Unreadable)
 		}
 		for j, f := range facts[i] {
 			switch classes[i][j] {
 			case outsideLive, outsideDead:
-				return fmt.Sprintf("%s %d was used by %s outside the tree", o.Type, o.ID, a.name(f.pid))
+				return fmt.Sprintf("%s was used by %s outside the tree", o.Ident, a.name(f.Pid))
 			case unknownPid:
-				return fmt.Sprintf("%s %d was used by pid %d, not known to be in the tree", o.Type, o.ID, f.pid)
+				return fmt.Sprintf("%s was used by pid %d, not known to be in the tree", o.Ident, f.Pid)
 			case ambiguous:
-				return fmt.Sprintf("%s %d was used by pid %d, which may not have been the tree's", o.Type, o.ID, f.pid)
+				return fmt.Sprintf("%s was used by pid %d, which may not have been the tree's", o.Ident, f.Pid)
 			}
 		}
 	}
 	return ""
 }
 
-func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []string, contended string) Decision {
+func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []class, whys []string, contended string) Decision {
 	d := Decision{Object: o}
 	keep := func(reason string) Decision {
 		d.Remove, d.Strength, d.Reason = false, NoEvidence, reason
 		return d
 	}
+	fam := ev.Family
 	if a.p.Types != 0 && !a.p.Types.Has(o.Type) {
 		return keep("type not selected (--types)")
 	}
-	if o.Key != 0 && a.p.KeepKeys[o.Key] {
-		return keep("key " + KeyString(o.Key) + " is kept (--keep-key)")
+	if a.p.keeps(fam) {
+		if fam.Name != "" {
+			return keep("name " + fam.Name + " is kept")
+		}
+		return keep("key " + KeyString(fam.Key) + " is kept (--keep-key)")
 	}
-	if o.Shm != nil && o.Shm.Perms&ShmDest != 0 {
-		return keep(fmt.Sprintf("already removed: marked for destruction, freed at the last detach (%d attached)", o.Shm.Nattch))
+	if ev.Removed != "" {
+		return keep("already removed: " + ev.Removed)
 	}
 	if o.Unreadable != "" {
 		return keep("its evidence could not be read (" + o.Unreadable + ")")
@@ -454,19 +431,23 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	// ctime is never earlier than the creation: an object changed last
 	// before the run began was made before it (a snapshot that missed it,
 	// a journal that says otherwise), whatever else says it is new.
-	if ct := ctimeOf(&o); ct > 0 && secs(ct).Add(MembershipSlack+a.p.ClockSlack).Before(a.p.Start) {
+	if ct := ev.Ctime; ct > 0 && secs(ct).Add(MembershipSlack+a.p.ClockSlack).Before(a.p.Start) {
 		return keep(fmt.Sprintf("it existed before the run (its ctime is %s)", secs(ct).Format("15:04:05")))
 	}
 
 	// Evidence for the tree.
-	created, proven, at, tracked := a.tree.Created(o.Type.String(), o.ID)
+	var created, proven, tracked bool
+	var at time.Time
+	if k := kindOf(o.Type); k != nil && k.getsTracked() {
+		created, proven, at, tracked = a.tree.Created(o.Type.String(), o.ID)
+	}
 	newer := false // the tree's get returned this id, but for an older object
 	switch {
-	case created && a.changedAfter(&o):
+	case created && a.changedAfter(ev):
 		// The tree's get returned this id, but the object changed after the
 		// tree was last watched: the id may name a newer object.
 		created, proven = false, false
-	case created && ctimeOf(&o) > 0 && secs(ctimeOf(&o)).After(at.Add(MembershipSlack+a.p.ClockSlack)):
+	case created && ev.Ctime > 0 && secs(ev.Ctime).After(at.Add(MembershipSlack+a.p.ClockSlack)):
 		// Made, or changed, well after the tree's get returned its id: the
 		// kernel may have handed the id out again (after 2^16 objects at
 		// the same index), so it is not proven to be the object the get
@@ -475,16 +456,16 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	}
 	for i, f := range facts {
 		if classes[i] == inTree || classes[i] == liveMember {
-			d.Evidence = append(d.Evidence, fmt.Sprintf("%s is tree %s", f.role, a.name(f.pid)))
+			d.Evidence = append(d.Evidence, fmt.Sprintf("%s is tree %s", f.Role, a.name(f.Pid)))
 		}
 	}
 	switch {
-	case created && (proven || o.Key == 0):
+	case created && (proven || fam.IsZero()):
 		// A get with IPC_PRIVATE, or IPC_CREAT|IPC_EXCL, always makes a new
 		// object.
 		d.Strength = CreationSeen
 		how := "IPC_PRIVATE"
-		if o.Key != 0 {
+		if !fam.IsZero() {
 			how = "IPC_CREAT|IPC_EXCL"
 		}
 		d.Evidence = append([]string{"a tree process was seen creating it (" + how + ")"}, d.Evidence...)
@@ -495,7 +476,7 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 		d.Evidence = append([]string{"a tree process obtained it by key"}, d.Evidence...)
 	case newer:
 		d.Against = append(d.Against, fmt.Sprintf("a get of the tree returned its id at %s, but it was made or changed later (the id may name a newer object)", at.Format("15:04:05")))
-	case tracked && !a.changedAfter(&o):
+	case tracked && !a.changedAfter(ev):
 		// The creation tracker saw every shmget/semget/msgget of the tree
 		// and none returned this id: someone else made it.
 		d.Against = append(d.Against, "created outside the tree (no shmget/semget/msgget of the tree returned it)")
@@ -504,97 +485,105 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	}
 	creatorProven := d.Strength == CreationSeen
 	for i, f := range facts {
-		if f.creator && classes[i] == inTree || f.creator && classes[i] == liveMember {
+		if f.Creator && classes[i] == inTree || f.Creator && classes[i] == liveMember {
 			creatorProven = true
 		}
 	}
-	// A segment the tree created, private to it (no key: nobody can attach
-	// it by key) and attached by nobody now, is the tree's garbage even if
-	// its last attach/detach names a process outside the tree: a server
-	// that attached it for a client of the tree and let go (X11 MIT-SHM).
-	detached := o.Shm != nil && creatorProven && o.Key == 0 && o.Shm.Nattch == 0
+	// An object the tree created, private to it (no key, no name: nobody
+	// can get it so) is the tree's garbage even if a use that has ended
+	// (LetGo) names a process outside the tree: a server that attached a
+	// segment for a client of the tree and let go (X11 MIT-SHM).
+	private := creatorProven && fam.IsZero()
 
 	// Evidence against removal.
-	d.Against = append(d.Against, invisible(&o)...)
+	d.Against = append(d.Against, ev.Invisible...)
 	for i, f := range facts {
-		outsider := !f.creator && detached
+		outsider := f.LetGo && private
 		switch classes[i] {
 		case outsideLive:
 			if !outsider {
-				d.Against = append(d.Against, fmt.Sprintf("%s is %s, running outside the tree", f.role, a.name(f.pid)))
+				d.Against = append(d.Against, fmt.Sprintf("%s is %s, running outside the tree", f.Role, a.name(f.Pid)))
 			}
 		case liveMember:
-			d.Against = append(d.Against, fmt.Sprintf("%s is %s, a tree member still running", f.role, a.name(f.pid)))
+			d.Against = append(d.Against, fmt.Sprintf("%s is %s, a tree member still running", f.Role, a.name(f.Pid)))
 		case outsideDead:
 			if !creatorProven {
-				d.Against = append(d.Against, fmt.Sprintf("%s is pid %d, outside the tree", f.role, f.pid))
+				d.Against = append(d.Against, fmt.Sprintf("%s is pid %d, outside the tree", f.Role, f.Pid))
 			}
 		case unknownPid:
 			if !creatorProven {
-				d.Against = append(d.Against, fmt.Sprintf("%s is pid %d, not known to be in the tree (tracker not exact)", f.role, f.pid))
+				d.Against = append(d.Against, fmt.Sprintf("%s is pid %d, not known to be in the tree (tracker not exact)", f.Role, f.Pid))
 			}
 		case ambiguous:
 			if !outsider {
-				d.Against = append(d.Against, fmt.Sprintf("%s: %s", f.role, whys[i]))
+				d.Against = append(d.Against, fmt.Sprintf("%s: %s", f.Role, whys[i]))
 			}
 		}
 	}
-	if o.Shm != nil && o.Shm.Nattch > 0 {
-		if len(o.Attachers) > 0 {
+	for _, u := range ev.Users {
+		switch {
+		case len(u.Pids) > 0:
 			var who []string
-			for _, pid := range o.Attachers {
+			for _, pid := range u.Pids {
 				w := a.name(pid)
 				if a.live[pid] {
 					w += ", a tree member still running"
 				}
 				who = append(who, w)
 			}
-			d.Against = append(d.Against, "attached by "+strings.Join(who, ", "))
-		} else {
-			d.Against = append(d.Against, fmt.Sprintf("attached by %d process(es)", o.Shm.Nattch))
+			d.Against = append(d.Against, u.How+" "+strings.Join(who, ", "))
+		case u.Count > 0:
+			d.Against = append(d.Against, fmt.Sprintf("%s %d process(es)", u.How, u.Count))
 		}
 	}
-	for i, s := range o.Sems {
-		if s.NCnt > 0 || s.ZCnt > 0 {
-			d.Against = append(d.Against, fmt.Sprintf("semaphore %d has %d waiting process(es)", i, s.NCnt+s.ZCnt))
-		}
-	}
+	d.Against = append(d.Against, ev.Waiters...)
 	if len(d.Against) > 0 {
 		d.Strength = NoEvidence
 		d.Reason = strings.Join(d.Against, "; ")
 		return d
 	}
 
-	// Anyone may get a keyed set or queue: that the tree used it says
-	// nothing of who else holds it (an idle client, a SEM_UNDO adjustment
-	// to come). Only proof that the tree created it gives it to the tree.
-	// (One that nobody used is left to window evidence below, as a
-	// private one is: the risk is the same.)
+	// Anyone may get a keyed set or queue (or open a named object): that
+	// the tree used it says nothing of who else holds it (an idle client,
+	// a SEM_UNDO adjustment to come). Only proof that the tree created it
+	// gives it to the tree. (One that nobody used is left to window
+	// evidence below, as a private one is: the risk is the same.) A kind
+	// whose kernel records every creator (shm cpid) has its proof, or
+	// evidence against, by now.
 	// The user may vouch for a key instead (--own-keys): the declaration
 	// stands in for the proof of creation, and for nothing else, so an
 	// outsider's pid in the object (even a dead one's) still kept it above.
-	if o.Key != 0 && o.Shm == nil && !creatorProven && d.Strength != NoEvidence {
-		if !a.p.Owns(o.Key) {
-			return keep("keyed (" + KeyString(o.Key) + "): the tree used it, but its creator is not proven (anyone may get a keyed object)")
+	if !fam.IsZero() && !ev.CreatorRecorded && !creatorProven && d.Strength != NoEvidence {
+		if !a.p.owns(fam) {
+			if fam.Name != "" {
+				return keep("named (" + fam.Name + "): the tree used it, but its creator is not proven (anyone may open a named object)")
+			}
+			return keep("keyed (" + KeyString(fam.Key) + "): the tree used it, but its creator is not proven (anyone may get a keyed object)")
 		}
-		how := "key " + KeyString(o.Key) + " is declared the command's (--own-keys)"
-		if !a.p.OwnKeys[o.Key] {
+		var how string
+		switch {
+		case fam.Name != "" && a.p.OwnNames[fam.Name]:
+			how = "name " + fam.Name + " is declared the command's"
+		case fam.Name == "" && a.p.OwnKeys[fam.Key]:
+			how = "key " + KeyString(fam.Key) + " is declared the command's (--own-keys)"
+		default:
 			how = "every key is declared the command's (--own-keys all)"
 		}
 		d.Evidence = append(d.Evidence, how+", and the tree used it")
 	}
-	// A private set or queue records no creator pid: that the tree used it
-	// gives it to the tree only if its creator uid is the run's (another
-	// user's process made it: a server that handed its id to the tree).
-	if o.Shm == nil && !creatorProven && d.Strength == PidEvidence {
-		if _, _, cuid, _ := o.Owner(); cuid != a.p.UID {
-			return keep(fmt.Sprintf("the tree used it, but uid %d made it, not the run's uid %d (its creator is not proven)", cuid, a.p.UID))
+	// A private object whose kind records no creator pid (a set, a queue):
+	// that the tree used it gives it to the tree only if its creator uid is
+	// the run's (another user's process made it: a server that handed its
+	// id to the tree).
+	if !ev.CreatorRecorded && !creatorProven && d.Strength == PidEvidence {
+		if ev.CUID != a.p.UID {
+			return keep(fmt.Sprintf("the tree used it, but uid %d made it, not the run's uid %d (its creator is not proven)", ev.CUID, a.p.UID))
 		}
 	}
 
 	// Window evidence: the only way to clean an object made and never used.
 	if d.Strength == NoEvidence {
-		_, _, cuid, cgid := o.Owner()
+		cuid, cgid := ev.CUID, ev.CGID
 		switch {
 		case len(facts) > 0:
 			return keep("no pid names a tree member")
@@ -604,7 +593,7 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 			return keep("no pid evidence in a contended window: " + contended)
 		case cuid != a.p.UID || cgid != a.p.GID:
 			return keep(fmt.Sprintf("no pid evidence, and its creator %d:%d is not the run's %d:%d", cuid, cgid, a.p.UID, a.p.GID))
-		case a.changedAfter(&o):
+		case a.changedAfter(ev):
 			return keep("no pid evidence, and it changed after the tree was last watched")
 		}
 		d.Strength = WindowEvidence
@@ -614,27 +603,12 @@ func (a *attributor) decide(o Object, facts []pidFact, classes []class, whys []s
 	return d
 }
 
-// ctimeOf is o's ctime (creation, or a later IPC_SET, SETVAL or SETALL),
-// seconds since the epoch; 0 when it has none.
-func ctimeOf(o *Object) int64 {
-	switch {
-	case o.Shm != nil:
-		return o.Shm.Ctime
-	case o.Sem != nil:
-		return o.Sem.Ctime
-	case o.Msg != nil:
-		return o.Msg.Ctime
-	}
-	return 0
-}
-
-// changedAfter reports whether o's ctime (creation, or a later IPC_SET,
-// SETVAL or SETALL) lies after the time the tree's record is complete: an
-// object made or changed after the supervisor stopped watching cannot be
-// given to the tree by what it watched.
-func (a *attributor) changedAfter(o *Object) bool {
-	ctime := ctimeOf(o)
-	return ctime > 0 && secs(ctime).After(a.until.Add(StampSlack+a.p.ClockSlack))
+// changedAfter reports whether the object's ctime (creation, or a later
+// IPC_SET, SETVAL or SETALL) lies after the time the tree's record is
+// complete: an object made or changed after the supervisor stopped
+// watching cannot be given to the tree by what it watched.
+func (a *attributor) changedAfter(ev *Evidence) bool {
+	return ev.Ctime > 0 && secs(ev.Ctime).After(a.until.Add(StampSlack+a.p.ClockSlack))
 }
 
 // SortDecisions orders decisions by type, then id.

@@ -212,23 +212,10 @@ func diffPair(b *testing.B, p population) (FS, *Snapshot, *Snapshot, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if got := len(Diff(before, after)); got != extra.total() {
-		b.Fatalf("Diff found %d new objects, want %d", got, extra.total())
+	if got := len(diff(before, after)); got != extra.total() {
+		b.Fatalf("DiffIdents found %d new objects, want %d", got, extra.total())
 	}
 	return fs, before, after, extra.total()
-}
-
-// BenchmarkDiff diffs two snapshots of the namespace, the second with 1%
-// more objects of each type.
-func BenchmarkDiff(b *testing.B) {
-	forScales(b, func(b *testing.B, p population) {
-		_, before, after, _ := diffPair(b, p)
-		b.ReportAllocs()
-		for b.Loop() {
-			Diff(before, after)
-		}
-		b.ReportMetric(float64(perOp(b).Nanoseconds())/float64(p.total()), "ns/object")
-	})
 }
 
 // BenchmarkSnapshotAndDiff is the post-run work: a snapshot and its diff
@@ -236,13 +223,14 @@ func BenchmarkDiff(b *testing.B) {
 func BenchmarkSnapshotAndDiff(b *testing.B) {
 	forScales(b, func(b *testing.B, p population) {
 		fs, before, _, _ := diffPair(b, p)
+		ids := IdentsOf(before)
 		b.ReportAllocs()
 		for b.Loop() {
 			after, err := fs.Snapshot(AllTypes)
 			if err != nil {
 				b.Fatal(err)
 			}
-			Diff(before, after)
+			DiffIdents(ids, after)
 		}
 		raw := timeRaw(b, fs, max(b.N, 5))
 		b.ReportMetric(float64(perOp(b))/float64(raw), "x-raw")
@@ -321,4 +309,77 @@ func statAnySnapshot() (*Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// BenchmarkIdentsOf is the work on the snapshot before a run that delays
+// the command's start: its identities, sorted.
+func BenchmarkIdentsOf(b *testing.B) {
+	forScales(b, func(b *testing.B, p population) {
+		_, before, _, _ := diffPair(b, p)
+		b.ReportAllocs()
+		for b.Loop() {
+			IdentsOf(before)
+		}
+		b.ReportMetric(float64(perOp(b).Nanoseconds())/float64(p.total()), "ns/object")
+	})
+}
+
+// BenchmarkDiffIdents diffs the snapshot after a run against the
+// identities of the one before, as a run does.
+func BenchmarkDiffIdents(b *testing.B) {
+	forScales(b, func(b *testing.B, p population) {
+		_, before, after, n := diffPair(b, p)
+		ids := IdentsOf(before)
+		b.ReportAllocs()
+		for b.Loop() {
+			if got := len(DiffIdents(ids, after)); got != n {
+				b.Fatalf("DiffIdents found %d new objects, want %d", got, n)
+			}
+		}
+		b.ReportMetric(float64(perOp(b).Nanoseconds())/float64(p.total()), "ns/object")
+	})
+}
+
+// benchObjects makes n objects of each type, every third with pids of the
+// tree, every third with a stranger's, every third with none, as
+// attribution and orphans see them (no kernel involved).
+func benchObjects(n int) []Object {
+	objs := make([]Object, 0, 3*n)
+	pid := func(i int) int { return []int{treePid, outside, 0}[i%3] }
+	for i := range n {
+		objs = append(objs, Object{Ident: Ident{Type: TypeShm, ID: i, Key: int32(i % 5)},
+			Shm: &Shm{ID: i, Key: int32(i % 5), Perms: 0o600, CPID: pid(i) + 1, LPID: pid(i), UID: uid, GID: uid, CUID: uid, CGID: uid,
+				Ctime: t0 + 2, Atime: t0 + 3}})
+		objs = append(objs, Object{Ident: Ident{Type: TypeSem, ID: i, Key: int32(i % 7)},
+			Sem:  &Sem{ID: i, Key: int32(i % 7), Perms: 0o600, NSems: 2, UID: uid, GID: uid, CUID: uid, CGID: uid, Otime: t0 + 3, Ctime: t0 + 2},
+			Sems: []SemState{{Pid: pid(i)}, {Pid: pid(i + 1)}}})
+		objs = append(objs, Object{Ident: Ident{Type: TypeMsg, ID: i},
+			Msg: &Msg{ID: i, Perms: 0o600, LSPID: pid(i), LRPID: pid(i + 2), UID: uid, GID: uid, CUID: uid, CGID: uid,
+				Stime: t0 + 3, Rtime: t0 + 4, Ctime: t0 + 2}})
+	}
+	return objs
+}
+
+// BenchmarkAttribute decides on 3000 new objects (a run that leaked a
+// lot) with a fake tree and processes.
+func BenchmarkAttribute(b *testing.B) {
+	objs := benchObjects(1000)
+	tree := baseTree()
+	pol := Policy{UID: uid, GID: uid, Start: time.Unix(t0, 0), End: time.Unix(t1, 0)}
+	b.ReportAllocs()
+	for b.Loop() {
+		Attribute(objs, tree, procs, pol)
+	}
+	b.ReportMetric(float64(perOp(b).Nanoseconds())/float64(len(objs)), "ns/object")
+}
+
+// BenchmarkOrphans judges 3000 objects as ls --orphans does.
+func BenchmarkOrphans(b *testing.B) {
+	objs := benchObjects(1000)
+	now := time.Unix(t1+3600, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		Orphans(objs, procs, now, 0)
+	}
+	b.ReportMetric(float64(perOp(b).Nanoseconds())/float64(len(objs)), "ns/object")
 }

@@ -13,7 +13,20 @@ func identsOf(objs []Object) []Ident {
 	return ids
 }
 
-func TestDiff(t *testing.T) {
+// sysvID is the identity of a SysV object.
+func sysvID(t Type, id int, key int32, cuid uint32) Ident {
+	return Ident{Type: t, ID: id, Key: key, CUID: cuid}
+}
+
+// diff is DiffIdents against the identities of before (nil: empty).
+func diff(before, after *Snapshot) []Object {
+	if before == nil {
+		return DiffIdents(Idents(nil), after)
+	}
+	return DiffIdents(IdentsOf(before), after)
+}
+
+func TestDiffIdents(t *testing.T) {
 	before := &Snapshot{Types: AllTypes,
 		Shm: []Shm{{ID: 5, Key: 1}, {ID: 2, Key: 2}, {ID: 32770, Key: 3}},
 		Sem: []Sem{{ID: 1, Key: 7, CUID: 1000}},
@@ -25,14 +38,15 @@ func TestDiff(t *testing.T) {
 		Sem: []Sem{{ID: 1, Key: 7, CUID: 0}}, // same id and key, other creator
 		Msg: []Msg{{ID: 1, Key: 10}, {ID: 2, Key: 12, LSPID: 40}},
 	}
-	got := Diff(before, after)
+	got := diff(before, after)
+	// By type, then in the order the snapshot lists them.
 	want := []Ident{
-		{TypeShm, 3, 5, 0}, {TypeShm, 5, 11, 0}, {TypeShm, 65536, 4, 0},
-		{TypeSem, 1, 7, 0},
-		{TypeMsg, 2, 12, 0},
+		sysvID(TypeShm, 65536, 4, 0), sysvID(TypeShm, 5, 11, 0), sysvID(TypeShm, 3, 5, 0),
+		sysvID(TypeSem, 1, 7, 0),
+		sysvID(TypeMsg, 2, 12, 0),
 	}
 	if !slices.Equal(identsOf(got), want) {
-		t.Fatalf("Diff = %v, want %v", identsOf(got), want)
+		t.Fatalf("DiffIdents = %v, want %v", identsOf(got), want)
 	}
 	for _, o := range got {
 		n := 0
@@ -53,22 +67,41 @@ func TestDiff(t *testing.T) {
 		t.Errorf("Object points into after, not at a copy")
 	}
 
-	// A type read by one snapshot only is not compared; nil before is empty.
-	if d := Diff(&Snapshot{Types: 1 << TypeSem}, after); !slices.Equal(identsOf(d), []Ident{{TypeSem, 1, 7, 0}}) {
-		t.Errorf("Diff with sem-only before = %v", identsOf(d))
+	if d := diff(nil, after); len(d) != 7 {
+		t.Errorf("DiffIdents(nothing, after) = %d objects, want 7", len(d))
 	}
-	if d := Diff(nil, after); len(d) != 7 {
-		t.Errorf("Diff(nil, after) = %d objects, want 7", len(d))
+	if d := diff(after, after); len(d) != 0 {
+		t.Errorf("DiffIdents(after, after) = %v", identsOf(d))
 	}
-	if d := Diff(after, after); len(d) != 0 {
-		t.Errorf("Diff(after, after) = %v", identsOf(d))
-	}
-	if d := Diff(before, nil); d != nil {
-		t.Errorf("Diff(before, nil) = %v", d)
-	}
-	// Duplicate ids (only in hand-made input) must not confuse the merge.
+	// Duplicate ids (only in hand-made input) must not confuse the search.
 	dup := &Snapshot{Types: AllTypes, Shm: []Shm{{ID: 1, Key: 1}, {ID: 1, Key: 2}}}
-	if d := Diff(dup, dup); len(d) != 0 {
-		t.Errorf("Diff of duplicates = %v", identsOf(d))
+	if d := diff(dup, dup); len(d) != 0 {
+		t.Errorf("DiffIdents of duplicates = %v", identsOf(d))
+	}
+	// Objects lists the same as a diff against nothing.
+	if !slices.EqualFunc(after.Objects(), diff(nil, after), func(a, b Object) bool { return a.Ident == b.Ident }) {
+		t.Errorf("Objects = %v, want %v", identsOf(after.Objects()), identsOf(diff(nil, after)))
+	}
+}
+
+// TestIdentsNamed: identities of named objects (device, inode, name) are
+// told apart by every field.
+func TestIdentsNamed(t *testing.T) {
+	a := Ident{Type: TypeShm, ID: 7, Dev: 40, Name: "/a"}
+	ids := Idents{a, {Type: TypeShm, ID: 7, Dev: 41, Name: "/a"}, {Type: TypeShm, ID: 7, Dev: 40, Name: "/b"}}
+	slices.SortFunc(ids, cmpIdent)
+	for _, id := range ids {
+		if !ids.Contains(id) {
+			t.Errorf("Contains(%+v) = false", id)
+		}
+	}
+	if ids.Contains(Ident{Type: TypeShm, ID: 7, Dev: 40, Name: "/c"}) {
+		t.Errorf("Contains finds a name that is not there")
+	}
+	if got := a.String(); got != "shm /a" {
+		t.Errorf("String = %q", got)
+	}
+	if got := sysvID(TypeSem, 3, 0, 0).String(); got != "sem 3" {
+		t.Errorf("String = %q", got)
 	}
 }

@@ -37,9 +37,6 @@ func NewFS(procRoot string) (FS, error) {
 	return FS{proc: p}, nil
 }
 
-// Root is the directory the FS reads from.
-func (fs FS) Root() string { return fs.proc.Root() }
-
 // Path joins elem to the proc root: fs.Path("sysvipc", "shm").
 func (fs FS) Path(elem ...string) string { return fs.proc.Path(elem...) }
 
@@ -65,17 +62,6 @@ func putBuf(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	readBufs.Put(b)
-}
-
-// readTable reads /proc/sysvipc/name with a pooled buffer and hands the
-// bytes to parse; parse must not keep references to them.
-func readTable[T any](fs FS, name string, parse func([]byte, []T) ([]T, error), hint int) ([]T, error) {
-	f, err := fs.openTable(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readOpenTable(f, name, parse, hint)
 }
 
 // openTable opens /proc/sysvipc/name. The kernel binds the open file to the

@@ -86,61 +86,25 @@ func (d *OrphanDecision) Reason() string { return strings.Join(d.Against, "; ") 
 func Orphans(objs []Object, procs Procs, now time.Time, olderThan time.Duration) []OrphanDecision {
 	mp := &memoProcs{Procs: procs, m: map[int]procInfo{}}
 	ds := make([]OrphanDecision, len(objs))
+	fams := make([]Family, len(objs))
 	for i := range objs {
-		ds[i] = decideOrphan(objs[i], mp, now, olderThan)
+		ev := objs[i].Evidence()
+		ds[i] = decideOrphan(objs[i], &ev, mp, now, olderThan)
+		fams[i] = ev.Family
 	}
-	orphanFamilies(ds)
+	orphanFamilies(ds, fams)
 	return ds
-}
-
-// recordedPid is one pid field of an object.
-type recordedPid struct {
-	role string
-	pid  int
-}
-
-// recordedPids lists the non-zero pid fields of o.
-func recordedPids(o *Object) []recordedPid {
-	var out []recordedPid
-	add := func(role string, pid int) {
-		if pid > 0 {
-			out = append(out, recordedPid{role, pid})
-		}
-	}
-	switch {
-	case o.Shm != nil:
-		add("creator", o.Shm.CPID)
-		add("last attach/detach", o.Shm.LPID)
-	case o.Sem != nil:
-		for i, s := range o.Sems {
-			add(fmt.Sprintf("semaphore %d last op", i), s.Pid)
-		}
-	case o.Msg != nil:
-		add("last msgsnd", o.Msg.LSPID)
-		add("last msgrcv", o.Msg.LRPID)
-	}
-	return out
 }
 
 // LastStamp is the latest of o's time stamps in seconds since 1970 (0 when
 // it has none): every action the kernel records a pid for also moves one
 // of them (an undo adjustment at exit excepted, made by a process that is
 // then gone).
-func LastStamp(o *Object) int64 {
-	switch {
-	case o.Shm != nil:
-		return max(o.Shm.Ctime, o.Shm.Atime, o.Shm.Dtime)
-	case o.Sem != nil:
-		return max(o.Sem.Ctime, o.Sem.Otime)
-	case o.Msg != nil:
-		return max(o.Msg.Ctime, o.Msg.Stime, o.Msg.Rtime)
-	}
-	return 0
-}
+func LastStamp(o *Object) int64 { return o.Evidence().Last }
 
-func decideOrphan(o Object, procs *memoProcs, now time.Time, olderThan time.Duration) OrphanDecision {
+func decideOrphan(o Object, ev *Evidence, procs *memoProcs, now time.Time, olderThan time.Duration) OrphanDecision {
 	d := OrphanDecision{Object: o}
-	last := LastStamp(&o)
+	last := ev.Last
 	if last > 0 {
 		d.LastActivity = secs(last)
 	}
@@ -162,61 +126,61 @@ func decideOrphan(o Object, procs *memoProcs, now time.Time, olderThan time.Dura
 		return fmt.Sprintf("pid %d", pid)
 	}
 
-	if o.Shm != nil && o.Shm.Perms&ShmDest != 0 {
-		against(ClassRemoved, "already removed: destroyed at the last detach")
+	if ev.Removed != "" {
+		against(ClassRemoved, "already removed: %s", ev.Removed)
 	}
 	if o.Unreadable != "" {
 		against(ClassUnreadable, "its evidence could not be read (%s)", o.Unreadable)
-	} else if o.Sem != nil && o.Sems == nil && o.Sem.NSems > 0 {
-		against(ClassUnreadable, "its semaphores were not read")
+	} else if ev.NotGathered != "" {
+		against(ClassUnreadable, "%s", ev.NotGathered)
 	}
-	for _, w := range invisible(&o) {
+	for _, w := range ev.Invisible {
 		against(ClassInvisible, "%s", w)
 	}
-	if o.Shm != nil {
+	for _, u := range ev.Users {
 		var who []string
-		for _, p := range o.Attachers {
+		for _, p := range u.Pids {
 			who = append(who, name(p))
 		}
 		switch {
 		case len(who) > 0:
-			against(ClassAttached, "attached by %s", strings.Join(who, ", "))
-		case o.Shm.Nattch > 0:
-			against(ClassAttached, "attached by %d process(es)", o.Shm.Nattch)
-		default:
-			d.For = append(d.For, "nobody attaches it")
+			against(ClassAttached, "%s %s", u.How, strings.Join(who, ", "))
+		case u.Count > 0:
+			against(ClassAttached, "%s %d process(es)", u.How, u.Count)
+		case u.None != "":
+			d.For = append(d.For, u.None)
 		}
 	}
-	waiting := false
-	for i, s := range o.Sems {
-		if s.NCnt > 0 || s.ZCnt > 0 {
-			waiting = true
-			against(ClassWaiting, "semaphore %d has %d waiting process(es)", i, s.NCnt+s.ZCnt)
-		}
+	for _, w := range ev.Waiters {
+		against(ClassWaiting, "%s", w)
 	}
-	if o.Sem != nil && o.Sems != nil && !waiting {
-		d.For = append(d.For, "nobody waits on it")
+	if len(ev.Waiters) == 0 && ev.NoWaiters != "" {
+		d.For = append(d.For, ev.NoWaiters)
 	}
 
 	// The pids: dead, or another process than the one that acted.
-	pids := recordedPids(&o)
 	// A process that started after this can have done nothing the stamps
 	// record: the last stamp's second, widened by the slack of its clock.
 	after := secs(last).Add(MembershipSlack)
-	for _, r := range pids {
-		if !procs.Alive(r.pid) {
-			d.For = append(d.For, fmt.Sprintf("%s pid %d is dead", r.role, r.pid))
+	pids := 0
+	for _, r := range ev.Pids {
+		if r.Pid <= 0 {
 			continue
 		}
-		st, ok := procs.Started(r.pid)
+		pids++
+		if !procs.Alive(r.Pid) {
+			d.For = append(d.For, fmt.Sprintf("%s pid %d is dead", r.Role, r.Pid))
+			continue
+		}
+		st, ok := procs.Started(r.Pid)
 		switch {
 		case !ok:
-			against(ClassLiveUser, "%s is %s, running (its start time cannot be read: it may be the process that acted)", r.role, name(r.pid))
+			against(ClassLiveUser, "%s is %s, running (its start time cannot be read: it may be the process that acted)", r.Role, name(r.Pid))
 		case last > 0 && st.After(after):
 			d.For = append(d.For, fmt.Sprintf("%s pid %d is reused: %s started %s, after the last activity",
-				r.role, r.pid, name(r.pid), st.Format(time.RFC3339)))
+				r.Role, r.Pid, name(r.Pid), st.Format(time.RFC3339)))
 		default:
-			against(ClassLiveUser, "%s is %s, running since before the last activity", r.role, name(r.pid))
+			against(ClassLiveUser, "%s is %s, running since before the last activity", r.Role, name(r.Pid))
 		}
 	}
 
@@ -234,7 +198,9 @@ func decideOrphan(o Object, procs *memoProcs, now time.Time, olderThan time.Dura
 	default:
 		d.For = append(d.For, fmt.Sprintf("last activity %s ago", roundAge(age)))
 	}
-	if len(pids) == 0 && o.Shm == nil {
+	// Without a recorded creator, an object nobody operated on carries no
+	// pid at all: only its age can speak.
+	if pids == 0 && !ev.CreatorRecorded {
 		if olderThan <= 0 {
 			against(ClassNoPid, "no process recorded on it (never operated on): only its age can tell, and --older-than was not given")
 		} else {
@@ -255,31 +221,31 @@ func roundAge(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
-// orphanFamilies applies the key family rule: an object whose key is
-// shared by an object that is not an orphan is not one either, and is in
-// use when that object is.
-func orphanFamilies(ds []OrphanDecision) {
-	kept := map[int32]*OrphanDecision{}
-	inUse := map[int32]*OrphanDecision{}
+// orphanFamilies applies the key family rule: an object whose family
+// (key, name) is shared by an object that is not an orphan is not one
+// either, and is in use when that object is. fams[i] is ds[i]'s family.
+func orphanFamilies(ds []OrphanDecision, fams []Family) {
+	kept := map[Family]*OrphanDecision{}
+	inUse := map[Family]*OrphanDecision{}
 	for i := range ds {
-		d := &ds[i]
-		if d.Key == 0 {
+		d, f := &ds[i], fams[i]
+		if f.IsZero() {
 			continue
 		}
-		if !d.Orphan && kept[d.Key] == nil {
-			kept[d.Key] = d
+		if !d.Orphan && kept[f] == nil {
+			kept[f] = d
 		}
-		if d.InUse && inUse[d.Key] == nil {
-			inUse[d.Key] = d
+		if d.InUse && inUse[f] == nil {
+			inUse[f] = d
 		}
 	}
 	for i := range ds {
-		d := &ds[i]
-		if d.Key == 0 {
+		d, f := &ds[i], fams[i]
+		if f.IsZero() {
 			continue
 		}
-		if u := inUse[d.Key]; u != nil && u != d {
-			why := fmt.Sprintf("same key %s as %s %d, which is in use (%s)", KeyString(d.Key), u.Type, u.ID, u.InUseWhy[0])
+		if u := inUse[f]; u != nil && u != d {
+			why := fmt.Sprintf("same %s as %s, which is in use (%s)", f.noun(), u.Ident, u.InUseWhy[0])
 			if !d.InUse {
 				d.InUse, d.Class = true, ClassKeyFamily
 			}
@@ -288,28 +254,12 @@ func orphanFamilies(ds []OrphanDecision) {
 			d.Orphan = false
 			continue
 		}
-		if k := kept[d.Key]; k != nil && k != d && d.Orphan {
+		if k := kept[f]; k != nil && k != d && d.Orphan {
 			d.Orphan, d.Class = false, ClassKeyFamily
-			d.Against = append(d.Against, fmt.Sprintf("same key %s as %s %d, which is not an orphan (%s)", KeyString(d.Key), k.Type, k.ID, k.Against[0]))
+			d.Against = append(d.Against, fmt.Sprintf("same %s as %s, which is not an orphan (%s)", f.noun(), k.Ident, k.Against[0]))
 		}
 	}
 }
-
-// GatherOrphans collects the evidence Orphans needs beyond /proc/sysvipc
-// for objs, normally every object of the namespace: the per-semaphore
-// pids and waiters of every set (Enrich), and the processes that map each
-// segment (Attachers, one scan of /proc/*/maps). A set whose semaphores
-// could not be read gets Unreadable. A segment with nattch 0 is mapped by
-// nobody, whatever the maps of processes we may not read would say: the
-// kernel counts every attach, in every namespace. The error joins what
-// failed; the objects concerned carry less evidence, which can only make
-// them not orphans.
-func GatherOrphans(fs FS, objs []Object) error {
-	return gather(fs, objs, func(*Shm) bool { return true })
-}
-
-// Objects returns every object of s, with no evidence beyond its line.
-func (s *Snapshot) Objects() []Object { return DiffIdents(Idents(nil), s) }
 
 // RemoveUnused removes the object of decision d (from Orphans) unless it
 // is in use: an object d.InUse is left alone (InUse, Why the reasons)
@@ -327,19 +277,4 @@ func RemoveUnused(fs FS, d OrphanDecision, force bool) (RemoveOutcome, error) {
 		return Remove(fs, Object{Ident: d.Ident})
 	}
 	return Remove(fs, d.Object)
-}
-
-// Only returns a copy of s holding only the objects of the types ts.
-func (s *Snapshot) Only(ts TypeSet) *Snapshot {
-	out := &Snapshot{Taken: s.Taken, Types: s.Types & ts}
-	if ts.Has(TypeShm) {
-		out.Shm = s.Shm
-	}
-	if ts.Has(TypeSem) {
-		out.Sem = s.Sem
-	}
-	if ts.Has(TypeMsg) {
-		out.Msg = s.Msg
-	}
-	return out
 }

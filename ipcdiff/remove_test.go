@@ -26,7 +26,7 @@ func TestRemoveKernel(t *testing.T) {
 			}
 			fs := procFS(t)
 			runIPC(t, "shm:key=0x10", "sem:key=0x20:n=2:op", "msg:key=0x30:send")
-			objs := Diff(nil, snap(t, fs))
+			objs := diff(nil, snap(t, fs))
 			if len(objs) != 3 {
 				t.Fatalf("objects %+v", objs)
 			}
@@ -55,7 +55,7 @@ func TestRemoveAttached(t *testing.T) {
 	}
 	fs := procFS(t)
 	h := startIPC(t, "shm:key=0x77:attach")
-	objs := Diff(nil, snap(t, fs))
+	objs := diff(nil, snap(t, fs))
 	out, err := Remove(fs, objs[0])
 	if err != nil || out.Result != RemovedDeferred {
 		t.Fatalf("Remove = %+v, %v; want removed (deferred)", out, err)
@@ -82,7 +82,7 @@ func TestRemoveChanged(t *testing.T) {
 	}
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20", "msg:key=0x30")
-	objs := Diff(nil, snap(t, fs))
+	objs := diff(nil, snap(t, fs))
 	for _, o := range objs {
 		real := o.Ident
 		if res, cur, _, err := recheck(fs, real); res != 0 || cur != real || err != nil {
@@ -119,16 +119,16 @@ func TestRecheckProc(t *testing.T) {
 		want  RemoveResult
 		found Ident
 	}{
-		{Ident{TypeShm, 0, 0x12345678, 0}, 0, Ident{TypeShm, 0, 0x12345678, 0}},
-		{Ident{TypeShm, 0, 0x1234567, 0}, Changed, Ident{TypeShm, 0, 0x12345678, 0}},
-		{Ident{TypeShm, 1, -1, 0}, AlreadyGone, Ident{TypeShm, 1, 0, 0}}, // SHM_DEST
-		{Ident{TypeShm, 9, 0, 0}, AlreadyGone, Ident{}},
-		{Ident{TypeSem, 1, -0x80000000, 0}, 0, Ident{TypeSem, 1, -0x80000000, 0}},
-		{Ident{TypeSem, 1, -0x80000000, 5}, Changed, Ident{TypeSem, 1, -0x80000000, 0}},
-		{Ident{TypeMsg, 0, 0x1234, 0}, 0, Ident{TypeMsg, 0, 0x1234, 0}},
-		{Ident{TypeMsg, 2, 0x1234, 0}, AlreadyGone, Ident{}},
+		{sysvID(TypeShm, 0, 0x12345678, 0), 0, sysvID(TypeShm, 0, 0x12345678, 0)},
+		{sysvID(TypeShm, 0, 0x1234567, 0), Changed, sysvID(TypeShm, 0, 0x12345678, 0)},
+		{sysvID(TypeShm, 1, -1, 0), AlreadyGone, sysvID(TypeShm, 1, 0, 0)}, // SHM_DEST
+		{sysvID(TypeShm, 9, 0, 0), AlreadyGone, Ident{}},
+		{sysvID(TypeSem, 1, -0x80000000, 0), 0, sysvID(TypeSem, 1, -0x80000000, 0)},
+		{sysvID(TypeSem, 1, -0x80000000, 5), Changed, sysvID(TypeSem, 1, -0x80000000, 0)},
+		{sysvID(TypeMsg, 0, 0x1234, 0), 0, sysvID(TypeMsg, 0, 0x1234, 0)},
+		{sysvID(TypeMsg, 2, 0x1234, 0), AlreadyGone, Ident{}},
 	} {
-		res, found, _, err := recheckProc(fs, tc.id)
+		res, found, _, err := recheckProc(fs, sysvOf(tc.id.Type), tc.id)
 		if err != nil || res != tc.want || found != tc.found {
 			t.Errorf("recheckProc(%+v) = %v, %+v, %v; want %v, %+v", tc.id, res, found, err, tc.want, tc.found)
 		}
@@ -181,7 +181,7 @@ func TestRemoveNotOwner(t *testing.T) {
 	}
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20", "msg:key=0x30")
-	objs := Diff(nil, snap(t, fs))
+	objs := diff(nil, snap(t, fs))
 	asNobody := func(id Ident) string {
 		cmd := nstest.HelperCmd(helperRemove, id.Type.String(), fmt.Sprint(id.ID), fmt.Sprint(id.Key), fmt.Sprint(id.CUID))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nstest.NobodyUID, Gid: nstest.NobodyUID, Groups: []uint32{}}}
@@ -219,7 +219,7 @@ func TestRecheckReadsWhatProcShows(t *testing.T) {
 			}
 			fs := procFS(t)
 			runIPC(t, "shm:key=0x10:attach", "sem:key=0x20:n=3:op", "msg:key=0x30:send", "shm", "sem", "msg")
-			objs := Diff(nil, snap(t, fs))
+			objs := diff(nil, snap(t, fs))
 			if len(objs) != 6 {
 				t.Fatalf("%d objects, want 6", len(objs))
 			}
@@ -253,7 +253,7 @@ func TestRemoveTouched(t *testing.T) {
 	}
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20:n=2", "msg:key=0x30")
-	objs := Diff(nil, snap(t, fs))
+	objs := diff(nil, snap(t, fs))
 	if errs := Enrich(objs); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -280,7 +280,7 @@ func TestRemoveRaces(t *testing.T) {
 	}
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20", "msg:key=0x30")
-	objs := Diff(nil, snap(t, fs))
+	objs := diff(nil, snap(t, fs))
 	if len(objs) != 3 {
 		t.Fatalf("objects %+v", objs)
 	}

@@ -2,63 +2,53 @@ package ipcdiff
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"time"
 )
 
-// Snapshot reads the objects of the requested types from /proc/sysvipc.
-// Taken is the time before the first read, so an object created after Taken
-// may or may not be in the snapshot, but one created before it is.
+// Snapshot reads the objects of the requested types (/proc/sysvipc for
+// the SysV kinds). Taken is the time before the first read, so an object
+// created after Taken may or may not be in the snapshot, but one created
+// before it is.
 //
-// The files are opened on the calling goroutine — /proc/sysvipc shows the
-// IPC namespace of the opening thread, and callers (tests, benchmarks) may
-// have locked their goroutine's thread into a private namespace — and then
-// read concurrently: the kernel's rendering of the tables dominates the cost,
-// and the three render in parallel.
+// What holds the objects is opened on the calling goroutine — /proc/sysvipc
+// shows the IPC namespace of the opening thread, and callers (tests,
+// benchmarks) may have locked their goroutine's thread into a private
+// namespace — and then read concurrently: the kernel's rendering of the
+// tables dominates the cost, and they render in parallel.
 func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) { return fs.SnapshotWith(types, true) }
 
 // parallelMin is the number of objects from which the tables are read in
 // parallel: about half a millisecond of rendering.
 const parallelMin = 256
 
-// SnapshotWith is Snapshot, reading the tables one after the other when
+// SnapshotWith is Snapshot, reading the kinds one after the other when
 // parallel is false: slower, but with one read buffer alive at a time
-// instead of three (a few MiB at the kernel limits).
+// instead of one per kind (a few MiB at the kernel limits).
 func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 	if types&^AllTypes != 0 || types == 0 {
-		return nil, fmt.Errorf("%w: type set %#x", ErrUsage, uint8(types))
+		return nil, fmt.Errorf("%w: type set %#x", ErrUsage, uint32(types))
 	}
 	s := &Snapshot{Taken: time.Now(), Types: types}
-	var files [numTypes]*os.File
+	var readers [numTypes]tableReader
 	defer func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
+		for _, r := range readers {
+			if r != nil {
+				r.close()
 			}
 		}
 	}()
-	for t := TypeShm; t < numTypes; t++ {
-		if !types.Has(t) {
-			continue
-		}
-		f, err := fs.openTable(t.String())
+	total := 0
+	for t := range types.types() {
+		r, err := kinds[t].open(fs)
 		if err != nil {
 			return nil, err
 		}
-		files[t] = f
-	}
-	// The counts too come from the calling thread's namespace.
-	var hints [numTypes]int
-	total := 0
-	for t := TypeShm; t < numTypes; t++ {
-		if files[t] != nil {
-			hints[t] = inUse(t)
-			if hints[t] < 0 {
-				total += parallelMin // unknown: may be large
-			} else {
-				total += hints[t]
-			}
+		readers[t] = r
+		if n := r.size(); n < 0 {
+			total += parallelMin // unknown: may be large
+		} else {
+			total += n
 		}
 	}
 	if total < parallelMin {
@@ -67,33 +57,20 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 		parallel = false
 	}
 	var errs [numTypes]error
-	read := func(t Type) {
-		switch t {
-		case TypeShm:
-			s.Shm, errs[t] = readOpenTable(files[t], "shm", appendShm, hints[t])
-		case TypeSem:
-			s.Sem, errs[t] = readOpenTable(files[t], "sem", appendSem, hints[t])
-		case TypeMsg:
-			s.Msg, errs[t] = readOpenTable(files[t], "msg", appendMsg, hints[t])
-		}
-	}
 	var wg sync.WaitGroup
 	last := Type(numTypes)
-	for t := TypeShm; t < numTypes; t++ {
-		if files[t] == nil {
-			continue
-		}
+	for t := range types.types() {
 		switch {
 		case last == numTypes:
 		case parallel:
 			wg.Add(1)
-			go func(t Type) { defer wg.Done(); read(t) }(last)
+			go func(t Type) { defer wg.Done(); errs[t] = readers[t].read(s) }(last)
 		default:
-			read(last)
+			errs[last] = readers[last].read(s)
 		}
 		last = t
 	}
-	read(last) // the last one on this goroutine
+	errs[last] = readers[last].read(s) // the last one on this goroutine
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
@@ -101,4 +78,39 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// Objects returns every object of s, with no evidence beyond its row.
+func (s *Snapshot) Objects() []Object {
+	out := make([]Object, 0, s.Len())
+	for _, k := range kinds {
+		for i := range k.count(s) {
+			out = append(out, k.object(s, i))
+		}
+	}
+	return out
+}
+
+// Only returns a copy of s holding only the objects of the types ts.
+func (s *Snapshot) Only(ts TypeSet) *Snapshot {
+	out := &Snapshot{Taken: s.Taken, Types: s.Types & ts}
+	for t := range ts.types() {
+		out.rows[t] = s.rows[t]
+		kinds[t].only(out, s)
+	}
+	return out
+}
+
+// find returns the object of type t with this id in s.
+func (s *Snapshot) find(t Type, id int) (Object, bool) {
+	k := kindOf(t)
+	if k == nil {
+		return Object{}, false
+	}
+	for i, x := range k.idents(s) {
+		if x.ID == id {
+			return k.object(s, i), true
+		}
+	}
+	return Object{}, false
 }

@@ -58,19 +58,19 @@ func TestSnapshotKernel(t *testing.T) {
 				t.Errorf("msg = %+v", mq)
 			}
 
-			objs := Diff(before, after)
+			objs := diff(before, after)
 			var got []Ident
 			for _, o := range objs {
-				got = append(got, Ident{o.Type, o.ID, o.Key, o.CUID})
+				got = append(got, o.Ident)
 			}
 			want := []Ident{
-				{TypeShm, sh.ID, 0x1234, uid}, {TypeShm, after.Shm[1].ID, 0, uid},
-				{TypeSem, se.ID, se.Key, uid}, {TypeMsg, mq.ID, 0x5678, uid},
+				sysvID(TypeShm, sh.ID, 0x1234, uid), sysvID(TypeShm, after.Shm[1].ID, 0, uid),
+				sysvID(TypeSem, se.ID, se.Key, uid), sysvID(TypeMsg, mq.ID, 0x5678, uid),
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("Diff = %v, want %v", got, want)
 			}
-			if again := Diff(after, snap(t, fs)); len(again) != 0 {
+			if again := diff(after, snap(t, fs)); len(again) != 0 {
 				t.Fatalf("Diff of unchanged namespace = %+v", again)
 			}
 
@@ -122,7 +122,7 @@ func TestEnrichVanished(t *testing.T) {
 	}
 	fs := procFS(t)
 	h := runIPC(t, "sem:n=2:op", "sem:n=1", "msg")
-	objs := Diff(nil, snap(t, fs))
+	objs := diff(nil, snap(t, fs))
 	if len(objs) != 3 {
 		t.Fatalf("objects %+v", objs)
 	}

@@ -1,7 +1,6 @@
 package ipcdiff
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -151,22 +150,6 @@ func rmSem(id int) error { return rmid(TypeSem, id) }
 
 // rmMsg removes message queue id at once, waking its waiters with EIDRM.
 func rmMsg(id int) error { return rmid(TypeMsg, id) }
-
-// ErrVanished means an object was gone, or its id named another object, when
-// it was looked at again.
-var ErrVanished = errors.New("ipcdiff: object vanished")
-
-// ObjectError is a failure concerning one object of a batch.
-type ObjectError struct {
-	Ident
-	Err error
-}
-
-func (e *ObjectError) Error() string { return e.Ident.String() + ": " + e.Err.Error() }
-func (e *ObjectError) Unwrap() error { return e.Err }
-
-// isGone reports whether an errno says the object no longer exists.
-func isGone(err error) bool { return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EIDRM) }
 
 // Enrich fills Sems (semctl GETPID, GETNCNT, GETZCNT of every semaphore)
 // of the semaphore sets among objs, normally the new objects Diff found.

@@ -16,24 +16,24 @@ import (
 // The scanner works on bytes and converts numbers as it goes: no per-line
 // allocation, one allocation for the result.
 
-// kind is how a column's value is written and which values it may take.
-type kind uint8
+// colKind is how a column's value is written and which values it may take.
+type colKind uint8
 
 const (
-	kindSkip  kind = iota // a column the parser does not use: any token
-	kindKey               // %d of a key_t: signed decimal int32
-	kindID                // %d of an ipc id: decimal 0..MaxInt32
-	kindOctal             // %o of a mode: octal uint32, flag bits included
-	kindU32               // %u of a uid or gid: decimal uint32
-	kindPid               // %u of a pid: decimal 0..MaxInt32
-	kindU64               // %lu of a size or count: decimal uint64
-	kindTime              // %llu of a time64_t: decimal 0..MaxInt64
+	kindSkip  colKind = iota // a column the parser does not use: any token
+	kindKey                  // %d of a key_t: signed decimal int32
+	kindID                   // %d of an ipc id: decimal 0..MaxInt32
+	kindOctal                // %o of a mode: octal uint32, flag bits included
+	kindU32                  // %u of a uid or gid: decimal uint32
+	kindPid                  // %u of a pid: decimal 0..MaxInt32
+	kindU64                  // %lu of a size or count: decimal uint64
+	kindTime                 // %llu of a time64_t: decimal 0..MaxInt64
 )
 
 // column is a column a table parser knows.
 type column struct {
 	name     string
-	kind     kind
+	kind     colKind
 	optional bool
 }
 
@@ -58,7 +58,7 @@ type row [maxSlots]uint64
 type layout struct {
 	n      int
 	slot   [maxHeaderCols]int8
-	kinds  [maxHeaderCols]kind
+	kinds  [maxHeaderCols]colKind
 	header []byte
 }
 

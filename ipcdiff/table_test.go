@@ -236,7 +236,7 @@ func TestFSReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := empty.ShmList(); !errors.Is(err, ErrUnavailable) {
+	if _, err := empty.Snapshot(1 << TypeShm); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("missing /proc/sysvipc/shm: %v, want ErrUnavailable", err)
 	}
 	if _, err := NewFS(filepath.Join(t.TempDir(), "nope")); !errors.Is(err, ErrUnavailable) {
@@ -260,10 +260,11 @@ func TestReadAllLarge(t *testing.T) {
 	}
 	fs, _ := NewFS(dir)
 	for range 2 { // the second time with a pooled buffer
-		sems, err := fs.SemList()
+		s, err := fs.SnapshotWith(1<<TypeSem, false)
 		if err != nil {
 			t.Fatal(err)
 		}
+		sems := s.Sem
 		if len(sems) != 20000 || sems[19999].ID != 19999 || sems[19999].Key != -19999 || sems[19999].Ctime != 19999 {
 			t.Fatalf("read %d sets, last %+v", len(sems), sems[len(sems)-1])
 		}
@@ -280,7 +281,7 @@ func refParse(s *schema, data string) ([]map[string]uint64, error) {
 	if len(head) == 0 || len(head) > maxHeaderCols {
 		return nil, errors.New("header")
 	}
-	kinds := make([]kind, len(head))
+	kinds := make([]colKind, len(head))
 	seen := map[string]bool{}
 	for i, h := range head {
 		for _, c := range s.cols {

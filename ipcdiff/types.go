@@ -1,6 +1,3 @@
-// Package ipcdiff reads the System V IPC objects of an IPC namespace from
-// /proc/sysvipc, diffs two snapshots, decides which new objects a process
-// tree created, and removes those safely.
 package ipcdiff
 
 import (
@@ -9,43 +6,57 @@ import (
 	"time"
 )
 
-// Type is a kind of System V IPC object.
+// Type is a kind of IPC object (kind.go lists them).
 type Type uint8
 
-const (
-	TypeShm Type = iota // shared memory segment
-	TypeSem             // semaphore set
-	TypeMsg             // message queue
-	numTypes
-)
-
-var typeNames = [numTypes]string{"shm", "sem", "msg"}
-
 func (t Type) String() string {
-	if t < numTypes {
-		return typeNames[t]
+	if k := kindOf(t); k != nil {
+		return k.name()
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-// ParseType parses "shm", "sem" or "msg".
+// ParseType parses the name of a kind: "shm", "sem" or "msg".
 func ParseType(s string) (Type, error) {
-	for i, n := range typeNames {
-		if s == n {
-			return Type(i), nil
+	for t, k := range kinds {
+		if s == k.name() {
+			return Type(t), nil
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown IPC type %q (want shm, sem or msg)", ErrUsage, s)
+	return 0, fmt.Errorf("%w: unknown IPC type %q (want %s)", ErrUsage, s, typeNames())
+}
+
+// typeNames lists the names of the kinds: "shm, sem or msg".
+func typeNames() string {
+	var n []string
+	for _, k := range kinds {
+		n = append(n, k.name())
+	}
+	if len(n) < 2 {
+		return strings.Join(n, "")
+	}
+	return strings.Join(n[:len(n)-1], ", ") + " or " + n[len(n)-1]
 }
 
 // TypeSet is a set of Types.
-type TypeSet uint8
+type TypeSet uint32
 
-// AllTypes holds shm, sem and msg.
-const AllTypes TypeSet = 1<<TypeShm | 1<<TypeSem | 1<<TypeMsg
+// AllTypes holds every kind.
+const AllTypes TypeSet = 1<<numTypes - 1
 
 // Has reports whether t is in the set.
-func (s TypeSet) Has(t Type) bool { return s&(1<<t) != 0 }
+func (s TypeSet) Has(t Type) bool { return t < maxTypes && s&(1<<t) != 0 }
+
+// types yields the Types of the set that a kind has, in order.
+func (s TypeSet) types() func(yield func(Type) bool) {
+	return func(yield func(Type) bool) {
+		for t := range numTypes {
+			if s.Has(Type(t)) && !yield(Type(t)) {
+				return
+			}
+		}
+	}
+}
 
 // ParseTypeSet parses a comma-separated list such as "shm,sem".
 func ParseTypeSet(list string) (TypeSet, error) {
@@ -69,93 +80,72 @@ func ParseTypeSet(list string) (TypeSet, error) {
 
 func (s TypeSet) String() string {
 	var n []string
-	for t := Type(0); t < numTypes; t++ {
-		if s.Has(t) {
-			n = append(n, t.String())
-		}
+	for t := range s.types() {
+		n = append(n, t.String())
 	}
 	return strings.Join(n, ",")
 }
 
-// Shm is one line of /proc/sysvipc/shm.
-type Shm struct {
-	Key                  int32
-	ID                   int
-	Perms                uint32 // mode bits plus SHM_DEST (01000) and SHM_LOCKED (02000)
-	Size                 uint64
-	CPID, LPID           int // creator, last shmat/shmdt; 0 when not visible in the reader's pid namespace
-	Nattch               uint64
-	UID, GID, CUID, CGID uint32
-	Atime, Dtime, Ctime  int64 // seconds since the epoch; 0 = never
-	RSS, Swap            uint64
-}
-
-// Sem is one line of /proc/sysvipc/sem.
-type Sem struct {
-	Key                  int32
-	ID                   int
-	Perms                uint32
-	NSems                int
-	UID, GID, CUID, CGID uint32
-	Otime, Ctime         int64
-}
-
-// Msg is one line of /proc/sysvipc/msg.
-type Msg struct {
-	Key                  int32
-	ID                   int
-	Perms                uint32
-	CBytes, QNum         uint64
-	LSPID, LRPID         int // last msgsnd, last msgrcv
-	UID, GID, CUID, CGID uint32
-	Stime, Rtime, Ctime  int64
-}
-
-// SHM_DEST and SHM_LOCKED are the flag bits the kernel adds to shm perms.
-const (
-	ShmDest   = 0o1000
-	ShmLocked = 0o2000
-)
-
-// Ident identifies an object across snapshots: ids are reused only after
-// their sequence number wraps, and key and creator make a reuse visible.
+// Ident identifies an object across snapshots. A SysV object is its type,
+// IPC id, key and creator uid: ids are reused only after their sequence
+// number wraps, and key and creator make a reuse visible. A POSIX object
+// (a file of the shm tmpfs or of the mqueue filesystem) is its type, the
+// filesystem's device (Dev), its inode number (ID) and its name. Ident is
+// comparable: a map key.
 type Ident struct {
 	Type Type
-	ID   int
+	ID   int // the IPC id; a POSIX object's inode number
 	Key  int32
 	CUID uint32
+	Dev  uint64 // a POSIX object's filesystem (st_dev); 0 for SysV
+	Name string // a POSIX object's name ("/foo"); "" for SysV
 }
 
 // KeyString formats a key the way ipcs does.
 func KeyString(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
 
-func (id Ident) String() string { return fmt.Sprintf("%s %d", id.Type, id.ID) }
+// String is "shm 32768", or a named object's type and name: "pshm /foo".
+func (id Ident) String() string {
+	if id.Name != "" {
+		return id.Type.String() + " " + id.Name
+	}
+	return fmt.Sprintf("%s %d", id.Type, id.ID)
+}
 
-// Snapshot is the objects of one IPC namespace at one time.
+// Snapshot is the objects of one IPC namespace at one time. The SysV
+// kinds keep their rows in Shm, Sem and Msg; a kind without a field here
+// keeps them in rows[its Type], as it likes (a slice of its row type).
 type Snapshot struct {
 	Taken time.Time
 	Types TypeSet // the types read; the others are empty
 	Shm   []Shm
 	Sem   []Sem
 	Msg   []Msg
+	rows  [numTypes]any // the rows of kinds without a field above
 }
 
 // Len is the number of objects in the snapshot.
-func (s *Snapshot) Len() int { return len(s.Shm) + len(s.Sem) + len(s.Msg) }
-
-// SemState is the kernel's per-semaphore state (semctl GETPID, GETNCNT, GETZCNT).
-type SemState struct {
-	Pid        int // last process to operate on the semaphore; 0 = none yet
-	NCnt, ZCnt int // processes waiting for increase, for zero
+func (s *Snapshot) Len() int {
+	n := 0
+	for _, k := range kinds {
+		n += k.count(s)
+	}
+	return n
 }
 
-// Object is one object found new by Diff, with the evidence gathered for it.
+// Object is one object, found new by DiffIdents or listed by Objects,
+// with the evidence gathered for it. Its kind's row is in the field of
+// the kind (Shm, Sem, Msg) or in Data; the evidence a gathering adds is in
+// the fields below them or, for a kind that has its own, in Data too.
 type Object struct {
 	Ident
-	Shm  *Shm // exactly one of Shm, Sem, Msg is set
-	Sem  *Sem
-	Msg  *Msg
-	Sems []SemState // per-semaphore state of a new set (Sem only)
+	Shm *Shm // the row of a segment, set, queue (one of them, by Type)
+	Sem *Sem
+	Msg *Msg
+	// Data is the row and gathered evidence of a kind without a field
+	// above, as the kind keeps them.
+	Data any
+	Sems []SemState // per-semaphore state of a set (Sem only)
 	// Attachers are the live pids that map the segment (Shm only), from
 	// /proc/PID/maps; filled only when asked for.
 	Attachers []int
@@ -164,17 +154,4 @@ type Object struct {
 	// segment is attached, ...): "" when all of it was read. Evidence that
 	// could not be read is not absence of evidence: such an object is kept.
 	Unreadable string
-}
-
-// Owner returns the owner and creator uid/gid of the object.
-func (o *Object) Owner() (uid, gid, cuid, cgid uint32) {
-	switch {
-	case o.Shm != nil:
-		return o.Shm.UID, o.Shm.GID, o.Shm.CUID, o.Shm.CGID
-	case o.Sem != nil:
-		return o.Sem.UID, o.Sem.GID, o.Sem.CUID, o.Sem.CGID
-	case o.Msg != nil:
-		return o.Msg.UID, o.Msg.GID, o.Msg.CUID, o.Msg.CGID
-	}
-	return
 }

@@ -1,0 +1,235 @@
+package ipcdiff
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// What the three System V kinds (shm.go, sem.go, msg.go) share: a table
+// of /proc/sysvipc each, identities of type, id, key and creator uid,
+// shmctl/semctl/msgctl (sysv_linux.go), and the re-check before IPC_RMID.
+
+// sysvKind is a System V kind: what the shared re-check and removal need
+// of it beyond kind.
+type sysvKind interface {
+	kind
+	// fromStat turns what IPC_STAT (or *_STAT_ANY) wrote into b into the
+	// object /proc/sysvipc would show for id; ok is false where this
+	// architecture's layout is not known here (then only /proc tells).
+	fromStat(id Ident, b *statBuf) (cur Object, ok bool)
+	// destroyed reports whether the mode of the object's ipc64_perm says
+	// IPC_RMID already ran on it (SHM_DEST).
+	destroyed(mode uint32) bool
+	// changed says what of the evidence the decision on o rested on
+	// differs in cur, the same object read again ("" when nothing does).
+	changed(o, cur *Object) string
+	// reread reads again, into cur, the evidence that IPC_STAT does not
+	// give (each semaphore's pid and waiters); a non-zero result ends the
+	// removal with it.
+	reread(o, cur *Object) RemoveOutcome
+	// removed is the result of a successful IPC_RMID on id.
+	removed(id int) RemoveResult
+}
+
+// sysvRow is a row of a /proc/sysvipc table.
+type sysvRow[T any] interface {
+	*T
+	ident() Ident
+}
+
+// rowIdents yields the index and identity of each row.
+func rowIdents[T any, P sysvRow[T]](rows []T) iter.Seq2[int, Ident] {
+	return func(yield func(int, Ident) bool) {
+		for i := range rows {
+			if !yield(i, P(&rows[i]).ident()) {
+				return
+			}
+		}
+	}
+}
+
+// appendRowIdents appends the identity of each row to out.
+func appendRowIdents[T any, P sysvRow[T]](out []Ident, rows []T) []Ident {
+	for i := range rows {
+		out = append(out, P(&rows[i]).ident())
+	}
+	return out
+}
+
+// sysvTable reads one /proc/sysvipc table opened by openSysv.
+type sysvTable[T any] struct {
+	f     *os.File
+	name  string
+	n     int
+	parse func([]byte, []T) ([]T, error)
+	store func(*Snapshot, []T)
+}
+
+// openSysv opens /proc/sysvipc/NAME of type t, and asks the kernel how
+// many objects it holds, both in the calling thread's IPC namespace.
+func openSysv[T any](fs FS, t Type, parse func([]byte, []T) ([]T, error), store func(*Snapshot, []T)) (tableReader, error) {
+	f, err := fs.openTable(t.String())
+	if err != nil {
+		return nil, err
+	}
+	return &sysvTable[T]{f: f, name: t.String(), n: inUse(t), parse: parse, store: store}, nil
+}
+
+func (r *sysvTable[T]) size() int { return r.n }
+func (r *sysvTable[T]) close()    { r.f.Close() }
+
+func (r *sysvTable[T]) read(s *Snapshot) error {
+	rows, err := readOpenTable(r.f, r.name, r.parse, r.n)
+	if err != nil {
+		return err
+	}
+	r.store(s, rows)
+	return nil
+}
+
+// sysvOf is the System V kind of t, nil for another.
+func sysvOf(t Type) sysvKind {
+	k, _ := kindOf(t).(sysvKind)
+	return k
+}
+
+// removeSysv is Remove for a System V object: the re-check of its
+// identity and evidence (recheck, k.reread, k.changed), then IPC_RMID.
+func removeSysv(fs FS, k sysvKind, o Object) (RemoveOutcome, error) {
+	res, found, cur, err := recheck(fs, o.Ident)
+	switch res {
+	case AlreadyGone:
+		return RemoveOutcome{Result: AlreadyGone}, nil
+	case Changed:
+		return RemoveOutcome{Result: Changed, Found: found}, nil
+	case Failed:
+		return failed(o.Ident, "re-check", err)
+	}
+	if out := k.reread(&o, &cur); out.Result != 0 {
+		return out, nil
+	}
+	if why := k.changed(&o, &cur); why != "" {
+		return RemoveOutcome{Result: Touched, Why: why}, nil
+	}
+	if err := rmFuncs[o.Type](o.ID); err != nil {
+		if isGone(err) {
+			return RemoveOutcome{Result: AlreadyGone}, nil
+		}
+		return failed(o.Ident, "IPC_RMID", err)
+	}
+	return RemoveOutcome{Result: k.removed(o.ID)}, nil
+}
+
+// The kernel calls of the re-check, variables so that tests can make them
+// answer what a race or an old kernel would.
+var (
+	statID       = ipcStatID
+	statAnyIndex = statIndex
+)
+
+// recheck compares the System V object the kernel holds at want.ID now
+// with want. It returns 0 when it is the same object, with what the kernel
+// holds now (as /proc/sysvipc shows it), AlreadyGone when there is none
+// (or a segment already marked for destruction), Changed with the identity
+// found when another object holds the id, Failed with the error otherwise.
+func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
+	k := sysvOf(want.Type)
+	if k == nil || want.ID < 0 {
+		return Failed, Ident{}, Object{}, fmt.Errorf("%w: %v", ErrUsage, want)
+	}
+	var b statBuf
+	e := statID(want.Type, want.ID, &b)
+	switch {
+	case e == 0:
+	case e == unix.EINVAL || e == unix.EIDRM:
+		return AlreadyGone, Ident{}, Object{}, nil
+	case e == unix.EACCES || e == unix.EPERM:
+		// Not readable by us (removal may still be allowed: owner or
+		// creator). *_STAT_ANY by index needs no permission.
+		found, ok := statAnyID(want.Type, want.ID, &b)
+		if !ok {
+			return recheckProc(fs, k, want)
+		}
+		if !found {
+			return AlreadyGone, Ident{}, Object{}, nil
+		}
+	default:
+		return Failed, Ident{}, Object{}, e
+	}
+	p := b.perm()
+	cur := Ident{Type: want.Type, ID: want.ID, Key: p.Key, CUID: p.Cuid}
+	if k.destroyed(uint32(p.Mode)) {
+		// IPC_RMID already ran: the key is cleared and the segment goes at
+		// the last detach.
+		return AlreadyGone, cur, Object{}, nil
+	}
+	if cur != want {
+		return Changed, cur, Object{}, nil
+	}
+	o, ok := k.fromStat(want, &b)
+	if !ok {
+		return recheckProc(fs, k, want)
+	}
+	return 0, cur, o, nil
+}
+
+// statAnyID looks id up by its index with *_STAT_ANY. found says the object
+// is there (b then holds it); ok false means the answer is not conclusive
+// (a kernel before 4.17 lacks *_STAT_ANY and says EINVAL, like a free index).
+func statAnyID(t Type, id int, b *statBuf) (found, ok bool) {
+	// The index is the id's low 15 bits, or 24 with ipcmni_extend.
+	for _, shift := range []uint{ipcmniShift, 24} {
+		got, e := statAnyIndex(t, id&(1<<shift-1), b)
+		if e == 0 && got == id {
+			return true, true
+		}
+	}
+	return false, false
+}
+
+// recheckProc is the slow path of recheck: find the id in /proc/sysvipc.
+func recheckProc(fs FS, k sysvKind, want Ident) (RemoveResult, Ident, Object, error) {
+	s, err := fs.Snapshot(1 << want.Type)
+	if err != nil {
+		return Failed, Ident{}, Object{}, err
+	}
+	o, ok := s.find(want.Type, want.ID)
+	switch {
+	case !ok:
+		return AlreadyGone, Ident{}, Object{}, nil
+	case k.evidence(&o).Removed != "":
+		return AlreadyGone, o.Ident, Object{}, nil
+	case o.Ident != want:
+		return Changed, o.Ident, Object{}, nil
+	}
+	return 0, o.Ident, o, nil
+}
+
+// changed says what of the evidence the decision on o rested on differs
+// in cur, the same object read again ("" when nothing does).
+func changed(o, cur *Object) string {
+	if k := sysvOf(o.Type); k != nil {
+		return k.changed(o, cur)
+	}
+	return ""
+}
+
+// ErrVanished means an object was gone, or its id named another object, when
+// it was looked at again.
+var ErrVanished = errors.New("ipcdiff: object vanished")
+
+// ObjectError is a failure concerning one object of a batch.
+type ObjectError struct {
+	Ident
+	Err error
+}
+
+func (e *ObjectError) Error() string { return e.Ident.String() + ": " + e.Err.Error() }
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+// isGone reports whether an errno says the object no longer exists.
+func isGone(err error) bool { return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EIDRM) }
