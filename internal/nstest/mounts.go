@@ -43,6 +43,11 @@ var mountErr error
 // tmpfs holding bind mounts of the host's /dev entries and those two
 // directories, so that nothing is created in the host's /dev.
 //
+// The body is pid 1 of its pid namespace: a process whose parent dies
+// (a command of a killed ipcguard) becomes the body's child and stays a
+// zombie until the body waits for it (wait4); nothing reaps behind the
+// back of os/exec.
+//
 // The pid namespace keeps the processes of the rest of the host out of the
 // body's sight: POSIX objects carry no pid, and without root the evidence
 // for them is a window in which no other process of the uid ran and no pid
