@@ -27,6 +27,9 @@ var builtinHelpers = map[string]func(args []string) int{
 //	shm[:key=K][:size=N][:attach]   create (or open) a segment; attach keeps it mapped
 //	sem[:key=K][:n=N][:op]          create (or open) a set; op does semop +1 on each
 //	msg[:key=K][:send][:recv]       create (or open) a queue; send/recv one message
+//	pshm:name=N[:size=S][:open][:map][:hold][:unlink][:mode=M]   POSIX shared memory in ShmDir
+//	psem:name=N[:open][:unlink][:mode=M]                          a named semaphore, as glibc makes it
+//	pmsg:name=N[:open][:send][:notify][:unlink][:mode=M]          a message queue (mq_open)
 //	ready=PATH          create PATH holding this process's pid (a readiness mark)
 //	await=PATH          wait (up to a minute) until PATH exists
 //	sleep=DURATION      sleep
@@ -37,7 +40,10 @@ var builtinHelpers = map[string]func(args []string) int{
 //	spawn-setsid{ ... } the same, the child in a new session
 //	notify=, notify-fd=, notify-barrier, activated=   see systemdStep
 //
-// Keys are decimal or 0x hex; without key the object is IPC_PRIVATE.
+// Keys are decimal or 0x hex; without key the object is IPC_PRIVATE. The
+// POSIX steps create unless open or unlink is given (see posixObject); a
+// shm object's descriptor is closed after map unless hold is given, a
+// queue's stays open.
 func IPCCmd(steps ...string) *exec.Cmd { return HelperCmd("ipc", steps...) }
 
 func ipcHelper(args []string) int {
@@ -186,6 +192,9 @@ func ParseSignal(s string) (syscall.Signal, error) {
 
 func (h *helper) object(step string) error {
 	parts := strings.Split(step, ":")
+	if ok, err := h.posixObject(parts); ok {
+		return err
+	}
 	key := 0 // IPC_PRIVATE
 	size, n := 4096, 1
 	flags := map[string]bool{}

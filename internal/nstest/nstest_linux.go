@@ -1,8 +1,10 @@
-// Package nstest isolates tests that touch System V IPC: each such test body
-// runs in a child process of the test binary that lives in a private IPC
-// namespace, so tests never see or change the host's objects and can run in
-// parallel. It also guards the host: Main fails the whole run when the host's
-// /proc/sysvipc differs after the tests from what it was before.
+// Package nstest isolates tests that touch IPC: each such test body runs in
+// a child process of the test binary that lives in a private IPC namespace
+// (Isolate), and for POSIX IPC also in private pid and mount namespaces with
+// its own /dev/shm and /dev/mqueue (IsolateMounts), so tests never see or
+// change the host's objects and can run in parallel. It also guards the
+// host: Main fails the whole run when the host's /proc/sysvipc, /dev/shm or
+// mqueue instance differs after the tests from what it was before.
 package nstest
 
 import (
@@ -95,8 +97,19 @@ func Require(t testing.TB, format string, args ...any) {
 // test is skipped with the reason; it never runs against the host.
 func Isolate(t *testing.T, mode Mode) bool {
 	t.Helper()
+	return isolate(t, mode, false)
+}
+
+func isolate(t *testing.T, mode Mode, mounts bool) bool {
+	t.Helper()
 	if target := os.Getenv(envTarget); target != "" {
 		if target == t.Name() {
+			if mountErr != nil {
+				if isNamespaceRefusal(mountErr) {
+					Require(t, "nstest: cannot make the private mounts (%s mode): %v", mode, mountErr)
+				}
+				t.Fatalf("nstest: private mounts (%s mode): %v", mode, mountErr)
+			}
 			return true
 		}
 		t.Skipf("nstest: child for %s, not %s", target, t.Name())
@@ -114,17 +127,25 @@ func Isolate(t *testing.T, mode Mode) bool {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), envTarget+"="+t.Name(), envMode+"="+mode.String())
+	if mounts {
+		cmd.Env = append(cmd.Env, envMounts+"=1")
+	}
 	cmd.Dir = os.TempDir()
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	cmd.WaitDelay = 10 * time.Second
 	cmd.SysProcAttr = sysProcAttr(mode)
+	what := "IPC namespace"
+	if mounts {
+		mountsSysProcAttr(cmd.SysProcAttr, mode)
+		what = "IPC, pid and mount namespace"
+	}
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		if isNamespaceRefusal(err) {
-			Require(t, "nstest: cannot create a private IPC namespace (%s mode): %v", mode, err)
+			Require(t, "nstest: cannot create a private %s (%s mode): %v", what, mode, err)
 		}
 		t.Fatalf("nstest: starting isolated child: %v", err)
 	}
@@ -248,24 +269,27 @@ func Main(m *testing.M, helpers map[string]func(args []string) int) {
 		os.Exit(h(os.Args[1:]))
 	}
 	if InChild() {
+		if os.Getenv(envMounts) != "" && os.Getenv(envMounted) == "" {
+			mountErr = enterMounts()
+		}
 		os.Exit(m.Run())
 	}
 	if err := prepareBinary(); err != nil {
 		fmt.Fprintf(os.Stderr, "nstest: %v\n", err)
 		os.Exit(2)
 	}
-	before, err := HostObjects()
+	before, err := hostState()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nstest: reading host IPC objects: %v\n", err)
 		os.Exit(2)
 	}
 	code := m.Run()
-	after, err := HostObjects()
+	after, err := hostState()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nstest: reading host IPC objects: %v\n", err)
 		code = 2
 	} else if d := diffLines(before, after); d != "" {
-		fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's IPC objects:\n%s", d)
+		fmt.Fprintf(os.Stderr, "FAIL: the tests changed the host's IPC objects (System V, %s, %s):\n%s", ShmDir, MqueueDir, d)
 		code = 1
 	}
 	if selfDir != "" {

@@ -8,15 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
-	"golang.org/x/sys/unix"
 )
 
 // envTestdata carries the absolute path of testdata to isolated bodies
@@ -34,13 +31,12 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// marker is in the name of every object the tests make: hostPosix fails a
-// test that leaves one on the host.
+// marker is in the name of every object the tests make.
 const marker = "pxt"
 
-// env is the private world of an isolated body: a tmpfs on /dev/shm and the
-// mqueue instance of its IPC namespace mounted at mq, seen by the calling
-// goroutine's thread and the processes it starts.
+// env is the private world of an isolated body (nstest.IsolateMounts): a
+// tmpfs on /dev/shm and the mqueue instance of its IPC namespace mounted at
+// mq, seen by the body and every process it starts.
 type env struct {
 	shm    *Dir
 	mq     string
@@ -50,35 +46,14 @@ type env struct {
 	closers []func()
 }
 
-// isolate runs the calling test's body in a private IPC namespace
-// (nstest.Isolate, as root) and there in a private mount namespace of the
-// body's thread, with its own tmpfs on /dev/shm and its own mqueue mount.
-// In the parent it checks that the host's /dev/shm and /dev/mqueue are as
-// they were, and returns false.
+// isolate runs the calling test's body as root in private IPC, pid and
+// mount namespaces (nstest.IsolateMounts; nstest.Main checks that the
+// host's /dev/shm and mqueue instance are as they were). In the parent it
+// returns false.
 func isolate(t *testing.T) (*env, bool) {
 	t.Helper()
-	if !nstest.InChild() {
-		before := hostPosix(t)
-		nstest.Isolate(t, nstest.Root)
-		if d := diffHost(before, hostPosix(t)); d != "" {
-			t.Errorf("the host's POSIX IPC objects changed:\n%s", d)
-		}
+	if !nstest.IsolateMounts(t, nstest.Root) {
 		return nil, false
-	}
-	if !nstest.Isolate(t, nstest.Root) {
-		return nil, false
-	}
-	// Never unlocked: the thread, with its mount namespace, ends with the
-	// test's goroutine.
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		nstest.Require(t, "unshare(CLONE_NEWNS): %v", err)
-	}
-	if err := unix.Mount("none", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		t.Fatalf("making / private: %v", err)
-	}
-	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-		nstest.Require(t, "tmpfs on /dev/shm: %v", err)
 	}
 	tmp, err := os.MkdirTemp("", "posixipc-test-")
 	if err != nil {
@@ -88,20 +63,13 @@ func isolate(t *testing.T) (*env, bool) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mq := filepath.Join(tmp, "mqueue")
-	if err := os.Mkdir(mq, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("mqueue", mq, "mqueue", 0, ""); err != nil {
-		nstest.Require(t, "mounting mqueue: %v", err)
-	}
-	e := &env{mq: mq, tmp: tmp}
+	e := &env{mq: nstest.MqueueDir, tmp: tmp}
 	t.Cleanup(func() {
 		for _, c := range e.closers {
 			c()
 		}
 	})
-	if e.shm, err = OpenShm("/dev/shm"); err != nil {
+	if e.shm, err = OpenShm(nstest.ShmDir); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.shm.Close() })
@@ -115,44 +83,6 @@ func isolate(t *testing.T) (*env, bool) {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
 	return e, true
-}
-
-// hostPosix lists the host's /dev/shm and /dev/mqueue: name, inode.
-func hostPosix(t *testing.T) map[string]uint64 {
-	t.Helper()
-	m := map[string]uint64{}
-	for _, dir := range []string{"/dev/shm", "/dev/mqueue"} {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			if info, err := e.Info(); err == nil {
-				m[dir+"/"+e.Name()] = info.Sys().(*syscall.Stat_t).Ino
-			}
-		}
-	}
-	return m
-}
-
-// diffHost reports entries that are gone or replaced, and new entries with
-// the tests' marker (other users of this host make their own).
-func diffHost(before, after map[string]uint64) string {
-	var d []string
-	for n, ino := range before {
-		if a, ok := after[n]; !ok {
-			d = append(d, "gone: "+n)
-		} else if a != ino {
-			d = append(d, "replaced: "+n)
-		}
-	}
-	for n := range after {
-		if _, ok := before[n]; !ok && strings.Contains(n, marker) {
-			d = append(d, "new: "+n)
-		}
-	}
-	sort.Strings(d)
-	return strings.Join(d, "\n")
 }
 
 // proc is a running posixhelper.

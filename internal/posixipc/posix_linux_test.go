@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"testing"
@@ -326,8 +327,10 @@ func TestUsersThreadFdTable(t *testing.T) {
 	if err := os.WriteFile(name, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// This thread (locked by isolate) gets its own table; the descriptor
-	// opened after is in no other thread's table.
+	// This thread gets its own table (never unlocked: the thread ends
+	// with the test's goroutine); the descriptor opened after is in no
+	// other thread's table.
+	runtime.LockOSThread()
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +574,8 @@ func TestSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The host's other processes of nobody are in the lists too.
+	// Other processes of nobody (none in the body's pid namespace) would
+	// be in the lists too.
 	ours := map[int]bool{idle.pid(): true, ran.pid(): true, gone.pid(): true, member.pid(): true, fresh.pid(): true, root.pid(): true}
 	pids := func(l []ProcKey) []int {
 		var r []int
