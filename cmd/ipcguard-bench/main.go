@@ -35,8 +35,8 @@ import (
 // envChild marks the namespace child; it carries the options.
 const envChild = "BENCHTAB_CHILD"
 
-// budget is the wall time the whole benchmark may take (the issue asks
-// for under 3 minutes).
+// budget is the wall time the whole benchmark may take: under 3 minutes,
+// so that `make bench` stays a thing one runs.
 const budget = 170 * time.Second
 
 type options struct {

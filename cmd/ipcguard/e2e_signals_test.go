@@ -34,7 +34,7 @@ func (e *env) journals() []string {
 	return out
 }
 
-// TestEarlyFatalSignals (issue 19): SIGQUIT, SIGABRT, SIGTRAP and SIGSYS
+// TestEarlyFatalSignals (docs/supervisor.md, signals): SIGQUIT, SIGABRT, SIGTRAP and SIGSYS
 // sent to ipcguard while it prepares the run (its journal exists, the
 // command may not have started yet) end it as they end the command:
 // death by that signal, no Go goroutine dump, no run journal left behind.
@@ -98,7 +98,7 @@ func inWrite(pid int) bool {
 	return false
 }
 
-// TestFatalSignalsBeforeRun (issue 19): the same signals sent once
+// TestFatalSignalsBeforeRun (docs/supervisor.md, signals): the same signals sent once
 // ipcguard's own code runs, before any run is prepared (here while it
 // writes a usage error to a full pipe), end it as their default action
 // would, with no goroutine dump.

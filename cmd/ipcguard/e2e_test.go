@@ -1,7 +1,7 @@
 package main_test
 
 // End-to-end tests of the built ipcguard binary: one test per scenario of
-// SCENARIOS.md, each in a private IPC namespace (nstest.Isolate), as root and
+// docs/scenarios.md, each in a private IPC namespace (nstest.Isolate), as root and
 // as an unprivileged user where that makes sense.
 
 import (

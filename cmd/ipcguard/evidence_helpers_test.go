@@ -1,7 +1,7 @@
 package main_test
 
-// Helpers of the evidence tests (DESIGN §2.1, issue "evidence that holds over
-// time"): bodies that need more than a private IPC namespace — a private pid
+// Helpers of the evidence tests (docs/evidence.md, "A pid counts only with
+// its time"): bodies that need more than a private IPC namespace — a private pid
 // namespace whose pid allocation they steer through
 // /proc/sys/kernel/ns_last_pid, a per-namespace pid_max, another user than
 // the one ipcguard runs as — run as real root in their private IPC namespace

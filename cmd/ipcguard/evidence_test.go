@@ -1,6 +1,6 @@
 package main_test
 
-// The kinds of input of the evidence rules (DESIGN §2.1; scenarios 19-21),
+// The kinds of input of the evidence rules (docs/evidence.md; docs/scenarios.md 19-22),
 // each reproduced with real processes against the built binary. A stranger's
 // object that ipcguard removes is a FALSE REMOVAL; a tree's object it keeps
 // where the rules say it is garbage is a leak.

@@ -1,6 +1,6 @@
 package main_test
 
-// Keyed client/server programs (issue 18): a server in the tree makes a
+// Keyed client/server programs (README, "Keyed sets and queues: which option"): a server in the tree makes a
 // keyed set, queue and segment with ftok(3) keys and IPC_CREAT (no
 // IPC_EXCL, as such programs do), clients in the tree use them, and the
 // command fails. Without proof of creation the set and the queue are kept
