@@ -66,7 +66,7 @@ type kind interface {
 	// field of its own (Snapshot.Shm), not in Snapshot.rows.
 	count(s *Snapshot) int
 	idents(s *Snapshot) iter.Seq2[int, Ident]
-	appendIdents(s *Snapshot, out []Ident) []Ident // out with the identities of the kind's objects
+	addIdents(s *Snapshot, ids *Idents) // adds the identities of the kind's objects (Idents.add)
 	object(s *Snapshot, i int) Object
 	only(dst, src *Snapshot)
 

@@ -95,8 +95,10 @@ func (msgKind) open(fs FS) (tableReader, error) {
 
 func (msgKind) count(s *Snapshot) int                    { return len(s.Msg) }
 func (msgKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Msg) }
-func (msgKind) appendIdents(s *Snapshot, out []Ident) []Ident {
-	return appendRowIdents(out, s.Msg)
+func (msgKind) addIdents(s *Snapshot, ids *Idents) {
+	for i := range s.Msg {
+		ids.add(s.Msg[i].ident())
+	}
 }
 
 func (msgKind) only(dst, src *Snapshot) { dst.Msg = src.Msg }

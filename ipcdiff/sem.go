@@ -91,8 +91,10 @@ func (semKind) open(fs FS) (tableReader, error) {
 
 func (semKind) count(s *Snapshot) int                    { return len(s.Sem) }
 func (semKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Sem) }
-func (semKind) appendIdents(s *Snapshot, out []Ident) []Ident {
-	return appendRowIdents(out, s.Sem)
+func (semKind) addIdents(s *Snapshot, ids *Idents) {
+	for i := range s.Sem {
+		ids.add(s.Sem[i].ident())
+	}
 }
 
 func (semKind) only(dst, src *Snapshot) { dst.Sem = src.Sem }

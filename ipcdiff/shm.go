@@ -110,8 +110,10 @@ func (shmKind) open(fs FS) (tableReader, error) {
 
 func (shmKind) count(s *Snapshot) int                    { return len(s.Shm) }
 func (shmKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Shm) }
-func (shmKind) appendIdents(s *Snapshot, out []Ident) []Ident {
-	return appendRowIdents(out, s.Shm)
+func (shmKind) addIdents(s *Snapshot, ids *Idents) {
+	for i := range s.Shm {
+		ids.add(s.Shm[i].ident())
+	}
 }
 
 func (shmKind) only(dst, src *Snapshot) { dst.Shm = src.Shm }

@@ -52,14 +52,6 @@ func rowIdents[T any, P sysvRow[T]](rows []T) iter.Seq2[int, Ident] {
 	}
 }
 
-// appendRowIdents appends the identity of each row to out.
-func appendRowIdents[T any, P sysvRow[T]](out []Ident, rows []T) []Ident {
-	for i := range rows {
-		out = append(out, P(&rows[i]).ident())
-	}
-	return out
-}
-
 // sysvTable reads one /proc/sysvipc table opened by openSysv.
 type sysvTable[T any] struct {
 	f     *os.File

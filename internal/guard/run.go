@@ -131,11 +131,11 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	// From here on only the identities of the objects before are needed.
 	var beforeIDs ipcdiff.Idents
 	var beforeTaken time.Time
-	if before != nil {
+	haveBefore := before != nil
+	if haveBefore {
 		beforeIDs, beforeTaken = ipcdiff.IdentsOf(before), before.Taken
 		before = nil
 	}
-	haveBefore := beforeIDs != nil
 	if jr != nil {
 		// When the journal is compacted, the stays of the pids that name
 		// a candidate object are kept first.
@@ -206,7 +206,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	if haveBefore && (clean || cfg.ListNew) {
 		pol := ipcdiff.Policy{Types: cfg.Types, KeepKeys: cfg.KeepKeys, Strict: cfg.Strict,
 			OwnKeys: cfg.OwnKeys, OwnAllKeys: cfg.OwnAllKeys, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
-		j := judgement{fs: fs, before: beforeIDs, beforeLen: len(beforeIDs), start: beforeTaken, clean: clean,
+		j := judgement{fs: fs, before: beforeIDs, beforeLen: beforeIDs.Len(), start: beforeTaken, clean: clean,
 			dryRun: cfg.DryRun, policy: pol, procs: &ipcdiff.LiveProcs{Root: procRoot}, warn: warn,
 			tree: func() (ipcdiff.Tree, supervisor.Watch) {
 				w := watch.Stop(tree.Pids())

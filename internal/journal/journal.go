@@ -119,7 +119,7 @@ type Member struct {
 }
 
 // BeforeLen is the number of objects in the before snapshot.
-func (r *Record) BeforeLen() int { return len(r.Before) }
+func (r *Record) BeforeLen() int { return r.Before.Len() }
 
 // Record is the content of a journal, as Load read it.
 type Record struct {
