@@ -307,26 +307,21 @@ func namespaces() journal.Namespaces {
 }
 
 // candidatePids lists the pids that name an object new since the snapshot
-// before: creator and last attach/detach of a segment, each semaphore's
-// last operation, last send and receive of a queue. Objects it cannot read
-// name fewer pids (only the journal's compaction uses it).
+// before, as its kind records them (ipcdiff.Evidence.Pids: creator and
+// last attach/detach of a segment, each semaphore's last operation, last
+// send and receive of a queue, ...). Objects it cannot read name fewer
+// pids (only the journal's compaction uses it).
 func candidatePids(fs ipcdiff.FS, types ipcdiff.TypeSet, before ipcdiff.Idents) []int {
 	after, err := fs.SnapshotWith(types, false)
 	if err != nil {
 		return nil
 	}
 	objs := ipcdiff.DiffIdents(before, after)
-	ipcdiff.Enrich(objs)
+	_ = ipcdiff.Gather(fs, objs)
 	var pids []int
-	for _, o := range objs {
-		switch {
-		case o.Shm != nil:
-			pids = append(pids, o.Shm.CPID, o.Shm.LPID)
-		case o.Msg != nil:
-			pids = append(pids, o.Msg.LSPID, o.Msg.LRPID)
-		}
-		for _, s := range o.Sems {
-			pids = append(pids, s.Pid)
+	for i := range objs {
+		for _, f := range objs[i].Evidence().Pids {
+			pids = append(pids, f.Pid)
 		}
 	}
 	return pids
