@@ -236,6 +236,7 @@ type Listing struct {
 	Size     uint64 // bytes (shm)
 	NSems    int    // sem
 	Messages uint64 // msg
+	Queue    bool   // a message queue: Messages is its size
 	Nattch   uint64 // shm
 	// Creator is the creator's pid when the kind records one (HasCreator).
 	Creator    int

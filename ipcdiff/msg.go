@@ -148,7 +148,7 @@ func (msgKind) listing(o *Object) Listing {
 	if m == nil {
 		return Listing{}
 	}
-	l := Listing{UID: m.UID, Perms: m.Perms & 0o777, Messages: m.QNum, Ctime: m.Ctime}
+	l := Listing{UID: m.UID, Perms: m.Perms & 0o777, Messages: m.QNum, Queue: true, Ctime: m.Ctime}
 	for _, p := range []int{m.LSPID, m.LRPID} {
 		if p > 0 {
 			l.LastOp = append(l.LastOp, p)

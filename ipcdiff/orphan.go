@@ -96,12 +96,6 @@ func Orphans(objs []Object, procs Procs, now time.Time, olderThan time.Duration)
 	return ds
 }
 
-// LastStamp is the latest of o's time stamps in seconds since 1970 (0 when
-// it has none): every action the kernel records a pid for also moves one
-// of them (an undo adjustment at exit excepted, made by a process that is
-// then gone).
-func LastStamp(o *Object) int64 { return o.Evidence().Last }
-
 func decideOrphan(o Object, ev *Evidence, procs *memoProcs, now time.Time, olderThan time.Duration) OrphanDecision {
 	d := OrphanDecision{Object: o}
 	last := ev.Last
