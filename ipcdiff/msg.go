@@ -93,8 +93,17 @@ func (msgKind) open(fs FS) (tableReader, error) {
 	return openSysv(fs, TypeMsg, appendMsg, func(s *Snapshot, rows []Msg) { s.Msg = rows })
 }
 
-func (msgKind) count(s *Snapshot) int                    { return len(s.Msg) }
-func (msgKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Msg) }
+func (msgKind) count(s *Snapshot) int { return len(s.Msg) }
+func (msgKind) idents(s *Snapshot) iter.Seq2[int, Ident] {
+	rows := s.Msg
+	return func(yield func(int, Ident) bool) {
+		for i := range rows {
+			if !yield(i, rows[i].ident()) {
+				return
+			}
+		}
+	}
+}
 func (msgKind) addIdents(s *Snapshot, ids *Idents) {
 	for i := range s.Msg {
 		ids.add(s.Msg[i].ident())

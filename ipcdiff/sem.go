@@ -89,8 +89,17 @@ func (semKind) open(fs FS) (tableReader, error) {
 	return openSysv(fs, TypeSem, appendSem, func(s *Snapshot, rows []Sem) { s.Sem = rows })
 }
 
-func (semKind) count(s *Snapshot) int                    { return len(s.Sem) }
-func (semKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Sem) }
+func (semKind) count(s *Snapshot) int { return len(s.Sem) }
+func (semKind) idents(s *Snapshot) iter.Seq2[int, Ident] {
+	rows := s.Sem
+	return func(yield func(int, Ident) bool) {
+		for i := range rows {
+			if !yield(i, rows[i].ident()) {
+				return
+			}
+		}
+	}
+}
 func (semKind) addIdents(s *Snapshot, ids *Idents) {
 	for i := range s.Sem {
 		ids.add(s.Sem[i].ident())
