@@ -255,9 +255,3 @@ func (o *Object) Listing() Listing {
 	}
 	return Listing{}
 }
-
-// Owner returns the owner and creator uid/gid of the object.
-func (o *Object) Owner() (uid, gid, cuid, cgid uint32) {
-	ev := o.Evidence()
-	return ev.UID, ev.GID, ev.CUID, ev.CGID
-}

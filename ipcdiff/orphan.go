@@ -80,7 +80,7 @@ func (d *OrphanDecision) Reason() string { return strings.Join(d.Against, "; ") 
 //   - no other object of its key (any type) is kept: a key family is
 //     abandoned together or not at all.
 //
-// objs should carry Sems (Enrich) and Attachers (see GatherOrphans).
+// objs should carry Sems (enrichSems) and Attachers (see GatherOrphans).
 // procs answers for the pid namespace of the pids (LiveProcs on a /proc of
 // that namespace); now is the time the evidence was read.
 func Orphans(objs []Object, procs Procs, now time.Time, olderThan time.Duration) []OrphanDecision {

@@ -43,7 +43,7 @@ const (
 )
 
 // semSchema describes /proc/sysvipc/sem. It has no pid column: the
-// per-semaphore pids come from semctl (see SemStates).
+// per-semaphore pids come from semctl (see semStates).
 var semSchema = schema{table: "sem", cols: []column{
 	semKey:   {"key", kindKey, false},
 	semID:    {"semid", kindID, false},
@@ -113,12 +113,12 @@ func (semKind) object(s *Snapshot, i int) Object {
 	return Object{Ident: r.ident(), Sem: &r}
 }
 
-// gather fills Sems of the sets among objs (Enrich); a set whose
+// gather fills Sems of the sets among objs (enrichSems); a set whose
 // semaphores could not be read (other than gone) is Unreadable.
 func (semKind) gather(fs FS, objs []Object, users bool) error {
 	var errs []error
 	unread := map[Ident]string{}
-	for _, e := range Enrich(objs) {
+	for _, e := range enrichSems(objs) {
 		if !errors.Is(e.Err, ErrVanished) {
 			errs = append(errs, &e)
 			unread[e.Ident] = "semctl GETPID: " + ErrText(e.Err)
@@ -233,7 +233,7 @@ func (semKind) reread(o, cur *Object) RemoveOutcome {
 	if o.Sems == nil || cur.Sem == nil {
 		return RemoveOutcome{}
 	}
-	st, err := SemStates(o.ID, cur.Sem.NSems)
+	st, err := semStates(o.ID, cur.Sem.NSems)
 	switch {
 	case err != nil && isGone(err):
 		return RemoveOutcome{Result: AlreadyGone}
