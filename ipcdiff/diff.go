@@ -2,6 +2,9 @@ package ipcdiff
 
 import (
 	"cmp"
+	"encoding/binary"
+	"hash/maphash"
+	"math"
 	"slices"
 )
 
@@ -27,47 +30,87 @@ func DiffIdents(before IdentSet, after *Snapshot) []Object {
 }
 
 // Idents is a compact, sorted set of identities: what DiffIdents needs of
-// the snapshot taken before a run, at a fraction of the snapshot's memory.
-type Idents []Ident
+// the snapshot taken before a run, in 16 bytes an object. A System V
+// identity (type, id, key, creator uid) is kept exactly. A named one
+// (device, inode number, name) is kept as a 119-bit hash, keyed afresh in
+// every process: two identities that collide make a new object look as
+// if it existed before, so it is kept, never removed. The zero Idents is
+// empty.
+type Idents struct{ keys []identKey }
+
+// identKey is an Ident packed into 128 bits: the Type in the top byte of
+// hi; below it, for an exact key, the id (hi) and the key and creator uid
+// (lo); for a hashed key (hashedBit set), the hash.
+type identKey struct{ hi, lo uint64 }
+
+const hashedBit = 1 << 55
+
+// keySeeds key the hash of named identities (two 64-bit hashes).
+var keySeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// keyOf packs id.
+func keyOf(id Ident) identKey {
+	if id.Dev == 0 && id.Name == "" && uint(id.ID) <= math.MaxUint32 {
+		return identKey{uint64(id.Type)<<56 | uint64(id.ID), uint64(uint32(id.Key))<<32 | uint64(id.CUID)}
+	}
+	return hashedKey(id)
+}
+
+// hashedKey is keyOf for an identity with a name, a device or an id of
+// more than 32 bits.
+func hashedKey(id Ident) identKey {
+	var b [8 + 8 + 4 + 4]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(id.ID))
+	binary.LittleEndian.PutUint64(b[8:], id.Dev)
+	binary.LittleEndian.PutUint32(b[16:], uint32(id.Key))
+	binary.LittleEndian.PutUint32(b[20:], id.CUID)
+	var h [2]uint64
+	for i, seed := range keySeeds {
+		var m maphash.Hash
+		m.SetSeed(seed)
+		m.Write(b[:])
+		m.WriteString(id.Name)
+		h[i] = m.Sum64()
+	}
+	return identKey{uint64(id.Type)<<56 | hashedBit | h[0]&(hashedBit-1), h[1]}
+}
+
+func cmpKey(a, b identKey) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.lo, b.lo)
+}
+
+// add adds id, unsorted: the caller sorts.
+func (s *Idents) add(id Ident) { s.keys = append(s.keys, keyOf(id)) }
 
 // IdentsOf returns the identities of the objects of s.
 func IdentsOf(s *Snapshot) Idents {
-	ids := make(Idents, 0, s.Len())
+	ids := Idents{keys: make([]identKey, 0, s.Len())}
 	for _, k := range kinds {
-		ids = k.appendIdents(s, ids)
+		k.addIdents(s, &ids)
 	}
-	slices.SortFunc(ids, cmpIdent)
+	slices.SortFunc(ids.keys, cmpKey)
 	return ids
 }
 
-// NewIdents returns ids as an Idents: sorted, each identity once. It
-// reorders ids in place and keeps its array.
+// NewIdents returns the set of the identities ids.
 func NewIdents(ids []Ident) Idents {
-	slices.SortFunc(ids, cmpIdent)
-	return slices.Compact(ids)
+	s := Idents{keys: make([]identKey, 0, len(ids))}
+	for _, id := range ids {
+		s.add(id)
+	}
+	slices.SortFunc(s.keys, cmpKey)
+	s.keys = slices.Compact(s.keys)
+	return s
 }
 
-func cmpIdent(a, b Ident) int {
-	if c := cmp.Compare(a.Type, b.Type); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.ID, b.ID); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Key, b.Key); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.CUID, b.CUID); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Dev, b.Dev); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Name, b.Name)
-}
+// Len is the number of identities in s.
+func (s Idents) Len() int { return len(s.keys) }
 
 // Contains implements IdentSet.
 func (s Idents) Contains(id Ident) bool {
-	_, found := slices.BinarySearchFunc(s, id, cmpIdent)
+	_, found := slices.BinarySearchFunc(s.keys, keyOf(id), cmpKey)
 	return found
 }

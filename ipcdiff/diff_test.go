@@ -21,7 +21,7 @@ func sysvID(t Type, id int, key int32, cuid uint32) Ident {
 // diff is DiffIdents against the identities of before (nil: empty).
 func diff(before, after *Snapshot) []Object {
 	if before == nil {
-		return DiffIdents(Idents(nil), after)
+		return DiffIdents(Idents{}, after)
 	}
 	return DiffIdents(IdentsOf(before), after)
 }
@@ -88,15 +88,26 @@ func TestDiffIdents(t *testing.T) {
 // told apart by every field.
 func TestIdentsNamed(t *testing.T) {
 	a := Ident{Type: TypeShm, ID: 7, Dev: 40, Name: "/a"}
-	ids := Idents{a, {Type: TypeShm, ID: 7, Dev: 41, Name: "/a"}, {Type: TypeShm, ID: 7, Dev: 40, Name: "/b"}}
-	slices.SortFunc(ids, cmpIdent)
-	for _, id := range ids {
+	list := []Ident{a, {Type: TypeShm, ID: 7, Dev: 41, Name: "/a"}, {Type: TypeShm, ID: 7, Dev: 40, Name: "/b"},
+		sysvID(TypeShm, 7, 0, 0), {Type: TypeShm, ID: 1 << 40}, a}
+	ids := NewIdents(list)
+	if ids.Len() != 5 {
+		t.Errorf("Len = %d, want 5 (each identity once)", ids.Len())
+	}
+	for _, id := range list {
 		if !ids.Contains(id) {
 			t.Errorf("Contains(%+v) = false", id)
 		}
 	}
-	if ids.Contains(Ident{Type: TypeShm, ID: 7, Dev: 40, Name: "/c"}) {
-		t.Errorf("Contains finds a name that is not there")
+	for _, id := range []Ident{{Type: TypeShm, ID: 7, Dev: 40, Name: "/c"}, {Type: TypeSem, ID: 7, Dev: 40, Name: "/a"},
+		{Type: TypeShm, ID: 8, Dev: 40, Name: "/a"}, {Type: TypeShm, ID: 7, Name: "/a"}, sysvID(TypeShm, 7, 1, 0),
+		{Type: TypeShm, ID: 1<<40 + 1}, {Type: TypeShm, ID: 1 << 41}} {
+		if ids.Contains(id) {
+			t.Errorf("Contains(%+v) = true, not in the set", id)
+		}
+	}
+	if (Idents{}).Contains(a) || (Idents{}).Len() != 0 {
+		t.Errorf("the zero Idents is not empty")
 	}
 	if got := a.String(); got != "shm /a" {
 		t.Errorf("String = %q", got)

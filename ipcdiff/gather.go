@@ -15,7 +15,7 @@ func Gather(fs FS, objs []Object) error { return gather(fs, objs, false) }
 
 // GatherOrphans collects the evidence Orphans needs beyond the listing
 // for objs, normally every object of the namespace: the per-semaphore
-// pids and waiters of every set (Enrich), and the processes that map each
+// pids and waiters of every set (enrichSems), and the processes that map each
 // segment (Attachers, one scan of /proc/*/maps). A set whose semaphores
 // could not be read gets Unreadable. A segment with nattch 0 is mapped by
 // nobody, whatever the maps of processes we may not read would say: the

@@ -66,7 +66,7 @@ type kind interface {
 	// field of its own (Snapshot.Shm), not in Snapshot.rows.
 	count(s *Snapshot) int
 	idents(s *Snapshot) iter.Seq2[int, Ident]
-	appendIdents(s *Snapshot, out []Ident) []Ident // out with the identities of the kind's objects
+	addIdents(s *Snapshot, ids *Idents) // adds the identities of the kind's objects (Idents.add)
 	object(s *Snapshot, i int) Object
 	only(dst, src *Snapshot)
 
@@ -236,6 +236,7 @@ type Listing struct {
 	Size     uint64 // bytes (shm)
 	NSems    int    // sem
 	Messages uint64 // msg
+	Queue    bool   // a message queue: Messages is its size
 	Nattch   uint64 // shm
 	// Creator is the creator's pid when the kind records one (HasCreator).
 	Creator    int
@@ -253,10 +254,4 @@ func (o *Object) Listing() Listing {
 		return k.listing(o)
 	}
 	return Listing{}
-}
-
-// Owner returns the owner and creator uid/gid of the object.
-func (o *Object) Owner() (uid, gid, cuid, cgid uint32) {
-	ev := o.Evidence()
-	return ev.UID, ev.GID, ev.CUID, ev.CGID
 }

@@ -93,10 +93,21 @@ func (msgKind) open(fs FS) (tableReader, error) {
 	return openSysv(fs, TypeMsg, appendMsg, func(s *Snapshot, rows []Msg) { s.Msg = rows })
 }
 
-func (msgKind) count(s *Snapshot) int                    { return len(s.Msg) }
-func (msgKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Msg) }
-func (msgKind) appendIdents(s *Snapshot, out []Ident) []Ident {
-	return appendRowIdents(out, s.Msg)
+func (msgKind) count(s *Snapshot) int { return len(s.Msg) }
+func (msgKind) idents(s *Snapshot) iter.Seq2[int, Ident] {
+	rows := s.Msg
+	return func(yield func(int, Ident) bool) {
+		for i := range rows {
+			if !yield(i, rows[i].ident()) {
+				return
+			}
+		}
+	}
+}
+func (msgKind) addIdents(s *Snapshot, ids *Idents) {
+	for i := range s.Msg {
+		ids.add(s.Msg[i].ident())
+	}
 }
 
 func (msgKind) only(dst, src *Snapshot) { dst.Msg = src.Msg }
@@ -146,7 +157,7 @@ func (msgKind) listing(o *Object) Listing {
 	if m == nil {
 		return Listing{}
 	}
-	l := Listing{UID: m.UID, Perms: m.Perms & 0o777, Messages: m.QNum, Ctime: m.Ctime}
+	l := Listing{UID: m.UID, Perms: m.Perms & 0o777, Messages: m.QNum, Queue: true, Ctime: m.Ctime}
 	for _, p := range []int{m.LSPID, m.LRPID} {
 		if p > 0 {
 			l.LastOp = append(l.LastOp, p)

@@ -80,7 +80,7 @@ func (d *OrphanDecision) Reason() string { return strings.Join(d.Against, "; ") 
 //   - no other object of its key (any type) is kept: a key family is
 //     abandoned together or not at all.
 //
-// objs should carry Sems (Enrich) and Attachers (see GatherOrphans).
+// objs should carry Sems (enrichSems) and Attachers (see GatherOrphans).
 // procs answers for the pid namespace of the pids (LiveProcs on a /proc of
 // that namespace); now is the time the evidence was read.
 func Orphans(objs []Object, procs Procs, now time.Time, olderThan time.Duration) []OrphanDecision {
@@ -95,12 +95,6 @@ func Orphans(objs []Object, procs Procs, now time.Time, olderThan time.Duration)
 	orphanFamilies(ds, fams)
 	return ds
 }
-
-// LastStamp is the latest of o's time stamps in seconds since 1970 (0 when
-// it has none): every action the kernel records a pid for also moves one
-// of them (an undo adjustment at exit excepted, made by a process that is
-// then gone).
-func LastStamp(o *Object) int64 { return o.Evidence().Last }
 
 func decideOrphan(o Object, ev *Evidence, procs *memoProcs, now time.Time, olderThan time.Duration) OrphanDecision {
 	d := OrphanDecision{Object: o}

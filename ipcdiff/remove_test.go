@@ -223,7 +223,7 @@ func TestRecheckReadsWhatProcShows(t *testing.T) {
 			if len(objs) != 6 {
 				t.Fatalf("%d objects, want 6", len(objs))
 			}
-			if errs := Enrich(objs); len(errs) > 0 {
+			if errs := enrichSems(objs); len(errs) > 0 {
 				t.Fatal(errs)
 			}
 			for _, o := range objs {
@@ -254,7 +254,7 @@ func TestRemoveTouched(t *testing.T) {
 	fs := procFS(t)
 	runIPC(t, "shm:key=0x10", "sem:key=0x20:n=2", "msg:key=0x30")
 	objs := diff(nil, snap(t, fs))
-	if errs := Enrich(objs); len(errs) > 0 {
+	if errs := enrichSems(objs); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	// Another process attaches the segment, operates on the set and sends

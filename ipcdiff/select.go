@@ -31,7 +31,7 @@ func ParseSelector(s string) (Selector, error) {
 	if t, rest, ok := strings.Cut(s, ":"); ok {
 		typ, err := ParseType(t)
 		if err != nil {
-			return sel, fmt.Errorf("%w: %q: type %q: want shm, sem or msg", ErrUsage, s, t)
+			return sel, fmt.Errorf("%w: %q: type %q: want %s", ErrUsage, s, t, typeNames())
 		}
 		sel.Type, sel.AnyType, v = typ, false, rest
 	}
@@ -48,7 +48,7 @@ func ParseSelector(s string) (Selector, error) {
 	}
 	id, err := strconv.ParseUint(v, 10, 31)
 	if err != nil {
-		return sel, fmt.Errorf("%w: %q: want ID, 0xKEY, TYPE:ID or TYPE:0xKEY (TYPE shm, sem or msg)", ErrUsage, s)
+		return sel, fmt.Errorf("%w: %q: want ID, 0xKEY, TYPE:ID or TYPE:0xKEY (TYPE %s)", ErrUsage, s, typeNames())
 	}
 	sel.ID = int(id)
 	return sel, nil

@@ -43,7 +43,7 @@ const (
 )
 
 // semSchema describes /proc/sysvipc/sem. It has no pid column: the
-// per-semaphore pids come from semctl (see SemStates).
+// per-semaphore pids come from semctl (see semStates).
 var semSchema = schema{table: "sem", cols: []column{
 	semKey:   {"key", kindKey, false},
 	semID:    {"semid", kindID, false},
@@ -89,10 +89,21 @@ func (semKind) open(fs FS) (tableReader, error) {
 	return openSysv(fs, TypeSem, appendSem, func(s *Snapshot, rows []Sem) { s.Sem = rows })
 }
 
-func (semKind) count(s *Snapshot) int                    { return len(s.Sem) }
-func (semKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Sem) }
-func (semKind) appendIdents(s *Snapshot, out []Ident) []Ident {
-	return appendRowIdents(out, s.Sem)
+func (semKind) count(s *Snapshot) int { return len(s.Sem) }
+func (semKind) idents(s *Snapshot) iter.Seq2[int, Ident] {
+	rows := s.Sem
+	return func(yield func(int, Ident) bool) {
+		for i := range rows {
+			if !yield(i, rows[i].ident()) {
+				return
+			}
+		}
+	}
+}
+func (semKind) addIdents(s *Snapshot, ids *Idents) {
+	for i := range s.Sem {
+		ids.add(s.Sem[i].ident())
+	}
 }
 
 func (semKind) only(dst, src *Snapshot) { dst.Sem = src.Sem }
@@ -102,12 +113,12 @@ func (semKind) object(s *Snapshot, i int) Object {
 	return Object{Ident: r.ident(), Sem: &r}
 }
 
-// gather fills Sems of the sets among objs (Enrich); a set whose
+// gather fills Sems of the sets among objs (enrichSems); a set whose
 // semaphores could not be read (other than gone) is Unreadable.
 func (semKind) gather(fs FS, objs []Object, users bool) error {
 	var errs []error
 	unread := map[Ident]string{}
-	for _, e := range Enrich(objs) {
+	for _, e := range enrichSems(objs) {
 		if !errors.Is(e.Err, ErrVanished) {
 			errs = append(errs, &e)
 			unread[e.Ident] = "semctl GETPID: " + ErrText(e.Err)
@@ -222,7 +233,7 @@ func (semKind) reread(o, cur *Object) RemoveOutcome {
 	if o.Sems == nil || cur.Sem == nil {
 		return RemoveOutcome{}
 	}
-	st, err := SemStates(o.ID, cur.Sem.NSems)
+	st, err := semStates(o.ID, cur.Sem.NSems)
 	switch {
 	case err != nil && isGone(err):
 		return RemoveOutcome{Result: AlreadyGone}

@@ -108,10 +108,21 @@ func (shmKind) open(fs FS) (tableReader, error) {
 	return openSysv(fs, TypeShm, appendShm, func(s *Snapshot, rows []Shm) { s.Shm = rows })
 }
 
-func (shmKind) count(s *Snapshot) int                    { return len(s.Shm) }
-func (shmKind) idents(s *Snapshot) iter.Seq2[int, Ident] { return rowIdents(s.Shm) }
-func (shmKind) appendIdents(s *Snapshot, out []Ident) []Ident {
-	return appendRowIdents(out, s.Shm)
+func (shmKind) count(s *Snapshot) int { return len(s.Shm) }
+func (shmKind) idents(s *Snapshot) iter.Seq2[int, Ident] {
+	rows := s.Shm
+	return func(yield func(int, Ident) bool) {
+		for i := range rows {
+			if !yield(i, rows[i].ident()) {
+				return
+			}
+		}
+	}
+}
+func (shmKind) addIdents(s *Snapshot, ids *Idents) {
+	for i := range s.Shm {
+		ids.add(s.Shm[i].ident())
+	}
 }
 
 func (shmKind) only(dst, src *Snapshot) { dst.Shm = src.Shm }

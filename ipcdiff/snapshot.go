@@ -2,6 +2,7 @@ package ipcdiff
 
 import (
 	"fmt"
+	"iter"
 	"sync"
 	"time"
 )
@@ -39,7 +40,7 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 		}
 	}()
 	total := 0
-	for t := range types.types() {
+	for t := range types.All() {
 		r, err := kinds[t].open(fs)
 		if err != nil {
 			return nil, err
@@ -59,7 +60,7 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 	var errs [numTypes]error
 	var wg sync.WaitGroup
 	last := Type(numTypes)
-	for t := range types.types() {
+	for t := range types.All() {
 		switch {
 		case last == numTypes:
 		case parallel:
@@ -91,10 +92,27 @@ func (s *Snapshot) Objects() []Object {
 	return out
 }
 
+// Count is the number of objects of type t in s.
+func (s *Snapshot) Count(t Type) int {
+	if k := kindOf(t); k != nil {
+		return k.count(s)
+	}
+	return 0
+}
+
+// TypeIdents yields the index and identity of each object of type t in
+// s, in the order s lists them.
+func (s *Snapshot) TypeIdents(t Type) iter.Seq2[int, Ident] {
+	if k := kindOf(t); k != nil {
+		return k.idents(s)
+	}
+	return func(func(int, Ident) bool) {}
+}
+
 // Only returns a copy of s holding only the objects of the types ts.
 func (s *Snapshot) Only(ts TypeSet) *Snapshot {
 	out := &Snapshot{Taken: s.Taken, Types: s.Types & ts}
-	for t := range ts.types() {
+	for t := range ts.All() {
 		out.rows[t] = s.rows[t]
 		kinds[t].only(out, s)
 	}

@@ -74,7 +74,7 @@ func TestSnapshotKernel(t *testing.T) {
 				t.Fatalf("Diff of unchanged namespace = %+v", again)
 			}
 
-			st, err := SemStates(se.ID, se.NSems)
+			st, err := semStates(se.ID, se.NSems)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,11 +83,11 @@ func TestSnapshotKernel(t *testing.T) {
 					t.Errorf("semaphore %d: %+v, want pid %d and no waiters", n, s, h.pid)
 				}
 			}
-			if errs := Enrich(objs); len(errs) != 0 {
-				t.Fatalf("Enrich: %v", errs)
+			if errs := enrichSems(objs); len(errs) != 0 {
+				t.Fatalf("enrichSems: %v", errs)
 			}
 			if !slices.Equal(objs[2].Sems, st) {
-				t.Errorf("Enrich filled %+v, want %+v", objs[2].Sems, st)
+				t.Errorf("enrichSems filled %+v, want %+v", objs[2].Sems, st)
 			}
 
 			who, unreadable, err := fs.Attachers(map[int]bool{sh.ID: true, after.Shm[1].ID: true})
@@ -129,9 +129,9 @@ func TestEnrichVanished(t *testing.T) {
 	if err := rmSem(h.ids[TypeSem][0]); err != nil {
 		t.Fatal(err)
 	}
-	errs := Enrich(objs)
+	errs := enrichSems(objs)
 	if len(errs) != 1 || errs[0].ID != h.ids[TypeSem][0] || !errors.Is(errs[0].Err, ErrVanished) || !errors.Is(errs[0].Err, unix.EINVAL) {
-		t.Fatalf("Enrich errors = %v, want the removed set vanished (EINVAL)", errs)
+		t.Fatalf("enrichSems errors = %v, want the removed set vanished (EINVAL)", errs)
 	}
 	if objs[0].Sems != nil {
 		t.Errorf("vanished set has Sems %+v", objs[0].Sems)

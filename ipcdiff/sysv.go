@@ -3,7 +3,6 @@ package ipcdiff
 import (
 	"errors"
 	"fmt"
-	"iter"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -33,31 +32,6 @@ type sysvKind interface {
 	reread(o, cur *Object) RemoveOutcome
 	// removed is the result of a successful IPC_RMID on id.
 	removed(id int) RemoveResult
-}
-
-// sysvRow is a row of a /proc/sysvipc table.
-type sysvRow[T any] interface {
-	*T
-	ident() Ident
-}
-
-// rowIdents yields the index and identity of each row.
-func rowIdents[T any, P sysvRow[T]](rows []T) iter.Seq2[int, Ident] {
-	return func(yield func(int, Ident) bool) {
-		for i := range rows {
-			if !yield(i, P(&rows[i]).ident()) {
-				return
-			}
-		}
-	}
-}
-
-// appendRowIdents appends the identity of each row to out.
-func appendRowIdents[T any, P sysvRow[T]](out []Ident, rows []T) []Ident {
-	for i := range rows {
-		out = append(out, P(&rows[i]).ident())
-	}
-	return out
 }
 
 // sysvTable reads one /proc/sysvipc table opened by openSysv.

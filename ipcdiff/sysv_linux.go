@@ -107,10 +107,10 @@ func semGetNcnt(id, semnum int) (int, error) { return semCtl(id, semnum, cmdGetN
 // semGetZcnt is semctl(id, semnum, GETZCNT): processes waiting for zero.
 func semGetZcnt(id, semnum int) (int, error) { return semCtl(id, semnum, cmdGetZcnt) }
 
-// SemStates returns the per-semaphore state (semctl GETPID, GETNCNT,
+// semStates returns the per-semaphore state (semctl GETPID, GETNCNT,
 // GETZCNT) of the nsems semaphores of set id. Errors wrap the errno:
 // EINVAL or EIDRM when the set is gone, EACCES when the caller may not read it.
-func SemStates(id, nsems int) ([]SemState, error) {
+func semStates(id, nsems int) ([]SemState, error) {
 	if nsems < 0 {
 		return nil, fmt.Errorf("%w: nsems %d", ErrUsage, nsems)
 	}
@@ -151,20 +151,20 @@ func rmSem(id int) error { return rmid(TypeSem, id) }
 // rmMsg removes message queue id at once, waking its waiters with EIDRM.
 func rmMsg(id int) error { return rmid(TypeMsg, id) }
 
-// Enrich fills Sems (semctl GETPID, GETNCNT, GETZCNT of every semaphore)
+// enrichSems fills Sems (semctl GETPID, GETNCNT, GETZCNT of every semaphore)
 // of the semaphore sets among objs, normally the new objects Diff found.
 // A set that is gone (EINVAL, EIDRM) or unreadable (EACCES) keeps Sems nil
 // and gets an ObjectError (wrapping ErrVanished for a set that is gone, so
 // errors.Is(err, ErrVanished) tells the two apart); the others are still
 // filled.
-func Enrich(objs []Object) []ObjectError {
+func enrichSems(objs []Object) []ObjectError {
 	var errs []ObjectError
 	for i := range objs {
 		o := &objs[i]
 		if o.Type != TypeSem || o.Sem == nil {
 			continue
 		}
-		st, err := SemStates(o.ID, o.Sem.NSems)
+		st, err := semStates(o.ID, o.Sem.NSems)
 		if err != nil {
 			o.Sems = nil
 			if isGone(err) {

@@ -57,7 +57,7 @@ func TestSemWaiters(t *testing.T) {
 	var st []SemState
 	waitFor(t, "two waiters", func() bool {
 		var err error
-		if st, err = SemStates(int(id), 2); err != nil {
+		if st, err = semStates(int(id), 2); err != nil {
 			t.Fatal(err)
 		}
 		st[1].Pid = 0 // our own pid, from the semop above
@@ -71,11 +71,11 @@ func TestSemWaiters(t *testing.T) {
 			t.Errorf("waiter woke with %v, want EIDRM", e)
 		}
 	}
-	if _, err := SemStates(int(id), 2); !errors.Is(err, unix.EINVAL) {
-		t.Errorf("SemStates of a removed set: %v, want EINVAL", err)
+	if _, err := semStates(int(id), 2); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("semStates of a removed set: %v, want EINVAL", err)
 	}
-	if _, err := SemStates(0, -1); !errors.Is(err, ErrUsage) {
-		t.Errorf("SemStates(0, -1): %v", err)
+	if _, err := semStates(0, -1); !errors.Is(err, ErrUsage) {
+		t.Errorf("semStates(0, -1): %v", err)
 	}
 	for _, rm := range []func(int) error{rmShm, rmSem, rmMsg} {
 		if err := rm(int(id)); !errors.Is(err, unix.EINVAL) {

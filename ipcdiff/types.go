@@ -2,6 +2,7 @@ package ipcdiff
 
 import (
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 )
@@ -47,8 +48,8 @@ const AllTypes TypeSet = 1<<numTypes - 1
 // Has reports whether t is in the set.
 func (s TypeSet) Has(t Type) bool { return t < maxTypes && s&(1<<t) != 0 }
 
-// types yields the Types of the set that a kind has, in order.
-func (s TypeSet) types() func(yield func(Type) bool) {
+// All yields the Types of the set that a kind has, in order.
+func (s TypeSet) All() iter.Seq[Type] {
 	return func(yield func(Type) bool) {
 		for t := range numTypes {
 			if s.Has(Type(t)) && !yield(Type(t)) {
@@ -80,7 +81,7 @@ func ParseTypeSet(list string) (TypeSet, error) {
 
 func (s TypeSet) String() string {
 	var n []string
-	for t := range s.types() {
+	for t := range s.All() {
 		n = append(n, t.String())
 	}
 	return strings.Join(n, ",")

@@ -113,7 +113,7 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 	}
 	ts, err := ipcdiff.ParseTypeSet(types)
 	if err != nil {
-		return cfg, usagef("--types %q: want a list of shm, sem, msg", types)
+		return cfg, usagef("--types %q: want a list of %s", types, typeList())
 	}
 	cfg.Types = ts
 	cfg.KeepKeys = map[int32]bool{}
@@ -134,3 +134,6 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 	}
 	return cfg, nil
 }
+
+// typeList lists the names of the IPC types: "shm, sem, msg".
+func typeList() string { return strings.ReplaceAll(ipcdiff.AllTypes.String(), ",", ", ") }

@@ -47,7 +47,7 @@ ipcguard rm --orphans removes exactly these.`,
 		}
 		ts, err := ipcdiff.ParseTypeSet(c.String("types"))
 		if err != nil {
-			return usagef("--types %q: want a list of shm, sem, msg", c.String("types"))
+			return usagef("--types %q: want a list of %s", c.String("types"), typeList())
 		}
 		opt := guard.ListOptions{Types: ts, Orphans: c.Bool("orphans"), OlderThan: c.Duration("older-than"), Now: time.Now()}
 		if !opt.Orphans && (c.IsSet("older-than") || c.IsSet("metrics")) {
@@ -87,28 +87,44 @@ func list(w io.Writer, opt guard.ListOptions, asJSON bool) ([]ipcdiff.OrphanDeci
 		return nil, enc.Encode(objs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TYPE\tID\tKEY\tOWNER\tPERMS\tSIZE\tCREATOR\tLAST-OP\tATTACHED\tAGE")
+	fmt.Fprintln(tw, "TYPE\tID\tKEY/NAME\tOWNER\tPERMS\tSIZE\tCREATOR\tLAST-OP\tUSED-BY\tAGE")
 	for _, o := range objs {
-		size := ""
-		switch o.Type {
-		case "shm":
-			size = strconv.FormatUint(o.Size, 10)
-			if o.Flags != "" {
-				size += " " + o.Flags
-			}
-		case "sem":
+		var size string
+		switch {
+		case o.Nsems > 0:
 			size = fmt.Sprintf("%d sems", o.Nsems)
-		case "msg":
+		case o.Queue:
 			size = fmt.Sprintf("%d msgs", o.Messages)
+		default:
+			size = strconv.FormatUint(o.Size, 10)
+		}
+		if o.Flags != "" {
+			size += " " + o.Flags
 		}
 		creator := "-"
 		if o.Creator != nil {
 			creator = pidText(*o.Creator)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Type, o.ID, o.Key, o.Owner, o.Perms, size,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Type, o.ID, keyOrName(o), o.Owner, o.Perms, size,
 			creator, pidList(o.LastOp), pidList(o.Attached), (time.Duration(o.AgeSec) * time.Second).String())
 	}
 	return nil, tw.Flush()
+}
+
+// keyOrName is the key of a System V object, the name of a named one:
+// as it is when it is printable ASCII without spaces, quotes or
+// backslashes, else quoted as Go quotes it ("a b", "\n", "\xff"), so
+// that a table row stays one line of whitespace-separated fields.
+func keyOrName(o guard.Listed) string {
+	if o.Name == "" {
+		return o.Key
+	}
+	for i := 0; i < len(o.Name); i++ {
+		if c := o.Name[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return strconv.Quote(o.Name)
+		}
+	}
+	return o.Name
 }
 
 func pidText(p guard.ListedPid) string {
@@ -143,7 +159,7 @@ func printOrphans(w io.Writer, objs []guard.Listed, asJSON bool, now time.Time) 
 		return enc.Encode(objs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TYPE\tID\tKEY\tOWNER\tIDLE\tWHY")
+	fmt.Fprintln(tw, "TYPE\tID\tKEY/NAME\tOWNER\tIDLE\tWHY")
 	for _, o := range objs {
 		if !*o.Orphan {
 			continue
@@ -152,7 +168,7 @@ func printOrphans(w io.Writer, objs []guard.Listed, asJSON bool, now time.Time) 
 		if o.LastActivity > 0 {
 			idle = now.Sub(time.Unix(o.LastActivity, 0)).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", o.Type, o.ID, o.Key, o.Owner, idle, strings.Join(o.Evidence, "; "))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", o.Type, o.ID, keyOrName(o), o.Owner, idle, strings.Join(o.Evidence, "; "))
 	}
 	return tw.Flush()
 }

@@ -70,8 +70,7 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 	pol := j.policy
 	pol.Start, pol.End = j.start, end
 	pol.ClockSlack = max(clockDrift(j.start, end), w.Drift)
-	pol.OtherKeys, pol.Invisible = others(after, objs)
-	otherTypeKeys(j.fs, types, pol.OtherKeys)
+	others(j.fs, types, after, objs, &pol)
 	pol.Contended, pol.ContendedWhy = j.contended()
 	decisions, contended := ipcdiff.Attribute(objs, tree, j.procs, pol)
 	ipcdiff.SortDecisions(decisions)
@@ -88,9 +87,11 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 // while anyone (a reader of /proc/PID/maps, this process included) holds
 // a reference to it.
 func unsettled(objs []ipcdiff.Object) bool {
-	for _, o := range objs {
-		if o.Shm != nil && o.Shm.Nattch > 0 && len(o.Attachers) == 0 {
-			return true
+	for i := range objs {
+		for _, u := range objs[i].Evidence().Users {
+			if u.Count > 0 && len(u.Pids) == 0 {
+				return true
+			}
 		}
 	}
 	return false
@@ -124,45 +125,19 @@ func clockDrift(from, to time.Time) time.Duration {
 	return (to.Round(0).Sub(from.Round(0)) - to.Sub(from)).Abs()
 }
 
-// others describes the objects of after that are not candidates: their
-// keys (a new object that shares one is kept with it), and a sign that
-// processes this pid namespace cannot see use the IPC namespace (a segment
-// whose creator reads 0), which turns window evidence off.
-func others(after *ipcdiff.Snapshot, objs []ipcdiff.Object) (keys map[int32]string, invisible string) {
-	isNew := make(map[ipcdiff.Ident]bool, len(objs))
-	for _, o := range objs {
-		isNew[o.Ident] = true
+// others fills in, for pol, the families (keys, names) of the objects of
+// after that are not candidates (a new object that shares one is kept
+// with it), and the sign that processes this pid namespace cannot see use
+// the IPC namespace (ipcdiff.Others), which turns window evidence off.
+// The families of the types not read (--types) are added too: a set of
+// key K stays a family with a segment of key K whatever types the run
+// may remove.
+func others(fs ipcdiff.FS, read ipcdiff.TypeSet, after *ipcdiff.Snapshot, objs []ipcdiff.Object, pol *ipcdiff.Policy) {
+	ids := make([]ipcdiff.Ident, len(objs))
+	for i := range objs {
+		ids[i] = objs[i].Ident
 	}
-	keys = map[int32]string{}
-	note := func(id ipcdiff.Ident) {
-		if id.Key != 0 && !isNew[id] {
-			if _, ok := keys[id.Key]; !ok {
-				keys[id.Key] = fmt.Sprintf("%s %d", id.Type, id.ID)
-			}
-		}
-	}
-	for i := range after.Shm {
-		s := &after.Shm[i]
-		note(ipcdiff.Ident{Type: ipcdiff.TypeShm, ID: s.ID, Key: s.Key, CUID: s.CUID})
-		if s.CPID == 0 && invisible == "" {
-			invisible = fmt.Sprintf("shm %d was made by a process not visible from this pid namespace: processes of another pid namespace use this IPC namespace", s.ID)
-		}
-	}
-	for i := range after.Sem {
-		s := &after.Sem[i]
-		note(ipcdiff.Ident{Type: ipcdiff.TypeSem, ID: s.ID, Key: s.Key, CUID: s.CUID})
-	}
-	for i := range after.Msg {
-		m := &after.Msg[i]
-		note(ipcdiff.Ident{Type: ipcdiff.TypeMsg, ID: m.ID, Key: m.Key, CUID: m.CUID})
-	}
-	return keys, invisible
-}
-
-// otherTypeKeys adds to keys the keys of the objects of the types not
-// read (--types): a set of key K stays a family with a segment of key K
-// whatever types the run may remove.
-func otherTypeKeys(fs ipcdiff.FS, read ipcdiff.TypeSet, keys map[int32]string) {
+	pol.OtherKeys, pol.OtherNames, pol.Invisible = ipcdiff.Others(after, ipcdiff.NewIdents(ids))
 	rest := ipcdiff.AllTypes &^ read
 	if rest == 0 {
 		return
@@ -171,10 +146,15 @@ func otherTypeKeys(fs ipcdiff.FS, read ipcdiff.TypeSet, keys map[int32]string) {
 	if err != nil {
 		return
 	}
-	add, _ := others(s, nil)
-	for k, v := range add {
-		if _, ok := keys[k]; !ok {
-			keys[k] = v
+	keys, names, _ := ipcdiff.Others(s, nil)
+	for k, v := range keys {
+		if _, ok := pol.OtherKeys[k]; !ok {
+			pol.OtherKeys[k] = v
+		}
+	}
+	for n, v := range names {
+		if _, ok := pol.OtherNames[n]; !ok {
+			pol.OtherNames[n] = v
 		}
 	}
 }

@@ -14,14 +14,14 @@ import (
 // OrphanDecisions reads every object of the namespace with the evidence
 // ipcdiff.Orphans needs, and decides. Evidence that could not be gathered
 // only keeps objects (ipcdiff.GatherOrphans). Errors are the snapshot's.
-func OrphanDecisions(fs ipcdiff.FS, olderThan time.Duration, now time.Time) (*ipcdiff.Snapshot, []ipcdiff.OrphanDecision, error) {
+func OrphanDecisions(fs ipcdiff.FS, olderThan time.Duration, now time.Time) ([]ipcdiff.OrphanDecision, error) {
 	snap, err := fs.Snapshot(ipcdiff.AllTypes)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	objs := snap.Objects()
 	_ = ipcdiff.GatherOrphans(fs, objs)
-	return snap, ipcdiff.Orphans(objs, &ipcdiff.LiveProcs{Root: procRoot}, now, olderThan), nil
+	return ipcdiff.Orphans(objs, &ipcdiff.LiveProcs{Root: procRoot}, now, olderThan), nil
 }
 
 // ListOptions are the options of ls.
@@ -40,21 +40,24 @@ type ListedPid struct {
 }
 
 // Listed is one object as ls lists it; its JSON is ls --json's (README,
-// "ipcguard ls").
+// "ipcguard ls"). A System V object has an id and a key; a named (POSIX)
+// object a name, and its inode number as id.
 type Listed struct {
 	Type     string      `json:"type"`
 	ID       int         `json:"id"`
-	Key      string      `json:"key"`
+	Key      string      `json:"key,omitempty"`
+	Name     string      `json:"name,omitempty"`
 	Owner    string      `json:"owner"`
 	UID      uint32      `json:"uid"`
 	Perms    string      `json:"perms"`
-	Size     uint64      `json:"size,omitempty"`   // shm bytes
+	Size     uint64      `json:"size,omitempty"`   // bytes
 	Nsems    int         `json:"nsems,omitempty"`  // sem
-	Messages uint64      `json:"qnum,omitempty"`   // msg
+	Messages uint64      `json:"qnum,omitempty"`   // a queue's messages
+	Queue    bool        `json:"-"`                // a queue: Messages is its size
 	Nattch   uint64      `json:"nattch,omitempty"` // shm
 	Creator  *ListedPid  `json:"creator,omitempty"`
 	LastOp   []ListedPid `json:"last_op,omitempty"`
-	Attached []ListedPid `json:"attached_by,omitempty"`
+	Attached []ListedPid `json:"attached_by,omitempty"` // the live processes that attach, hold or map it
 	Ctime    int64       `json:"ctime"`
 	AgeSec   int64       `json:"age_seconds"`
 	Flags    string      `json:"flags,omitempty"`
@@ -68,36 +71,47 @@ type Listed struct {
 }
 
 // List reads the objects of opt.Types (never nil), each with who made,
-// uses and attaches it. With opt.Orphans each carries its verdict, and
-// the decisions on them are returned too; the verdicts rest on every type
-// (key families span types). Errors are the snapshot's.
+// uses and attaches it (ipcdiff.GatherOrphans, Object.Listing). With
+// opt.Orphans each carries its verdict, and the decisions on them are
+// returned too; the verdicts rest on every type (key families span
+// types). Errors are the snapshot's.
 func List(opt ListOptions) ([]Listed, []ipcdiff.OrphanDecision, error) {
 	types, now := opt.Types, opt.Now
 	fs, _ := ipcdiff.NewFS(procRoot)
-	var decided map[ipcdiff.Ident]*ipcdiff.OrphanDecision
+	var objs []ipcdiff.Object
+	var decided []*ipcdiff.OrphanDecision
 	var listed []ipcdiff.OrphanDecision
-	var snap *ipcdiff.Snapshot
-	var err error
 	if opt.Orphans {
-		var ds []ipcdiff.OrphanDecision
-		snap, ds, err = OrphanDecisions(fs, opt.OlderThan, now)
+		ds, err := OrphanDecisions(fs, opt.OlderThan, now)
 		if err != nil {
 			return nil, nil, err
 		}
-		decided = map[ipcdiff.Ident]*ipcdiff.OrphanDecision{}
+		// What the decisions rested on, not a second reading.
 		for i := range ds {
 			if types.Has(ds[i].Type) {
-				decided[ds[i].Ident] = &ds[i]
+				objs = append(objs, ds[i].Object)
+				decided = append(decided, &ds[i])
 				listed = append(listed, ds[i])
 			}
 		}
-		snap = snap.Only(types)
-	} else if snap, err = fs.Snapshot(types); err != nil {
-		return nil, nil, err
+	} else {
+		snap, err := fs.Snapshot(types)
+		if err != nil {
+			return nil, nil, err
+		}
+		objs = snap.Objects()
+		_ = ipcdiff.GatherOrphans(fs, objs) // what could not be read is not shown
 	}
 	procs := &ipcdiff.LiveProcs{Root: procRoot}
 	pid := func(p int) ListedPid {
 		return ListedPid{Pid: p, Alive: procs.Alive(p), Comm: procs.Comm(p)}
+	}
+	pids := func(ps []int) []ListedPid {
+		var out []ListedPid
+		for _, p := range ps {
+			out = append(out, pid(p))
+		}
+		return out
 	}
 	users := map[uint32]string{}
 	owner := func(uid uint32) string {
@@ -111,106 +125,42 @@ func List(opt ListOptions) ([]Listed, []ipcdiff.OrphanDecision, error) {
 		users[uid] = n
 		return n
 	}
-	shmids := map[int]bool{}
-	for _, s := range snap.Shm {
-		if s.Nattch > 0 {
-			shmids[s.ID] = true
-		}
-	}
-	var attachers map[int][]int
-	switch {
-	case decided != nil:
-		// What the decisions rested on, not a second reading.
-		attachers = map[int][]int{}
-		for id, d := range decided {
-			if id.Type == ipcdiff.TypeShm {
-				attachers[id.ID] = d.Attachers
-			}
-		}
-	case len(shmids) > 0:
-		attachers, _, _ = fs.Attachers(shmids)
-	}
-	semStates := func(s ipcdiff.Sem) ([]ipcdiff.SemState, error) {
-		if d := decided[ipcdiff.Ident{Type: ipcdiff.TypeSem, ID: s.ID, Key: s.Key, CUID: s.CUID}]; d != nil {
-			return d.Sems, nil
-		}
-		return ipcdiff.SemStates(s.ID, s.NSems)
-	}
-	objs := []Listed{}
 	age := func(ctime int64) int64 {
 		if ctime <= 0 {
 			return 0
 		}
 		return int64(now.Sub(time.Unix(ctime, 0)).Seconds())
 	}
-	for _, s := range snap.Shm {
-		o := Listed{Type: "shm", ID: s.ID, Key: ipcdiff.KeyString(s.Key), Owner: owner(s.UID), UID: s.UID,
-			Perms: fmt.Sprintf("%o", s.Perms&0o777), Size: s.Size, Nattch: s.Nattch, Ctime: s.Ctime, AgeSec: age(s.Ctime)}
-		c := pid(s.CPID)
-		o.Creator = &c
-		if s.LPID > 0 {
-			o.LastOp = []ListedPid{pid(s.LPID)}
+	rows := make([]Listed, 0, len(objs))
+	for i := range objs {
+		o := &objs[i]
+		l := o.Listing()
+		r := Listed{Type: o.Type.String(), ID: o.ID, Name: o.Name, Owner: owner(l.UID), UID: l.UID,
+			Perms: fmt.Sprintf("%o", l.Perms), Size: l.Size, Nsems: l.NSems, Messages: l.Messages, Queue: l.Queue,
+			Nattch: l.Nattch, LastOp: pids(l.LastOp), Attached: pids(l.Users), Ctime: l.Ctime, AgeSec: age(l.Ctime), Flags: l.Flags}
+		if o.Name == "" {
+			r.Key = ipcdiff.KeyString(o.Key)
 		}
-		for _, p := range attachers[s.ID] {
-			o.Attached = append(o.Attached, pid(p))
+		if l.HasCreator {
+			c := pid(l.Creator)
+			r.Creator = &c
 		}
-		if s.Perms&ipcdiff.ShmDest != 0 {
-			o.Flags = "dest"
+		if decided != nil {
+			withVerdict(&r, decided[i])
 		}
-		objs = append(objs, o)
+		rows = append(rows, r)
 	}
-	for _, s := range snap.Sem {
-		o := Listed{Type: "sem", ID: s.ID, Key: ipcdiff.KeyString(s.Key), Owner: owner(s.UID), UID: s.UID,
-			Perms: fmt.Sprintf("%o", s.Perms&0o777), Nsems: s.NSems, Ctime: s.Ctime, AgeSec: age(s.Ctime)}
-		if st, err := semStates(s); err == nil {
-			seen := map[int]bool{}
-			for _, x := range st {
-				if x.Pid > 0 && !seen[x.Pid] {
-					seen[x.Pid] = true
-					o.LastOp = append(o.LastOp, pid(x.Pid))
-				}
-			}
-		}
-		objs = append(objs, o)
-	}
-	for _, m := range snap.Msg {
-		o := Listed{Type: "msg", ID: m.ID, Key: ipcdiff.KeyString(m.Key), Owner: owner(m.UID), UID: m.UID,
-			Perms: fmt.Sprintf("%o", m.Perms&0o777), Messages: m.QNum, Ctime: m.Ctime, AgeSec: age(m.Ctime)}
-		for _, p := range []int{m.LSPID, m.LRPID} {
-			if p > 0 {
-				o.LastOp = append(o.LastOp, pid(p))
-			}
-		}
-		objs = append(objs, o)
-	}
-	if decided == nil {
-		return objs, nil, nil
-	}
-	return withVerdicts(objs, decided), listed, nil
+	return rows, listed, nil
 }
 
-// withVerdicts gives each object its decision, and leaves out the objects
-// that have none.
-func withVerdicts(objs []Listed, decided map[ipcdiff.Ident]*ipcdiff.OrphanDecision) []Listed {
-	byID := map[string]*ipcdiff.OrphanDecision{}
-	for id, d := range decided {
-		byID[fmt.Sprintf("%s %d", id.Type, id.ID)] = d
+// withVerdict gives r the decision d.
+func withVerdict(r *Listed, d *ipcdiff.OrphanDecision) {
+	orphan, inUse := d.Orphan, d.InUse
+	r.Orphan, r.InUse, r.Class = &orphan, &inUse, d.Class
+	r.Evidence, r.Reasons = d.For, d.Against
+	if !d.LastActivity.IsZero() {
+		r.LastActivity = d.LastActivity.Unix()
 	}
-	rows := []Listed{}
-	for _, o := range objs {
-		d := byID[fmt.Sprintf("%s %d", o.Type, o.ID)]
-		if d == nil {
-			continue // appeared between the two readings
-		}
-		orphan, inUse := d.Orphan, d.InUse
-		o.Orphan, o.InUse, o.Class = &orphan, &inUse, d.Class
-		o.Evidence, o.Reasons = d.For, d.Against
-		if !d.LastActivity.IsZero() {
-			o.LastActivity = d.LastActivity.Unix()
-		}
-		rows = append(rows, o)
-	}
-	return rows
 }
 
 // RmOptions are the options of rm.
@@ -247,7 +197,7 @@ func (e *AmbiguousError) Error() string {
 // *AmbiguousError (then nothing is removed).
 func Rm(opt RmOptions) (res []RmResult, ok bool, err error) {
 	fs, _ := ipcdiff.NewFS(procRoot)
-	_, ds, err := OrphanDecisions(fs, opt.OlderThan, time.Now())
+	ds, err := OrphanDecisions(fs, opt.OlderThan, time.Now())
 	if err != nil {
 		return nil, false, err
 	}

@@ -141,9 +141,9 @@ const (
 )
 
 func newReportObject(d ipcdiff.Decision, action, errText string) ReportObject {
-	uid, gid, cuid, cgid := d.Owner()
+	ev := d.Object.Evidence()
 	r := ReportObject{Type: d.Type.String(), ID: d.ID, Key: ipcdiff.KeyString(d.Key),
-		Owner: IDs{uid, gid}, Creator: IDs{cuid, cgid}, Action: action,
+		Owner: IDs{ev.UID, ev.GID}, Creator: IDs{ev.CUID, ev.CGID}, Action: action,
 		Evidence: d.Evidence, Reason: d.Reason, Error: errText}
 	if d.Remove {
 		r.Strength = d.Strength.String()

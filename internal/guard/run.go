@@ -131,11 +131,11 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	// From here on only the identities of the objects before are needed.
 	var beforeIDs ipcdiff.Idents
 	var beforeTaken time.Time
-	if before != nil {
+	haveBefore := before != nil
+	if haveBefore {
 		beforeIDs, beforeTaken = ipcdiff.IdentsOf(before), before.Taken
 		before = nil
 	}
-	haveBefore := beforeIDs != nil
 	if jr != nil {
 		// When the journal is compacted, the stays of the pids that name
 		// a candidate object are kept first.
@@ -206,7 +206,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	if haveBefore && (clean || cfg.ListNew) {
 		pol := ipcdiff.Policy{Types: cfg.Types, KeepKeys: cfg.KeepKeys, Strict: cfg.Strict,
 			OwnKeys: cfg.OwnKeys, OwnAllKeys: cfg.OwnAllKeys, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
-		j := judgement{fs: fs, before: beforeIDs, beforeLen: len(beforeIDs), start: beforeTaken, clean: clean,
+		j := judgement{fs: fs, before: beforeIDs, beforeLen: beforeIDs.Len(), start: beforeTaken, clean: clean,
 			dryRun: cfg.DryRun, policy: pol, procs: &ipcdiff.LiveProcs{Root: procRoot}, warn: warn,
 			tree: func() (ipcdiff.Tree, supervisor.Watch) {
 				w := watch.Stop(tree.Pids())
@@ -307,26 +307,21 @@ func namespaces() journal.Namespaces {
 }
 
 // candidatePids lists the pids that name an object new since the snapshot
-// before: creator and last attach/detach of a segment, each semaphore's
-// last operation, last send and receive of a queue. Objects it cannot read
-// name fewer pids (only the journal's compaction uses it).
+// before, as its kind records them (ipcdiff.Evidence.Pids: creator and
+// last attach/detach of a segment, each semaphore's last operation, last
+// send and receive of a queue, ...). Objects it cannot read name fewer
+// pids (only the journal's compaction uses it).
 func candidatePids(fs ipcdiff.FS, types ipcdiff.TypeSet, before ipcdiff.Idents) []int {
 	after, err := fs.SnapshotWith(types, false)
 	if err != nil {
 		return nil
 	}
 	objs := ipcdiff.DiffIdents(before, after)
-	ipcdiff.Enrich(objs)
+	_ = ipcdiff.Gather(fs, objs)
 	var pids []int
-	for _, o := range objs {
-		switch {
-		case o.Shm != nil:
-			pids = append(pids, o.Shm.CPID, o.Shm.LPID)
-		case o.Msg != nil:
-			pids = append(pids, o.Msg.LSPID, o.Msg.LRPID)
-		}
-		for _, s := range o.Sems {
-			pids = append(pids, s.Pid)
+	for i := range objs {
+		for _, f := range objs[i].Evidence().Pids {
+			pids = append(pids, f.Pid)
 		}
 	}
 	return pids

@@ -216,9 +216,9 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 			OwnKeys: ownKeyStrings(own, rec.OwnAllKeys)},
 		Tracker: ReportTracker{Name: "journal", Pids: len(rec.Members), Note: "members recorded before the supervisor died"},
 		Objects: []ReportObject{}}
-	if c := rec.Compacted; c.Stays > 0 || c.Gets > 0 || c.Watch > 0 {
-		rep.Tracker.Note += fmt.Sprintf("; the journal was compacted (%d stays of members and %d gets left out, %d pid watch records merged): what only they proved is kept",
-			c.Stays, c.Gets, c.Watch)
+	if c := rec.Compacted; c.Stays > 0 || c.Gets > 0 || c.Watch > 0 || c.Created > 0 {
+		rep.Tracker.Note += fmt.Sprintf("; the journal was compacted (%d stays of members, %d gets and %d creations left out, %d pid watch records merged): what only they proved is kept",
+			c.Stays, c.Gets, c.Created, c.Watch)
 	}
 	if rec.Damaged() {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the journal lost %d damaged records: no pid is proven the tree's", rec.BadLines+rec.Compacted.Bad))

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
 // Compaction says what compacting a journal dropped or merged, in all
-// (record "X <times> <stays> <gets> <watch> <bad>"). A journal grows with
+// (record "X <times> <stays> <gets> <watch> <bad> <created>"). A journal grows with
 // every process the tree forks; past Header.CompactAt bytes of records it
 // is rewritten whole (a temporary file renamed over it, so a reader or a
 // crash sees the old journal or the new one, never a mix), keeping:
@@ -24,6 +26,9 @@ import (
 //     of CompactAt; the others are dropped, whole (join and exit together);
 //   - the gets, each id once (proven if any get of it was), the most
 //     recent within a sixteenth of CompactAt;
+//   - the creations a watcher saw (M records), each name once (type,
+//     device and name: the latest creation of it), the most recent
+//     within a sixteenth of CompactAt;
 //   - the pid watch records, merged two by two (all but the last) while
 //     they are more than CompactAt/1024 (512 records, about 70 bytes each,
 //     by default).
@@ -51,16 +56,19 @@ import (
 //     A merged record (Crossing.Merged) is too coarse in time to tell a
 //     member's own hand-out from a stranger's after the member's exit, so
 //     a sweep never takes one for a member's own.
-//   - A dropped get is creation not seen: the object needs other evidence.
+//   - A dropped get or creation is creation not seen: the object needs
+//     other evidence. Only the latest creation of a name is kept: an
+//     earlier one is of an object that the name no longer holds.
 //   - Lines that fail their checksum are dropped and counted (Bad): a
 //     sweep then trusts no pid watch of the journal (a lost watch record
 //     or process list would hide a hand-out).
 type Compaction struct {
-	Times int // compactions so far
-	Stays int // member stays dropped
-	Gets  int // gets dropped (repeated ids are not counted)
-	Watch int // watch records merged away
-	Bad   int // damaged lines dropped
+	Times   int // compactions so far
+	Stays   int // member stays dropped
+	Gets    int // gets dropped (repeated ids are not counted)
+	Watch   int // watch records merged away
+	Bad     int // damaged lines dropped
+	Created int // creations dropped (repeated names are not counted)
 }
 
 // Retain installs fn, which compaction calls for the pids that name an
@@ -184,6 +192,8 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		cmdPid int
 		gets   []Get
 		getAt  = map[Get]int{} // Get with only type and id → index in gets
+		made   []ipcdiff.Creation
+		madeAt = map[ipcdiff.Creation]int{} // Creation with only type, device and name → index in made
 		watch  []watchRec
 	)
 	ls := lines{b}
@@ -193,7 +203,7 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		if !ok {
 			break
 		}
-		r.Members, r.Gets, r.Watch, r.Pre = r.Members[:0], r.Gets[:0], r.Watch[:0], r.Pre[:0]
+		r.Members, r.Gets, r.Watch, r.Pre, r.Created = r.Members[:0], r.Gets[:0], r.Watch[:0], r.Pre[:0], r.Created[:0]
 		if !parseRecord(l, &r) {
 			c.Bad++
 			continue
@@ -208,7 +218,22 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 			fixed = append(fixed, i)
 		case 'X':
 			c = Compaction{Times: r.Compacted.Times, Stays: r.Compacted.Stays, Gets: r.Compacted.Gets,
-				Watch: r.Compacted.Watch, Bad: r.Compacted.Bad + c.Bad}
+				Watch: r.Compacted.Watch, Bad: r.Compacted.Bad + c.Bad, Created: r.Compacted.Created}
+		case 'M':
+			if len(r.Created) == 0 {
+				fixed = append(fixed, i) // of a kind this ipcguard does not know: kept as it is
+				break
+			}
+			m := r.Created[0]
+			k := ipcdiff.Creation{Type: m.Type, Dev: m.Dev, Name: m.Name}
+			if at, ok := madeAt[k]; ok {
+				if !m.At.Before(made[at].At) {
+					made[at] = m
+				}
+			} else {
+				madeAt[k] = len(made)
+				made = append(made, m)
+			}
 		case 'J':
 			m := r.Members[0]
 			open[m.Pid] = append(open[m.Pid], len(stays))
@@ -309,6 +334,23 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		out = append(out, gl[k]...)
 	}
 
+	// Creations: the most recent that fit, in the order they were first
+	// recorded.
+	var ml [][]byte
+	budget = lim.gets
+	for k := len(made) - 1; k >= 0; k-- {
+		l := seal(appendCreated(nil, made[k]))
+		if len(l) > budget {
+			c.Created += k + 1
+			break
+		}
+		budget -= len(l)
+		ml = append(ml, l)
+	}
+	for k := len(ml) - 1; k >= 0; k-- {
+		out = append(out, ml[k]...)
+	}
+
 	// The pid watch: merged two by two, all but the last, until it fits.
 	for len(watch) > lim.watch {
 		n := len(watch)
@@ -329,7 +371,7 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 	}
 
 	x := []byte{'X'}
-	for _, v := range []int{c.Times, c.Stays, c.Gets, c.Watch, c.Bad} {
+	for _, v := range []int{c.Times, c.Stays, c.Gets, c.Watch, c.Bad, c.Created} {
 		x = append(x, ' ')
 		x = strconv.AppendInt(x, int64(v), 10)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -91,7 +92,7 @@ func parse(data []byte) (*Record, error) {
 		return nil, corrupt("checksum mismatch in the header or snapshot")
 	}
 	r := &Record{}
-	if err := parseHead(head[firstLineLen:], r); err != nil {
+	if err := parseHead(head[firstLineLen:], version, r); err != nil {
 		// The checksum matched: a writer bug rather than damage.
 		return nil, corrupt(err.Error())
 	}
@@ -165,7 +166,7 @@ func hex32s(b []byte, dst []uint32) bool {
 	return b == nil
 }
 
-func parseHead(b []byte, r *Record) error {
+func parseHead(b []byte, version int, r *Record) error {
 	ls := lines{b}
 	line := func(tag byte) ([]byte, error) {
 		l, ok := ls.next()
@@ -186,7 +187,26 @@ func parseHead(b []byte, r *Record) error {
 		pid, ok1 := atoi(f)
 		f, rest = field(rest)
 		st, ok2 := atou(f)
-		if !ok1 || !ok2 || !ints(rest, hv[2:]) {
+		var ok3 bool
+		if version >= typeNamesVersion {
+			// "<uid> <gid> <started> <types> <strict>": types by name.
+			var v [3]int64
+			for i := range v {
+				f, rest = field(rest)
+				v[i], ok3 = atoi(f)
+				if !ok3 {
+					break
+				}
+			}
+			f, rest = field(rest)
+			r.Types, ok3 = parseTypes(f, ok3)
+			copy(hv[2:5], v[:])
+			ok3 = ok3 && ints(rest, hv[6:])
+		} else {
+			ok3 = ints(rest, hv[2:])
+			r.Types = ipcdiff.TypeSet(hv[5])
+		}
+		if !ok1 || !ok2 || !ok3 {
 			return errors.New("bad H line")
 		}
 		hv[0], start = pid, st
@@ -196,7 +216,6 @@ func parseHead(b []byte, r *Record) error {
 	r.SupervisorStart = start
 	r.UID, r.GID = uint32(hv[2]), uint32(hv[3])
 	r.Started = fromUnixNano(hv[4])
-	r.Types = ipcdiff.TypeSet(hv[5])
 	r.Strict = hv[6] != 0
 
 	if l, err = line('A'); err != nil {
@@ -261,6 +280,68 @@ func parseHead(b []byte, r *Record) error {
 	if l, err = line('B'); err != nil {
 		return err
 	}
+	if version < typeNamesVersion {
+		return parseBefore3(l, &ls, r)
+	}
+	// "B <taken> <types> <sections>", then each section: "T <type> <n>"
+	// and n object lines.
+	var taken, nsec int64
+	f, rest = field(l)
+	taken, ok = atoi(f)
+	f, rest = field(rest)
+	r.BeforeTypes, ok = parseTypes(f, ok)
+	var sec [1]int64
+	if !ok || !ints(rest, sec[:]) || sec[0] < 0 || sec[0] > 255 {
+		return errors.New("bad B line")
+	}
+	r.BeforeTaken, nsec = fromUnixNano(taken), sec[0]
+	var before []ipcdiff.Ident
+	for range nsec {
+		l, err := line('T')
+		if err != nil {
+			return err
+		}
+		f, rest := field(l)
+		typ, terr := ipcdiff.ParseType(string(f))
+		var n [1]int64
+		if !ints(rest, n[:]) || n[0] < 0 || n[0] > int64(len(ls.b)/6+1) { // a line is at least "0 0 0\n"
+			return errors.New("bad T line")
+		}
+		if terr != nil {
+			// A kind this ipcguard does not know: its objects are
+			// left out, and so never diffed or removed here.
+			for range n[0] {
+				if _, ok := ls.next(); !ok {
+					return errors.New("bad T line: object count")
+				}
+			}
+			continue
+		}
+		before = slices.Grow(before, int(n[0]))
+		for range n[0] {
+			l, ok := ls.next()
+			if !ok {
+				return fmt.Errorf("bad %s object line", typ)
+			}
+			id, ok := parseObj(l)
+			if !ok {
+				return fmt.Errorf("bad %s object line", typ)
+			}
+			id.Type = typ
+			before = append(before, id)
+		}
+	}
+	r.Before = ipcdiff.NewIdents(before)
+	if len(ls.b) != 0 {
+		return errors.New("extra data after the snapshot")
+	}
+	return nil
+}
+
+// parseBefore3 reads the before snapshot of a journal of version 2 or 3:
+// "B <taken> <types, a number> <n shm> <n sem> <n msg>" and the object
+// lines of the three System V kinds, in this order.
+func parseBefore3(l []byte, ls *lines, r *Record) error {
 	var bv [5]int64
 	if !ints(l, bv[:]) || bv[2] < 0 || bv[3] < 0 || bv[4] < 0 {
 		return errors.New("bad B line")
@@ -288,6 +369,90 @@ func parseHead(b []byte, r *Record) error {
 		return errors.New("extra data after the snapshot")
 	}
 	return nil
+}
+
+// parseObj parses an object line of version 4 (see appendObj): "<id>
+// <key> <cuid>", then for a named object " <dev> <name>"; the Type is the
+// section's.
+func parseObj(l []byte) (ipcdiff.Ident, bool) {
+	var id ipcdiff.Ident
+	f, rest := field(l)
+	v, ok := parseHex(f)
+	if !ok || v > math.MaxInt {
+		return id, false
+	}
+	id.ID = int(v)
+	var kc [2]uint32
+	if i := nthSpace(rest, 2); i >= 0 {
+		// Named: the device and the name follow.
+		if !hex32s(rest[:i], kc[:]) {
+			return id, false
+		}
+		f, rest = field(rest[i+1:])
+		dev, ok := parseHex(f)
+		name, ok2 := parseName(rest)
+		if !ok || !ok2 {
+			return id, false
+		}
+		id.Dev, id.Name = dev, name
+	} else if !hex32s(rest, kc[:]) {
+		return id, false
+	}
+	id.Key, id.CUID = int32(kc[0]), kc[1]
+	return id, true
+}
+
+// nthSpace is the index of the n-th space (from 1) in b, -1 when b has
+// fewer.
+func nthSpace(b []byte, n int) int {
+	off := 0
+	for {
+		i := bytes.IndexByte(b[off:], ' ')
+		if i < 0 {
+			return -1
+		}
+		if n--; n == 0 {
+			return off + i
+		}
+		off += i + 1
+	}
+}
+
+// parseName parses a name as appendName writes it: one Go string
+// literal of printable ASCII, the whole of b.
+func parseName(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' {
+		return "", false
+	}
+	for _, c := range b {
+		if c < ' ' || c > '~' {
+			return "", false
+		}
+	}
+	name, err := strconv.Unquote(string(b))
+	return name, err == nil
+}
+
+// parseTypes parses a type list as appendTypes writes it; the names of
+// kinds this ipcguard does not know are left out. ok is passed through
+// (false stays false).
+func parseTypes(b []byte, ok bool) (ipcdiff.TypeSet, bool) {
+	if !ok || len(b) == 0 {
+		return 0, false
+	}
+	if string(b) == "-" {
+		return 0, true
+	}
+	var ts ipcdiff.TypeSet
+	for _, n := range strings.Split(string(b), ",") {
+		if n == "" {
+			return 0, false
+		}
+		if t, err := ipcdiff.ParseType(n); err == nil {
+			ts |= 1 << t
+		}
+	}
+	return ts, true
 }
 
 // parseRecords reads the appended records into r.
@@ -398,12 +563,37 @@ func parseRecord(l []byte, r *Record) bool {
 			r.OwnKeys = append(r.OwnKeys, int32(k))
 		}
 		r.OwnAllKeys = r.OwnAllKeys || all == 1
-	case 'X':
-		var v [5]int64
-		if !ints(body, v[:]) || slices.Min(v[:]) < 0 || v[0] == 0 {
+	case 'M':
+		// "M <type> <dev> <pid> <at> <moved> <name>"
+		var c ipcdiff.Creation
+		f, rest := field(body)
+		typ, terr := ipcdiff.ParseType(string(f))
+		f, rest = field(rest)
+		dev, ok := parseHex(f)
+		var v [3]int64
+		for i := range v {
+			if !ok {
+				break
+			}
+			f, rest = field(rest)
+			v[i], ok = atoi(f)
+		}
+		name, ok2 := parseName(rest)
+		if !ok || !ok2 || name == "" || v[0] <= 0 || v[0] > 1<<31-1 || v[2] < 0 || v[2] > 1 {
 			return false
 		}
-		r.Compacted = Compaction{Times: int(v[0]), Stays: int(v[1]), Gets: int(v[2]), Watch: int(v[3]), Bad: int(v[4])}
+		if terr != nil {
+			return true // a kind this ipcguard does not know: nothing to use it for
+		}
+		c.Type, c.Dev, c.Pid, c.At, c.Moved, c.Name = typ, dev, int(v[0]), fromUnixNano(v[1]), v[2] == 1, name
+		r.Created = append(r.Created, c)
+	case 'X':
+		// Version 3 wrote five counts, version 4 six (Created).
+		var v [6]int64
+		if !ints(body, v[:]) && !ints(body, v[:5]) || slices.Min(v[:]) < 0 || v[0] == 0 {
+			return false
+		}
+		r.Compacted = Compaction{Times: int(v[0]), Stays: int(v[1]), Gets: int(v[2]), Watch: int(v[3]), Bad: int(v[4]), Created: int(v[5])}
 	default:
 		return false
 	}

@@ -70,7 +70,7 @@ func encodeHead(h *Header, s *ipcdiff.Snapshot) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, unixNano(h.Started), 10)
 	b = append(b, ' ')
-	b = strconv.AppendUint(b, uint64(h.Types), 10)
+	b = appendTypes(b, h.Types)
 	b = append(b, ' ')
 	b = appendBool(b, h.Strict)
 	b = append(b, '\n')
@@ -97,31 +97,31 @@ func encodeHead(h *Header, s *ipcdiff.Snapshot) []byte {
 
 	var taken time.Time
 	var types ipcdiff.TypeSet
-	var shm []ipcdiff.Shm
-	var sem []ipcdiff.Sem
-	var msg []ipcdiff.Msg
+	var sections []ipcdiff.Type
 	if s != nil {
-		taken, types, shm, sem, msg = s.Taken, s.Types, s.Shm, s.Sem, s.Msg
+		taken, types = s.Taken, s.Types
+		for t := range s.Types.All() {
+			if s.Count(t) > 0 {
+				sections = append(sections, t)
+			}
+		}
 	}
 	b = append(b, 'B', ' ')
 	b = strconv.AppendInt(b, unixNano(taken), 10)
 	b = append(b, ' ')
-	b = strconv.AppendUint(b, uint64(types), 10)
+	b = appendTypes(b, types)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(shm)), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(sem)), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	b = strconv.AppendInt(b, int64(len(sections)), 10)
 	b = append(b, '\n')
-	for i := range shm {
-		b = appendObj(b, shm[i].ID, shm[i].Key, shm[i].CUID)
-	}
-	for i := range sem {
-		b = appendObj(b, sem[i].ID, sem[i].Key, sem[i].CUID)
-	}
-	for i := range msg {
-		b = appendObj(b, msg[i].ID, msg[i].Key, msg[i].CUID)
+	for _, t := range sections {
+		b = append(b, 'T', ' ')
+		b = append(b, t.String()...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(s.Count(t)), 10)
+		b = append(b, '\n')
+		for _, id := range s.TypeIdents(t) {
+			b = appendObj(b, &id)
+		}
 	}
 
 	off := uint64(len(b) + endLineLen)
@@ -143,14 +143,36 @@ func argvLen(argv []string) int {
 
 // appendObj appends an object line: id, key (as uint32, so 0xffffffff is
 // "ffffffff") and cuid, in hex without leading zeros — keys read like ipcs
-// prints them, and hex formats without divisions (the hot loop of Begin).
-func appendObj(b []byte, id int, key int32, cuid uint32) []byte {
-	b = appendHexVar(b, uint64(uint32(id)))
+// prints them, and hex formats without divisions (the hot loop of Begin);
+// for a named object then its device (hex) and its name (appendName).
+func appendObj(b []byte, id *ipcdiff.Ident) []byte {
+	b = appendHexVar(b, uint64(id.ID))
 	b = append(b, ' ')
-	b = appendHexVar(b, uint64(uint32(key)))
+	b = appendHexVar(b, uint64(uint32(id.Key)))
 	b = append(b, ' ')
-	b = appendHexVar(b, uint64(cuid))
+	b = appendHexVar(b, uint64(id.CUID))
+	if id.Dev != 0 || id.Name != "" {
+		b = append(b, ' ')
+		b = appendHexVar(b, id.Dev)
+		b = append(b, ' ')
+		b = appendName(b, id.Name)
+	}
 	return append(b, '\n')
+}
+
+// appendName appends a name as a Go string literal of printable ASCII
+// (strconv.QuoteToASCII): whatever bytes it holds (newlines, spaces,
+// quotes, bytes that are not UTF-8), the line stays one line, and
+// strconv.Unquote gives the name back exactly.
+func appendName(b []byte, name string) []byte { return strconv.AppendQuoteToASCII(b, name) }
+
+// appendTypes appends the names of the types of ts, comma-separated
+// ("shm,sem,msg"), or "-" for none.
+func appendTypes(b []byte, ts ipcdiff.TypeSet) []byte {
+	if ts == 0 {
+		return append(b, '-')
+	}
+	return append(b, ts.String()...)
 }
 
 func appendHexVar(b []byte, v uint64) []byte {
@@ -206,6 +228,21 @@ func appendGet(b []byte, g Get) []byte {
 	b = appendBool(b, g.Proven)
 	b = append(b, ' ')
 	return strconv.AppendInt(b, unixNano(g.At), 10)
+}
+
+func appendCreated(b []byte, c ipcdiff.Creation) []byte {
+	b = append(b, 'M', ' ')
+	b = append(b, c.Type.String()...)
+	b = append(b, ' ')
+	b = appendHexVar(b, c.Dev)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(c.Pid), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, unixNano(c.At), 10)
+	b = append(b, ' ')
+	b = appendBool(b, c.Moved)
+	b = append(b, ' ')
+	return appendName(b, c.Name)
 }
 
 // seal appends the checksum of line and a newline.

@@ -13,14 +13,28 @@
 // the supervisor), mode 0600, in two parts. The first part is written to a
 // temporary file and renamed into place, so it is complete or absent:
 //
-//	ipcguard-journal 3 <offset of the record part, 16 hex digits>
+//	ipcguard-journal 4 <offset of the record part, 16 hex digits>
 //	H <sup pid> <sup start ticks> <uid> <gid> <started unix ns> <types> <strict 0|1>
 //	A <argc> "<arg>"...          (Go-quoted strings)
 //	K <n> <key>...               (keys to keep, signed decimal)
 //	O "<on-policy>"
-//	B <taken unix ns> <types> <n shm> <n sem> <n msg>
-//	<id> <key> <cuid>            (one line per object, hex: shm, then sem, then msg)
+//	B <taken unix ns> <types> <n sections>
+//	T <type> <n>                 (a section: n objects of this type follow)
+//	<id> <key> <cuid>            (a System V object, hex)
+//	<id> <key> <cuid> <dev> "<name>"
+//	                             (a named object: its inode number as id,
+//	                             its device in hex, its name Go-quoted)
 //	E <CRC-32 of every byte before this line, 8 hex digits>
+//
+// Types are written by name: <types> is a comma-separated list ("shm,msg";
+// "-" for none), <type> one name. A reader leaves out the types it does
+// not know (a kind added later) and the objects of their sections. Names
+// are quoted with strconv.QuoteToASCII: whatever bytes a name holds
+// (spaces, newlines, quotes, bytes that are not UTF-8), its line stays one
+// line of printable ASCII and strconv.Unquote gives it back exactly.
+// Versions 2 and 3 wrote types as a TypeSet number and the before
+// snapshot as "B <taken> <types> <n shm> <n sem> <n msg>" followed by the
+// object lines of the three System V kinds; Load reads them too.
 //
 // The second part is appended, one record per write(2) on an O_APPEND
 // descriptor, each a complete line ending in the CRC-32 of the bytes before
@@ -38,8 +52,11 @@
 //	N <boot id> <ipc ns> <pid ns> <crc>     the namespaces of the run (procfs.NamespaceID)
 //	G <type> <id> <proven 0|1> <unix ns> <crc>
 //	                                        a get of the tree returned this id then
+//	M <type> <dev> <pid> <unix ns> <moved 0|1> "<name>" <crc>
+//	                                        a watcher saw pid create (or move into place)
+//	                                        the named object then (ipcdiff.Creation)
 //
-//	X <times> <stays> <gets> <watch> <bad> <crc>
+//	X <times> <stays> <gets> <watch> <bad> <created> <crc>
 //	                                        what compaction left out so far (see Compaction)
 //
 // A W record's all field is 2 for a record compaction merged (Merged).
@@ -67,9 +84,15 @@ import (
 // Version 1 had CRC-32C checksums; version 2 has the IEEE CRC-32, whose
 // tables cost a tenth as much to set up at every start; version 3 adds
 // compaction (the X record, and merged W records, which a reader of
-// version 2 would skip as damaged and so lose). Load reads versions 2
-// and 3.
-const FormatVersion = 3
+// version 2 would skip as damaged and so lose); version 4 writes types by
+// name and the before snapshot of every kind, with the device and name
+// of named objects, and adds M records (a reader of version 3 could not
+// read its before snapshot). Load reads versions 2 to 4.
+const FormatVersion = 4
+
+// typeNamesVersion is the first format version that writes types by
+// name and the before snapshot by sections of any kind, with names.
+const typeNamesVersion = 4
 
 // oldestVersion is the oldest format version Load reads.
 const oldestVersion = 2
@@ -119,7 +142,7 @@ type Member struct {
 }
 
 // BeforeLen is the number of objects in the before snapshot.
-func (r *Record) BeforeLen() int { return len(r.Before) }
+func (r *Record) BeforeLen() int { return r.Before.Len() }
 
 // Record is the content of a journal, as Load read it.
 type Record struct {
@@ -139,6 +162,9 @@ type Record struct {
 	Namespaces Namespaces // zero when the journal has no N record
 	// Gets are the ids the tree's gets returned (creation tracking).
 	Gets []Get
+	// Created are the creations of named objects a watcher saw (M
+	// records), in the order they were recorded.
+	Created []ipcdiff.Creation
 	// Compacted says what compaction left out (zero when the journal was
 	// never compacted).
 	Compacted Compaction

@@ -193,8 +193,8 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("before taken/types = %v/%v, want %v/%v", r.BeforeTaken, r.BeforeTypes, snap.Taken, snap.Types)
 	}
 	want := idents(snap)
-	if len(r.Before) != len(want) || r.BeforeLen() != len(want) {
-		t.Errorf("before has %d objects, want %d", len(r.Before), len(want))
+	if r.Before.Len() != len(want) || r.BeforeLen() != len(want) {
+		t.Errorf("before has %d objects, want %d", r.Before.Len(), len(want))
 	}
 	for _, id := range want {
 		if !r.Before.Contains(id) {
@@ -276,7 +276,7 @@ func TestEmptySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Before) != 0 || r.Argv != nil || r.KeepKeys != nil || r.CommandPid != 0 || len(r.Members) != 0 {
+	if r.Before.Len() != 0 || r.Argv != nil || r.KeepKeys != nil || r.CommandPid != 0 || len(r.Members) != 0 {
 		t.Errorf("unexpected record %+v", r)
 	}
 	if r.UID != uint32(os.Geteuid()) || r.Started.IsZero() {
@@ -338,8 +338,8 @@ func TestTruncateEveryOffset(t *testing.T) {
 		if r.TornTail != torn || r.BadLines != 0 {
 			t.Fatalf("cut at %d: TornTail %v BadLines %d, want %v 0", cut, r.TornTail, r.BadLines, torn)
 		}
-		if len(r.Before) != 12 {
-			t.Fatalf("cut at %d: %d objects", cut, len(r.Before))
+		if r.Before.Len() != 12 {
+			t.Fatalf("cut at %d: %d objects", cut, r.Before.Len())
 		}
 	}
 }

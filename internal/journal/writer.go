@@ -214,6 +214,12 @@ func (j *Journal) Got(typ ipcdiff.Type, id int, proven bool, at time.Time) {
 	j.write(appendGet(a[:0], Get{Type: typ, ID: id, Proven: proven, At: at}))
 }
 
+// Created records that a watcher saw the tree create the named object c
+// (an M record). A write error is kept for Err.
+func (j *Journal) Created(c ipcdiff.Creation) {
+	j.write(appendCreated(make([]byte, 0, 64+len(c.Name)), c))
+}
+
 // OwnKeys records the keys the user declared the command's (--own-keys;
 // all declares every key), so that a sweep decides as the run would
 // have: one Y record, "Y ALL N KEY...". A write error is kept for Err.
