@@ -59,6 +59,9 @@ func (s TypeSet) types() func(yield func(Type) bool) {
 	}
 }
 
+// Each yields the Types of the set that a kind has, in order.
+func (s TypeSet) Each() func(yield func(Type) bool) { return s.types() }
+
 // ParseTypeSet parses a comma-separated list such as "shm,sem".
 func ParseTypeSet(list string) (TypeSet, error) {
 	var s TypeSet
