@@ -451,8 +451,9 @@ func (w *PidWatch) closeFds() {
 // that time is among them (numbers in use then were skipped by the
 // kernel, so not every one was handed out). ok is false, with no list,
 // when more than limit numbers are covered, when the cursor may have gone
-// round the whole range, or when the watch could not work: then any
-// number may have been handed out.
+// round the whole range or passed a number twice (then a number may have
+// had two holders in the run), or when the watch could not work: then
+// any number may have been handed out.
 func (w *PidWatch) HandedOut(limit int) (pids []int, ok bool) {
 	if w == nil {
 		return nil, false
@@ -473,13 +474,11 @@ func (w *PidWatch) HandedOut(limit int) (pids []int, ok bool) {
 			if wrap > 0 && n >= wrap {
 				n = 1
 			}
-			if !seen[n] {
-				if len(seen) >= limit {
-					return nil, false
-				}
-				seen[n] = true
-				pids = append(pids, n)
+			if seen[n] || len(seen) >= limit {
+				return nil, false
 			}
+			seen[n] = true
+			pids = append(pids, n)
 			if n == c.Hi || (wrap <= 0 && n > c.Hi && c.Lo < c.Hi) {
 				break
 			}

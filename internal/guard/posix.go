@@ -35,6 +35,9 @@ type posixRun struct {
 	sampErr error
 	stopped bool
 	recs    []posixRecord
+	// ownTids are threads of ipcguard made for the run that exited (the
+	// thread that forked the command): their numbers are no stranger's.
+	ownTids []int
 }
 
 type posixWatch struct {
@@ -196,7 +199,8 @@ func (pr *posixRun) contention(start time.Time, tree ipcdiff.Tree, handedOut fun
 }
 
 // strangers looks at each pid number handed out during the run (the pid
-// watch): one that was a member's is the tree's; a live thread of a live
+// watch): one that was a member's (a process or a thread the tracker saw
+// join) is the tree's; a live thread of a live
 // member or of ipcguard, or a live process of another uid, or one that
 // started before the run (a number the cursor passed over in use), made
 // nothing of the run's uid; any other — a process of the uid outside the
@@ -209,13 +213,25 @@ func (pr *posixRun) strangers(start time.Time, tree ipcdiff.Tree, pfs procfs.FS,
 	if !ok {
 		return fmt.Sprintf("the pid watch cannot list the pids handed out during the run (more than %d, or not watched)", maxHandOuts)
 	}
-	until := time.Now()
 	ours := map[int]bool{os.Getpid(): true}
 	for _, pid := range tree.Alive() {
 		ours[pid] = true
 	}
+	own := map[int]bool{}
+	for _, tid := range pr.ownTids {
+		own[tid] = true
+	}
+	// Each number was handed out at most once in the run (HandedOut says
+	// so): a member's number, its processes' and threads' alike, was the
+	// member's hand-out.
+	member := map[int]bool{}
+	if t, ok := tree.(interface{ Pids() []int }); ok {
+		for _, pid := range t.Pids() {
+			member[pid] = true
+		}
+	}
 	for _, n := range pids {
-		if h, _, _ := tree.Holder(n, start, until); h == ipcdiff.HeldByTree {
+		if member[n] || own[n] {
 			continue
 		}
 		tgid, uids, err := taskIDs(n)

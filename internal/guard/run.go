@@ -203,6 +203,9 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	}
 	rep.Pid = res.Pid
 	rep.setStatus(res.Status)
+	if px != nil && res.ForkTid > 0 {
+		px.ownTids = append(px.ownTids, res.ForkTid)
+	}
 	rep.Descendants = ReportDescendants{Terminated: nonNil(res.Terminated), Killed: nonNil(res.Killed), Remaining: nonNil(res.Remaining)}
 	tree := res.Tree
 	rep.Tracker = ReportTracker{Name: tree.Tracker, Exact: tree.Exact, CreationTracked: tree.CreationTracked,
