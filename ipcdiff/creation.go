@@ -2,13 +2,14 @@ package ipcdiff
 
 import "time"
 
-// Creation is the creation of a named object as a watcher saw it (as
-// root, fanotify on the shm tmpfs or the mqueue filesystem): the object
-// of type Type named Name on the filesystem Dev (st_dev) was made by the
-// process Pid at At. Moved says the watcher saw the name moved into place
-// (rename(2)) rather than created: the object behind it may be older than
-// At. A run records the creations it saw in its journal, so that a sweep
-// can use them as the run would have.
+// Creation is one name made in a watched POSIX directory during a run, as
+// the run's creation watcher (posixipc.Dir.Watch, fanotify) recorded it:
+// the object of Type under Name on the filesystem Dev was created there,
+// or renamed onto the name (Moved), by process Pid (0 when the watcher
+// could not see it) no later than At, when the watcher read the event.
+// Attribute takes the last Creation of a name as the one that made the
+// object now under it (docs/evidence.md, "POSIX objects"). A run records the creations it
+// saw in its journal, so that a sweep can use them as the run would have.
 type Creation struct {
 	Type  Type
 	Dev   uint64

@@ -114,3 +114,18 @@ func (s Idents) Contains(id Ident) bool {
 	_, found := slices.BinarySearchFunc(s.keys, keyOf(id), cmpKey)
 	return found
 }
+
+// NamedIdents returns the identities of the objects of s that have a name
+// (the POSIX kinds): Idents keeps only a hash of them, and a name that
+// existed before a run is a family (docs/evidence.md, "POSIX objects").
+func NamedIdents(s *Snapshot) []Ident {
+	var out []Ident
+	for t := range s.Types.All() {
+		for _, id := range s.TypeIdents(t) {
+			if id.Name != "" {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}

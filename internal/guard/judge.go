@@ -29,7 +29,11 @@ type judgement struct {
 	// contended says, then, whether window evidence is off for reasons
 	// the objects cannot show (another run overlapped), and why.
 	contended func() (bool, string)
-	warn      func(format string, args ...any)
+	// posix, when not nil, adds to the policy what the run learned for
+	// its POSIX objects (creations seen, POSIX contention); it is called
+	// after the snapshot after and after tree.
+	posix func(p *ipcdiff.Policy, tree ipcdiff.Tree)
+	warn  func(format string, args ...any)
 }
 
 // judge is the stage after the command: it reads the objects again,
@@ -72,6 +76,9 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 	pol.ClockSlack = max(clockDrift(j.start, end), w.Drift)
 	others(j.fs, types, after, objs, &pol)
 	pol.Contended, pol.ContendedWhy = j.contended()
+	if j.posix != nil {
+		j.posix(&pol, tree)
+	}
 	decisions, contended := ipcdiff.Attribute(objs, tree, j.procs, pol)
 	ipcdiff.SortDecisions(decisions)
 	rep.Window.Contended, rep.Window.Why = contended != "", contended
@@ -191,10 +198,18 @@ func removeOne(fs ipcdiff.FS, d ipcdiff.Decision) (action, errText string) {
 	case ipcdiff.Removed, ipcdiff.RemovedDeferred, ipcdiff.AlreadyGone:
 		return ActRemoved, ""
 	case ipcdiff.Changed:
+		if d.Name != "" {
+			return ActKept, fmt.Sprintf("the name %s now names another file (inode %d): left alone", d.Name, out.Found.ID)
+		}
 		return ActKept, fmt.Sprintf("id %d now names another object (key %s, creator uid %d): left alone",
 			d.ID, ipcdiff.KeyString(out.Found.Key), out.Found.CUID)
 	case ipcdiff.Touched:
 		return ActKept, "changed since the decision (" + out.Why + "): left alone"
+	case ipcdiff.Refused:
+		return ActKept, "removal refused (" + out.Why + "): left alone"
+	case ipcdiff.ReplacedRemoved:
+		// Not the object decided on: say so, as a failure.
+		return ActFailed, out.Why
 	}
 	if err == nil {
 		err = out.Err

@@ -329,6 +329,9 @@ func parseHead(b []byte, version int, r *Record) error {
 			}
 			id.Type = typ
 			before = append(before, id)
+			if id.Name != "" {
+				r.BeforeNamed = append(r.BeforeNamed, id)
+			}
 		}
 	}
 	r.Before = ipcdiff.NewIdents(before)

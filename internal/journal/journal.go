@@ -150,6 +150,7 @@ type Record struct {
 	BeforeTaken  time.Time
 	BeforeTypes  ipcdiff.TypeSet // the types the before snapshot read
 	Before       ipcdiff.Idents  // the objects of the before snapshot
+	BeforeNamed  []ipcdiff.Ident // those of them with a name (Before keeps only a hash of it)
 	CommandPid   int             // 0 when the command was never recorded as started
 	CommandStart uint64
 	CommandAt    time.Time

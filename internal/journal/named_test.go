@@ -201,7 +201,7 @@ func TestReadVersion3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Types != 1<<ipcdiff.TypeShm|1<<ipcdiff.TypeMsg || r.BeforeTypes != ipcdiff.AllTypes || !r.Strict || r.CommandPid != 42 ||
+	if r.Types != 1<<ipcdiff.TypeShm|1<<ipcdiff.TypeMsg || r.BeforeTypes != ipcdiff.SysvTypes || !r.Strict || r.CommandPid != 42 ||
 		r.Compacted != (Compaction{Times: 1, Stays: 2, Gets: 3, Watch: 4}) || r.BadLines != 0 {
 		t.Errorf("record %+v", r)
 	}
