@@ -144,7 +144,15 @@ func others(fs ipcdiff.FS, read ipcdiff.TypeSet, after *ipcdiff.Snapshot, objs [
 	for i := range objs {
 		ids[i] = objs[i].Ident
 	}
+	// The names the run saw before it (pol.OtherNames on entry) stay
+	// families too: a name removed and made again during the run is the
+	// same key.
+	before := pol.OtherNames
 	pol.OtherKeys, pol.OtherNames, pol.Invisible = ipcdiff.Others(after, ipcdiff.NewIdents(ids))
+	if pol.OtherNames == nil {
+		pol.OtherNames = map[string]string{}
+	}
+	addNames(pol.OtherNames, before)
 	rest := ipcdiff.AllTypes &^ read
 	if rest == 0 {
 		return
@@ -154,14 +162,19 @@ func others(fs ipcdiff.FS, read ipcdiff.TypeSet, after *ipcdiff.Snapshot, objs [
 		return
 	}
 	keys, names, _ := ipcdiff.Others(s, nil)
+	addNames(pol.OtherNames, names)
 	for k, v := range keys {
 		if _, ok := pol.OtherKeys[k]; !ok {
 			pol.OtherKeys[k] = v
 		}
 	}
-	for n, v := range names {
-		if _, ok := pol.OtherNames[n]; !ok {
-			pol.OtherNames[n] = v
+}
+
+// addNames adds to dst the families of src it does not hold yet.
+func addNames(dst, src map[string]string) {
+	for n, v := range src {
+		if _, ok := dst[n]; !ok {
+			dst[n] = v
 		}
 	}
 }
