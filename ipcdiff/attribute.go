@@ -80,6 +80,30 @@ type Policy struct {
 	KeepNames  map[string]bool
 	OtherNames map[string]string
 	OwnNames   map[string]bool
+	// KeepNamePatterns are shell patterns (path.Match) of POSIX names, as
+	// the directory lists them ("PostgreSQL.*", "sem.foo"), that are never
+	// removed (--keep-name).
+	KeepNamePatterns []string
+
+	// Creations are the names made in the POSIX directories while the
+	// run's creation watchers ran (from before the snapshot before to
+	// after the snapshot after), in the order they were made.
+	// CreationsWatched holds the types whose creations were recorded
+	// completely, with the creators' pids (root; no event lost); for a
+	// POSIX type not in it, CreationsWhy says why ("not root: fanotify
+	// hides the pids", "events were lost", "not watched"), and Creations
+	// of that type prove nothing.
+	Creations        []Creation
+	CreationsWatched TypeSet
+	CreationsWhy     map[Type]string
+	// PosixContended says why window evidence is off for POSIX objects
+	// beyond the reasons that turn it off for every object (Contended,
+	// Invisible, the objects' own evidence): POSIX objects carry no pid,
+	// so a process of the run's uid outside the tree that ran during the
+	// run ("pid N (comm) of uid U ran during the run"), or a pid handed
+	// out during the run that the tree does not account for, may have made
+	// one ("" when the uid was quiet).
+	PosixContended string
 }
 
 // Owns reports whether the user declared key the command's (OwnKeys,
@@ -163,8 +187,12 @@ func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, 
 	facts := make([][]pidFact, len(objs))
 	classes := make([][]class, len(objs))
 	whys := make([][]string, len(objs))
+	posix := make([]posixVerdict, len(objs))
 	for i := range objs {
 		evs[i] = objs[i].Evidence()
+		if objs[i].Type.IsPosix() {
+			posix[i] = a.posixCreation(&objs[i], &evs[i])
+		}
 		facts[i] = a.facts(&evs[i])
 		classes[i] = make([]class, len(facts[i]))
 		whys[i] = make([]string, len(facts[i]))
@@ -174,10 +202,15 @@ func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, 
 	}
 	why := a.contention(objs, evs, facts, classes)
 	ds = make([]Decision, len(objs))
+	anyPosix := false
 	for i := range objs {
-		ds[i] = a.decide(objs[i], &evs[i], facts[i], classes[i], whys[i], why)
+		ds[i] = a.decide(objs[i], &evs[i], facts[i], classes[i], whys[i], why, &posix[i])
+		anyPosix = anyPosix || objs[i].Type.IsPosix()
 	}
 	keepFamilies(ds, evs, &p)
+	if why == "" && anyPosix && p.PosixContended != "" {
+		why = "for POSIX objects: " + p.PosixContended
+	}
 	return ds, why
 }
 
@@ -406,7 +439,7 @@ func (a *attributor) contention(objs []Object, evs []Evidence, facts [][]pidFact
 	return ""
 }
 
-func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []class, whys []string, contended string) Decision {
+func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []class, whys []string, contended string, px *posixVerdict) Decision {
 	d := Decision{Object: o}
 	keep := func(reason string) Decision {
 		d.Remove, d.Strength, d.Reason = false, NoEvidence, reason
@@ -415,6 +448,9 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 	fam := ev.Family
 	if a.p.Types != 0 && !a.p.Types.Has(o.Type) {
 		return keep("type not selected (--types)")
+	}
+	if pat, ok := a.keepPattern(o.Ident); ok {
+		return keep("name " + o.Name + " matches --keep-name " + pat)
 	}
 	if a.p.keeps(fam) {
 		if fam.Name != "" {
@@ -483,6 +519,14 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 	case len(d.Evidence) > 0:
 		d.Strength = PidEvidence
 	}
+	for i, f := range facts {
+		// A creation a watcher saw (a POSIX name made): its creator's pid,
+		// with the window the watcher observed, is the tree's.
+		if f.Creator && !f.To.IsZero() && classes[i] == inTree && d.Strength != CreationSeen {
+			d.Strength = CreationSeen
+			d.Evidence = append([]string{fmt.Sprintf("a tree process was seen making its name: %s %s", f.Role, a.name(f.Pid))}, d.Evidence...)
+		}
+	}
 	creatorProven := d.Strength == CreationSeen
 	for i, f := range facts {
 		if f.Creator && classes[i] == inTree || f.Creator && classes[i] == liveMember {
@@ -497,6 +541,7 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 
 	// Evidence against removal.
 	d.Against = append(d.Against, ev.Invisible...)
+	d.Against = append(d.Against, px.against...)
 	for i, f := range facts {
 		outsider := f.LetGo && private
 		switch classes[i] {
@@ -591,13 +636,19 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 			return keep("no pid evidence, and --strict forbids window evidence")
 		case contended != "":
 			return keep("no pid evidence in a contended window: " + contended)
+		case o.Type.IsPosix() && a.p.PosixContended != "":
+			return keep("no creation seen, and the window is contended for POSIX objects: " + a.p.PosixContended)
 		case cuid != a.p.UID || cgid != a.p.GID:
 			return keep(fmt.Sprintf("no pid evidence, and its creator %d:%d is not the run's %d:%d", cuid, cgid, a.p.UID, a.p.GID))
 		case a.changedAfter(ev):
 			return keep("no pid evidence, and it changed after the tree was last watched")
 		}
 		d.Strength = WindowEvidence
-		d.Evidence = append(d.Evidence, fmt.Sprintf("new during the run, created by the run's uid %d gid %d, never used, no other activity in the window", cuid, cgid))
+		if o.Type.IsPosix() {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("born during the run, owned by the run's uid %d gid %d, held and mapped by nobody, no other process of the uid ran in the window", cuid, cgid))
+		} else {
+			d.Evidence = append(d.Evidence, fmt.Sprintf("new during the run, created by the run's uid %d gid %d, never used, no other activity in the window", cuid, cgid))
+		}
 	}
 	d.Remove = true
 	return d

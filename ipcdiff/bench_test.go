@@ -270,10 +270,10 @@ func BenchmarkStatAny(b *testing.B) {
 // statAnySnapshot builds a Snapshot from *_STAT_ANY (amd64 layouts). It
 // lacks shm rss and swap, which only /proc shows per segment.
 func statAnySnapshot() (*Snapshot, error) {
-	s := &Snapshot{Taken: time.Now(), Types: AllTypes}
+	s := &Snapshot{Taken: time.Now(), Types: SysvTypes}
 	var b statBuf
-	for t := TypeShm; t < numTypes; t++ {
-		infoCmd := [numTypes]int{shmInfo, semInfo, msgInfo}[t]
+	for t := TypeShm; t <= TypeMsg; t++ {
+		infoCmd := [...]int{shmInfo, semInfo, msgInfo}[t]
 		maxIdx, e := ctl(t, 0, 0, infoCmd|ipcVersion(), unsafe.Pointer(&b))
 		if e != 0 {
 			return nil, fmt.Errorf("%v info: %w", t, e)

@@ -13,14 +13,20 @@ const (
 	TypeShm  Type = iota // System V shared memory segment (shm.go)
 	TypeSem              // System V semaphore set (sem.go)
 	TypeMsg              // System V message queue (msg.go)
+	TypePshm             // POSIX shared memory (pshm.go)
+	TypePsem             // POSIX named semaphore, glibc's sem.NAME (psem.go)
+	TypePmsg             // POSIX message queue (pmsg.go)
 	numTypes             // the number of kinds; at most maxTypes
 )
 
 // kinds holds the implementation of each kind.
 var kinds = [numTypes]kind{
-	TypeShm: shmKind{},
-	TypeSem: semKind{},
-	TypeMsg: msgKind{},
+	TypeShm:  shmKind{},
+	TypeSem:  semKind{},
+	TypeMsg:  msgKind{},
+	TypePshm: pshmKind,
+	TypePsem: psemKind,
+	TypePmsg: pmsgKind,
 }
 
 // maxTypes is how many kinds a TypeSet can hold.

@@ -27,12 +27,21 @@ const (
 	// InUse: RemoveUnused refused an object that is in use (or may be);
 	// see Why.
 	InUse
+	// Refused: the kind would not act on the object (a POSIX name that is
+	// not one directory entry, a directory of another namespace); see Why.
+	Refused
+	// ReplacedRemoved: a POSIX name was unlinked, but between the re-check
+	// and the unlink it had been made to name another file (by its owner,
+	// or root), which the unlink removed; see Why. The caller must report
+	// it: the object decided on was not the one removed.
+	ReplacedRemoved
 )
 
 var resultNames = [...]string{
 	Removed: "removed", RemovedDeferred: "removed (destroyed at last detach)",
 	AlreadyGone: "already gone", Changed: "identity changed, kept", Failed: "failed",
 	Touched: "changed since the decision, kept", InUse: "in use, kept",
+	Refused: "refused, kept", ReplacedRemoved: "replaced between re-check and unlink; the replacement was removed",
 }
 
 func (r RemoveResult) String() string {
@@ -50,7 +59,8 @@ type RemoveOutcome struct {
 	// Err is why a removal failed (Result Failed); it wraps the errno, so
 	// errors.Is(o.Err, unix.EPERM) works.
 	Err error
-	// Why says what changed when Result is Touched.
+	// Why says what changed when Result is Touched, why the kind refused
+	// (Refused), or what was removed instead (ReplacedRemoved).
 	Why string
 }
 

@@ -1,6 +1,7 @@
 package ipcdiff
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,6 +42,16 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 	total := 0
 	for t := range types.types() {
 		r, err := kinds[t].open(fs)
+		if errors.Is(err, ErrNoDir) {
+			// A POSIX directory that is not there: the kind is not read,
+			// and the snapshot says why.
+			s.Types &^= 1 << t
+			if s.Unread == nil {
+				s.Unread = map[Type]error{}
+			}
+			s.Unread[t] = err
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +70,7 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 	var errs [numTypes]error
 	var wg sync.WaitGroup
 	last := Type(numTypes)
-	for t := range types.types() {
+	for t := range s.Types.types() {
 		switch {
 		case last == numTypes:
 		case parallel:
@@ -70,7 +81,9 @@ func (fs FS) SnapshotWith(types TypeSet, parallel bool) (*Snapshot, error) {
 		}
 		last = t
 	}
-	errs[last] = readers[last].read(s) // the last one on this goroutine
+	if last != numTypes {
+		errs[last] = readers[last].read(s) // the last one on this goroutine
+	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
@@ -93,7 +106,7 @@ func (s *Snapshot) Objects() []Object {
 
 // Only returns a copy of s holding only the objects of the types ts.
 func (s *Snapshot) Only(ts TypeSet) *Snapshot {
-	out := &Snapshot{Taken: s.Taken, Types: s.Types & ts}
+	out := &Snapshot{Taken: s.Taken, Types: s.Types & ts, Unread: s.Unread}
 	for t := range ts.types() {
 		out.rows[t] = s.rows[t]
 		kinds[t].only(out, s)

@@ -218,7 +218,7 @@ func TestFSReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Shm) != 3 || len(s.Sem) != 2 || len(s.Msg) != 2 || s.Types != AllTypes || s.Taken.IsZero() {
+	if len(s.Shm) != 3 || len(s.Sem) != 2 || len(s.Msg) != 2 || s.Types != SysvTypes || s.Taken.IsZero() || len(s.Unread) != 3 {
 		t.Fatalf("snapshot of fixtures: %+v", s)
 	}
 	s, err = fs.Snapshot(1 << TypeSem)

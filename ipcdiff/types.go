@@ -16,7 +16,8 @@ func (t Type) String() string {
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-// ParseType parses the name of a kind: "shm", "sem" or "msg".
+// ParseType parses the name of a kind: "shm", "sem", "msg", "pshm",
+// "psem" or "pmsg".
 func ParseType(s string) (Type, error) {
 	for t, k := range kinds {
 		if s == k.name() {
@@ -58,6 +59,9 @@ func (s TypeSet) types() func(yield func(Type) bool) {
 	}
 }
 
+// Each yields the Types of the set that a kind has, in order.
+func (s TypeSet) Each() func(yield func(Type) bool) { return s.types() }
+
 // ParseTypeSet parses a comma-separated list such as "shm,sem".
 func ParseTypeSet(list string) (TypeSet, error) {
 	var s TypeSet
@@ -98,13 +102,15 @@ type Ident struct {
 	Key  int32
 	CUID uint32
 	Dev  uint64 // a POSIX object's filesystem (st_dev); 0 for SysV
-	Name string // a POSIX object's name ("/foo"); "" for SysV
+	// Name is a POSIX object's name as its directory lists it ("foo",
+	// glibc's semaphore "sem.foo"); "" for SysV.
+	Name string
 }
 
 // KeyString formats a key the way ipcs does.
 func KeyString(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
 
-// String is "shm 32768", or a named object's type and name: "pshm /foo".
+// String is "shm 32768", or a named object's type and name: "pshm foo".
 func (id Ident) String() string {
 	if id.Name != "" {
 		return id.Type.String() + " " + id.Name
@@ -122,6 +128,10 @@ type Snapshot struct {
 	Sem   []Sem
 	Msg   []Msg
 	rows  [numTypes]any // the rows of kinds without a field above
+	// Unread says, for each requested kind that could not be read
+	// because what holds it is not there (a POSIX directory: ErrNoDir),
+	// why; such a kind is not in Types.
+	Unread map[Type]error
 }
 
 // Len is the number of objects in the snapshot.

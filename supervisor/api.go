@@ -85,6 +85,10 @@ type Result struct {
 	// the tree (reparented here), in the order they were reaped. A
 	// descendant reaped by its own parent is not among them.
 	Outlived []ChildExit
+	// ForkTid is the thread of this process that forked the command; it
+	// exits once the command has started (its number was handed out for
+	// the run, and is this process's, not a stranger's).
+	ForkTid int
 }
 
 // ChildExit is the end of one child: its pid, wait status and when it

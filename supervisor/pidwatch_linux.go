@@ -445,3 +445,45 @@ func (w *PidWatch) closeFds() {
 		}
 	}
 }
+
+// HandedOut lists the pid numbers the cursor moved over while the watch
+// ran (after Stop: the whole run), each once: every number handed out in
+// that time is among them (numbers in use then were skipped by the
+// kernel, so not every one was handed out). ok is false, with no list,
+// when more than limit numbers are covered, when the cursor may have gone
+// round the whole range or passed a number twice (then a number may have
+// had two holders in the run), or when the watch could not work: then
+// any number may have been handed out.
+func (w *PidWatch) HandedOut(limit int) (pids []int, ok bool) {
+	if w == nil {
+		return nil, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return nil, false
+	}
+	seen := map[int]bool{}
+	for _, c := range w.log {
+		if c.All {
+			return nil, false
+		}
+		n, wrap := c.Lo, w.last.PidMax
+		for n != c.Hi {
+			n++
+			if wrap > 0 && n >= wrap {
+				n = 1
+			}
+			if seen[n] || len(seen) >= limit {
+				return nil, false
+			}
+			seen[n] = true
+			pids = append(pids, n)
+			if n == c.Hi || (wrap <= 0 && n > c.Hi && c.Lo < c.Hi) {
+				break
+			}
+		}
+	}
+	slices.Sort(pids)
+	return pids, true
+}

@@ -199,7 +199,7 @@ func Run(opts Options) (*Result, error) {
 	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf,
 		killAfter: opts.KillAfter, waitAll: opts.WaitDescendants}
 	s.wait()
-	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended, KilledAfter: s.killedAfter}
+	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended, KilledAfter: s.killedAfter, ForkTid: st.tid}
 	s.reclaimTerminal()
 	var leftover []member
 
@@ -268,6 +268,7 @@ type started struct {
 	noForeground error  // started, but without the terminal's foreground
 	noTrampoline error  // started directly: the trampoline failed
 	release      func() // lets the forking thread exit (after the tracker's finish)
+	tid          int    // the forking thread
 }
 
 // start forks and executes the command on a new goroutine locked to its
@@ -282,6 +283,7 @@ func start(path string, args []string, attr *syscall.ProcAttr, tr tracker, tty *
 		runtime.LockOSThread()
 		// No UnlockOSThread: the thread goes away with the goroutine.
 		var st started
+		st.tid = unix.Gettid()
 		if tr != nil {
 			if err := tr.beforeStart(); err != nil {
 				st.trErr = err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path"
 	"strings"
 	"time"
 
@@ -17,10 +18,12 @@ var runFlags = []cli.Flag{
 		Usage: "when to clean up: failure (non-zero exit or death by signal), always, never"},
 	&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, EnvVars: []string{"IPCGUARD_DRY_RUN"},
 		Usage: "decide everything, remove nothing, report what would be removed"},
-	&cli.StringFlag{Name: "types", Value: "shm,sem,msg", EnvVars: []string{"IPCGUARD_TYPES"},
-		Usage: "object types that may be removed"},
+	&cli.StringFlag{Name: "types", Value: "shm,sem,msg,pshm,psem,pmsg", EnvVars: []string{"IPCGUARD_TYPES"},
+		Usage: "object types that may be removed: System V shm, sem, msg; POSIX pshm (/dev/shm), psem (/dev/shm/sem.*), pmsg (message queues)"},
 	&cli.StringSliceFlag{Name: "keep-key", EnvVars: []string{"IPCGUARD_KEEP_KEYS"},
 		Usage: "never remove objects with this key (0x hex, otherwise decimal: 017 is 17; repeatable)"},
+	&cli.StringSliceFlag{Name: "keep-name", EnvVars: []string{"IPCGUARD_KEEP_NAMES"},
+		Usage: "never remove POSIX objects whose name, as /dev/shm or the mqueue directory lists it, matches this shell `PATTERN` (\"PostgreSQL.*\", \"sem.foo\"; repeatable); a new object of the same name (/foo: foo and sem.foo) is kept with it"},
 	&cli.StringSliceFlag{Name: "own-keys", EnvVars: []string{"IPCGUARD_OWN_KEYS"},
 		Usage: "declare these keys the command's (comma list, repeatable, or all): a semaphore set or message queue with such a key, new during the run and used by the command's processes, counts as theirs without proof of creation; a stranger's set the command used is then removed too (--keep-key still wins)"},
 	&cli.BoolFlag{Name: "strict", EnvVars: []string{"IPCGUARD_STRICT"},
@@ -72,6 +75,9 @@ var runCommand = &cli.Command{
 		if cfg.OwnKeys, cfg.OwnAllKeys, err = cmdline.OwnKeys(c.StringSlice("own-keys")); err != nil {
 			return usagef("%v", err)
 		}
+		if cfg.KeepNames, err = keepNames(c.StringSlice("keep-name")); err != nil {
+			return err
+		}
 		cfg.Grace, cfg.report, cfg.StateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
 		cfg.metrics = c.String("metrics")
 		cfg.KillAfter = c.Duration("kill-after")
@@ -113,7 +119,7 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 	}
 	ts, err := ipcdiff.ParseTypeSet(types)
 	if err != nil {
-		return cfg, usagef("--types %q: want a list of shm, sem, msg", types)
+		return cfg, usagef("--types %q: want a list of shm, sem, msg, pshm, psem, pmsg", types)
 	}
 	cfg.Types = ts
 	cfg.KeepKeys = map[int32]bool{}
@@ -133,4 +139,14 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 		return cfg, usagef("--tracker %q: want auto, perf, proc-connector or poll", tracker)
 	}
 	return cfg, nil
+}
+
+// keepNames checks the --keep-name patterns (path.Match syntax).
+func keepNames(pats []string) ([]string, error) {
+	for _, p := range pats {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			return nil, usagef("--keep-name %q: not a shell pattern", p)
+		}
+	}
+	return pats, nil
 }

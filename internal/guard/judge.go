@@ -29,7 +29,11 @@ type judgement struct {
 	// contended says, then, whether window evidence is off for reasons
 	// the objects cannot show (another run overlapped), and why.
 	contended func() (bool, string)
-	warn      func(format string, args ...any)
+	// posix, when not nil, adds to the policy what the run learned for
+	// its POSIX objects (creations seen, POSIX contention); it is called
+	// after the snapshot after and after tree.
+	posix func(p *ipcdiff.Policy, tree ipcdiff.Tree)
+	warn  func(format string, args ...any)
 }
 
 // judge is the stage after the command: it reads the objects again,
@@ -73,6 +77,9 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 	pol.OtherKeys, pol.Invisible = others(after, objs)
 	otherTypeKeys(j.fs, types, pol.OtherKeys)
 	pol.Contended, pol.ContendedWhy = j.contended()
+	if j.posix != nil {
+		j.posix(&pol, tree)
+	}
 	decisions, contended := ipcdiff.Attribute(objs, tree, j.procs, pol)
 	ipcdiff.SortDecisions(decisions)
 	rep.Window.Contended, rep.Window.Why = contended != "", contended
@@ -211,10 +218,18 @@ func removeOne(fs ipcdiff.FS, d ipcdiff.Decision) (action, errText string) {
 	case ipcdiff.Removed, ipcdiff.RemovedDeferred, ipcdiff.AlreadyGone:
 		return ActRemoved, ""
 	case ipcdiff.Changed:
+		if d.Name != "" {
+			return ActKept, fmt.Sprintf("the name %s now names another file (inode %d): left alone", d.Name, out.Found.ID)
+		}
 		return ActKept, fmt.Sprintf("id %d now names another object (key %s, creator uid %d): left alone",
 			d.ID, ipcdiff.KeyString(out.Found.Key), out.Found.CUID)
 	case ipcdiff.Touched:
 		return ActKept, "changed since the decision (" + out.Why + "): left alone"
+	case ipcdiff.Refused:
+		return ActKept, "removal refused (" + out.Why + "): left alone"
+	case ipcdiff.ReplacedRemoved:
+		// Not the object decided on: say so, as a failure.
+		return ActFailed, out.Why
 	}
 	if err == nil {
 		err = out.Err

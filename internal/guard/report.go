@@ -59,6 +59,8 @@ type ReportPolicy struct {
 	Strict   bool     `json:"strict"`
 	Types    string   `json:"types"`
 	KeepKeys []string `json:"keep_keys"`
+	// KeepNames are the --keep-name patterns; absent when none.
+	KeepNames []string `json:"keep_names,omitempty"`
 	// OwnKeys are the keys declared the command's (--own-keys), "all"
 	// for every key; absent when none.
 	OwnKeys []string `json:"own_keys,omitempty"`
@@ -120,8 +122,11 @@ type IDs struct {
 
 // ReportObject is one new object: what was done with it and why.
 type ReportObject struct {
-	Type     string   `json:"type"`
-	ID       int      `json:"id"`
+	Type string `json:"type"`
+	ID   int    `json:"id"` // a POSIX object's inode number
+	// Name is a POSIX object's name as its directory lists it ("foo",
+	// "sem.foo"); absent for System V objects.
+	Name     string   `json:"name,omitempty"`
 	Key      string   `json:"key"`
 	Owner    IDs      `json:"owner"`
 	Creator  IDs      `json:"creator"`
@@ -142,7 +147,7 @@ const (
 
 func newReportObject(d ipcdiff.Decision, action, errText string) ReportObject {
 	uid, gid, cuid, cgid := d.Owner()
-	r := ReportObject{Type: d.Type.String(), ID: d.ID, Key: ipcdiff.KeyString(d.Key),
+	r := ReportObject{Type: d.Type.String(), ID: d.ID, Name: d.Name, Key: ipcdiff.KeyString(d.Key),
 		Owner: IDs{uid, gid}, Creator: IDs{cuid, cgid}, Action: action,
 		Evidence: d.Evidence, Reason: d.Reason, Error: errText}
 	if d.Remove {
@@ -200,6 +205,9 @@ func (r *Report) Summary(reportPath string) string {
 		items := make([]string, 0, len(show)+1)
 		for _, o := range show {
 			item := fmt.Sprintf("%s %d", o.Type, o.ID)
+			if o.Name != "" {
+				item = o.Type + " " + o.Name
+			}
 			if why != nil {
 				item += ": " + clip(why(o), summaryReason)
 			}

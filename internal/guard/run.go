@@ -29,6 +29,7 @@ type Config struct {
 	Strict     bool            // never remove on window evidence alone
 	Types      ipcdiff.TypeSet // the types read and removed
 	KeepKeys   map[int32]bool  // keys never removed
+	KeepNames  []string        // shell patterns of POSIX names never removed (--keep-name)
 	OwnKeys    map[int32]bool  // keys declared the command's (--own-keys)
 	OwnAllKeys bool            // --own-keys all
 
@@ -67,7 +68,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 		cfg.Env = os.Environ()
 	}
 	rep := &Report{Version: 1, Command: cfg.Argv, Policy: ReportPolicy{On: cfg.On, DryRun: cfg.DryRun,
-		Strict: cfg.Strict, Types: cfg.Types.String(), KeepKeys: keyStrings(cfg.KeepKeys),
+		Strict: cfg.Strict, Types: cfg.Types.String(), KeepKeys: keyStrings(cfg.KeepKeys), KeepNames: cfg.KeepNames,
 		OwnKeys: ownKeyStrings(cfg.OwnKeys, cfg.OwnAllKeys)},
 		Objects: []ReportObject{}, Descendants: ReportDescendants{Terminated: []int{}, Killed: []int{}, Remaining: []int{}}}
 	// notRun ends a run whose command never ran: a report that says so.
@@ -103,17 +104,39 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 		logf("%s", msg)
 	}
 
+	if cfg.Types&ipcdiff.PosixTypes != 0 {
+		// The POSIX directories are opened once, here: every later step
+		// works relative to them.
+		fs = fs.OpenPosix(shmDir)
+		defer fs.ClosePosix()
+	}
+
 	clock := time.Now()
 	// The pid watch begins before the snapshot: every process that acts on
 	// an object new since the snapshot is then either listed by the watch
 	// or got its pid while the watch looked (docs/evidence.md).
 	watch := supervisor.StartPidWatch(procRoot)
 	defer watch.Stop(nil)
+	// So do the creation watchers of the POSIX directories and the first
+	// sample of the uid's processes: every name made after the snapshot
+	// is in their record.
+	px := startPosix(fs, cfg.Types, cfg.Strict)
+	defer px.stop()
 	before, err := fs.Snapshot(cfg.Types)
 	rep.Timings.SnapshotBefore = since(&clock)
 	if err != nil {
 		warn("cannot read /proc/sysvipc (%v): running the command without IPC cleanup", err)
 		before = nil
+	}
+	if before != nil {
+		for t := range cfg.Types.Each() {
+			if err := before.Unread[t]; err != nil {
+				// Not a failure: the kind is not read, nor removed.
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s objects not read, none removed: %s", t, ipcdiff.ErrText(err)))
+			}
+		}
+		// The snapshot after reads what the one before read.
+		cfg.Types = before.Types
 	}
 	var jr *journal.Journal
 	if before != nil {
@@ -180,6 +203,9 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	}
 	rep.Pid = res.Pid
 	rep.setStatus(res.Status)
+	if px != nil && res.ForkTid > 0 {
+		px.ownTids = append(px.ownTids, res.ForkTid)
+	}
 	rep.Descendants = ReportDescendants{Terminated: nonNil(res.Terminated), Killed: nonNil(res.Killed), Remaining: nonNil(res.Remaining)}
 	tree := res.Tree
 	rep.Tracker = ReportTracker{Name: tree.Tracker, Exact: tree.Exact, CreationTracked: tree.CreationTracked,
@@ -205,7 +231,8 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	rep.Cleanup, rep.Why = clean && haveBefore, why
 	if haveBefore && (clean || cfg.ListNew) {
 		pol := ipcdiff.Policy{Types: cfg.Types, KeepKeys: cfg.KeepKeys, Strict: cfg.Strict,
-			OwnKeys: cfg.OwnKeys, OwnAllKeys: cfg.OwnAllKeys, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+			OwnKeys: cfg.OwnKeys, OwnAllKeys: cfg.OwnAllKeys, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()),
+			KeepNamePatterns: cfg.KeepNames, OtherNames: otherNames(beforeIDs)}
 		j := judgement{fs: fs, before: beforeIDs, beforeLen: len(beforeIDs), start: beforeTaken, clean: clean,
 			dryRun: cfg.DryRun, policy: pol, procs: &ipcdiff.LiveProcs{Root: procRoot}, warn: warn,
 			tree: func() (ipcdiff.Tree, supervisor.Watch) {
@@ -218,7 +245,9 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 					return true, "no state directory to tell whether other runs overlapped"
 				}
 				return jr.Overlapped()
-			}}
+			},
+			posix: func(p *ipcdiff.Policy, tree ipcdiff.Tree) { px.policy(p, tree, watch.HandedOut) },
+		}
 		if err := j.judge(rep, &clock); err != nil {
 			warn("cannot read /proc/sysvipc after the run (%v): nothing removed", err)
 		}

@@ -223,8 +223,14 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	if rec.Damaged() {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the journal lost %d damaged records: no pid is proven the tree's", rec.BadLines+rec.Compacted.Bad))
 	}
+	// The journal holds no POSIX identities nor the creations seen: a
+	// sweep judges System V objects only, and keeps every POSIX object.
+	types := rec.Types &^ ipcdiff.PosixTypes
+	if types == 0 {
+		return rep, nil
+	}
 	j := judgement{fs: fs, before: rec.Before, beforeLen: rec.BeforeLen(), start: rec.Started, clean: true, dryRun: dryRun,
-		policy: ipcdiff.Policy{Types: rec.Types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
+		policy: ipcdiff.Policy{Types: types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
 			OwnKeys: own, OwnAllKeys: rec.OwnAllKeys},
 		procs: procs,
 		// The pid watch is carried on to a moment after every action

@@ -417,6 +417,13 @@ func stxTime(t unix.StatxTimestamp) time.Time { return time.Unix(t.Sec, int64(t.
 // ErrReplaced: the name names another inode than the one asked for.
 var ErrReplaced = errors.New("posixipc: the name now names another file")
 
+// QueueStatus reads the status of queue id of d (the content of its file,
+// ipc/mqueue.c mqueue_read_file) and the queue's ctime right after the
+// read, which stamps it. The name is opened without following a symlink
+// and its inode checked before reading: ErrReplaced when the name names
+// another file now; the errno of openat (ENOENT) when it is gone.
+func (d *Dir) QueueStatus(id ID) (QueueStatus, time.Time, error) { return d.queueStatus(id) }
+
 // queueStatus reads the status of queue id: the name is opened without
 // following a symlink, and the inode checked before reading.
 func (d *Dir) queueStatus(id ID) (QueueStatus, time.Time, error) {

@@ -1,0 +1,301 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipcguard/ipcguard/internal/posixipc"
+	"github.com/ipcguard/ipcguard/internal/procfs"
+	"github.com/ipcguard/ipcguard/ipcdiff"
+)
+
+// shmDir is where glibc keeps POSIX shared memory and named semaphores.
+const shmDir = "/dev/shm"
+
+// maxHandOuts bounds the pid numbers handed out during a run that are
+// looked at one by one (posixRun.strangers): a run with more is contended
+// for POSIX objects.
+const maxHandOuts = 4096
+
+// posixRun is what a run learns for its POSIX objects besides the
+// objects themselves (docs/evidence.md, "POSIX objects"): the names made
+// in their directories while it ran (creation watchers, root only), and
+// which processes of its uid outside the tree ran (the quiet-outsider
+// sampler), from before the snapshot before to after the one after.
+type posixRun struct {
+	types   ipcdiff.TypeSet // the POSIX types of the run
+	uid     uint32
+	watches []posixWatch
+	why     map[ipcdiff.Type]string // why a type's creations are not watched
+	sample  *posixipc.Sample
+	sampErr error
+	stopped bool
+	recs    []posixRecord
+	// ownTids are threads of ipcguard made for the run that exited (the
+	// thread that forked the command): their numbers are no stranger's.
+	ownTids []int
+}
+
+type posixWatch struct {
+	w     *posixipc.Watch
+	dev   uint64
+	queue bool
+	types ipcdiff.TypeSet
+}
+
+type posixRecord struct {
+	posixWatch
+	rec posixipc.Record
+}
+
+// startPosix starts, before the snapshot before, what a run with POSIX
+// types needs: as root a creation watcher on each directory (so every
+// name made after the snapshot is recorded), and, unless window evidence
+// is off (strict), a first sample of the processes of the run's uid. It
+// returns nil when types has no POSIX type.
+func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
+	types &= ipcdiff.PosixTypes
+	if types == 0 {
+		return nil
+	}
+	pr := &posixRun{types: types, uid: uint32(os.Geteuid()), why: map[ipcdiff.Type]string{}}
+	root := os.Geteuid() == 0
+	groups := []ipcdiff.TypeSet{1<<ipcdiff.TypePshm | 1<<ipcdiff.TypePsem, 1 << ipcdiff.TypePmsg}
+	for _, g := range groups {
+		g &= types
+		if g == 0 {
+			continue
+		}
+		var first ipcdiff.Type
+		for t := range g.Each() {
+			first = t
+			break
+		}
+		note := func(why string) {
+			for t := range g.Each() {
+				pr.why[t] = why
+			}
+		}
+		d, err := fs.PosixDir(first)
+		switch {
+		case err != nil:
+			note("its directory is not open")
+			continue
+		case !root:
+			note("not root: fanotify hides the pids of the creators")
+			continue
+		}
+		w, err := d.Watch()
+		if err != nil {
+			note("the creation watcher did not start: " + ipcdiff.ErrText(err))
+			continue
+		}
+		pr.watches = append(pr.watches, posixWatch{w: w, dev: d.Dev, queue: d.Queues, types: g})
+	}
+	if !strict {
+		pr.sample, pr.sampErr = posixipc.SampleUID(procRoot, pr.uid)
+	}
+	return pr
+}
+
+// stop stops the creation watchers (after the snapshot after: every name
+// made before it is in their records). Later calls do nothing.
+func (pr *posixRun) stop() {
+	if pr == nil || pr.stopped {
+		return
+	}
+	pr.stopped = true
+	for _, w := range pr.watches {
+		pr.recs = append(pr.recs, posixRecord{w, w.w.Stop()})
+	}
+}
+
+// policy adds to p what the run learned: the creations seen and which
+// types they cover completely, and whether window evidence is contended
+// for POSIX objects. tree is the run's tree; handedOut lists the pid
+// numbers handed out during the run (supervisor.PidWatch.HandedOut).
+func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(int) ([]int, bool)) {
+	if pr == nil {
+		return
+	}
+	pr.stop()
+	p.CreationsWhy = map[ipcdiff.Type]string{}
+	for t, why := range pr.why {
+		p.CreationsWhy[t] = why
+	}
+	for _, r := range pr.recs {
+		complete := !r.rec.Lost && !r.rec.PidsHidden
+		for t := range r.types.Each() {
+			switch {
+			case complete:
+				p.CreationsWatched |= 1 << t
+			case r.rec.Lost:
+				p.CreationsWhy[t] = "the creation watcher lost events (" + r.rec.LostWhy + ")"
+			default:
+				p.CreationsWhy[t] = "the creation watcher could not see the creators' pids"
+			}
+		}
+		for _, c := range r.rec.Creations {
+			t := ipcdiff.TypePmsg
+			if !r.queue {
+				t = ipcdiff.TypeOfName(c.Name)
+			}
+			p.Creations = append(p.Creations, ipcdiff.Creation{Type: t, Dev: r.dev, Name: c.Name, Pid: c.Pid, At: c.Time, Moved: c.Moved})
+		}
+	}
+	if p.Strict {
+		return
+	}
+	p.PosixContended = pr.contention(p.Start, tree, handedOut)
+}
+
+// contention says why window evidence is off for POSIX objects ("" when
+// the run's uid was quiet): a process of the uid outside the tree that
+// ran, exited or started during the run (the sampler), or a pid handed out
+// during the run that is not a member's (strangers).
+func (pr *posixRun) contention(start time.Time, tree ipcdiff.Tree, handedOut func(int) ([]int, bool)) string {
+	if pr.sample == nil {
+		why := "no sample of the uid's processes"
+		if pr.sampErr != nil {
+			why += " (" + ipcdiff.ErrText(pr.sampErr) + ")"
+		}
+		return why
+	}
+	pfs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return "no /proc: " + ipcdiff.ErrText(err)
+	}
+	members := map[posixipc.ProcKey]bool{}
+	for _, pid := range tree.Alive() {
+		if st, err := pfs.StartTicks(pid); err == nil {
+			members[posixipc.ProcKey{Pid: pid, Start: st}] = true
+		}
+	}
+	q, err := pr.sample.Compare(members)
+	if err != nil {
+		return "the uid's processes could not be sampled again (" + ipcdiff.ErrText(err) + ")"
+	}
+	name := func(k posixipc.ProcKey) string {
+		if c := pfs.Comm(k.Pid); c != "" {
+			return fmt.Sprintf("pid %d (%s)", k.Pid, c)
+		}
+		return fmt.Sprintf("pid %d", k.Pid)
+	}
+	switch {
+	case len(q.Ran) > 0:
+		return fmt.Sprintf("%s of uid %d, outside the tree, ran during the run", name(q.Ran[0]), pr.uid)
+	case len(q.New) > 0:
+		return fmt.Sprintf("%s of uid %d, outside the tree, started during the run", name(q.New[0]), pr.uid)
+	case len(q.Gone) > 0:
+		return fmt.Sprintf("pid %d of uid %d, outside the tree, exited during the run", q.Gone[0].Pid, pr.uid)
+	case len(q.Unknown) > 0:
+		return fmt.Sprintf("the CPU time of %s of uid %d could not be read", name(q.Unknown[0]), pr.uid)
+	}
+	return pr.strangers(start, tree, pfs, handedOut)
+}
+
+// strangers looks at each pid number handed out during the run (the pid
+// watch): one that was a member's (a process or a thread the tracker saw
+// join) is the tree's; a live thread of a live
+// member or of ipcguard, or a live process of another uid, or one that
+// started before the run (a number the cursor passed over in use), made
+// nothing of the run's uid; any other — a process of the uid outside the
+// tree, or one gone, which may have made an object and closed it — contends.
+func (pr *posixRun) strangers(start time.Time, tree ipcdiff.Tree, pfs procfs.FS, handedOut func(int) ([]int, bool)) string {
+	if handedOut == nil {
+		return "no pid watch: processes started during the run are not known"
+	}
+	pids, ok := handedOut(maxHandOuts)
+	if !ok {
+		return fmt.Sprintf("the pid watch cannot list the pids handed out during the run (more than %d, or not watched)", maxHandOuts)
+	}
+	ours := map[int]bool{os.Getpid(): true}
+	for _, pid := range tree.Alive() {
+		ours[pid] = true
+	}
+	own := map[int]bool{}
+	for _, tid := range pr.ownTids {
+		own[tid] = true
+	}
+	// Each number was handed out at most once in the run (HandedOut says
+	// so): a member's number, its processes' and threads' alike, was the
+	// member's hand-out.
+	member := map[int]bool{}
+	if t, ok := tree.(interface{ Pids() []int }); ok {
+		for _, pid := range t.Pids() {
+			member[pid] = true
+		}
+	}
+	for _, n := range pids {
+		if member[n] || own[n] {
+			continue
+		}
+		tgid, uids, err := taskIDs(n)
+		if err != nil {
+			return fmt.Sprintf("pid %d was handed out during the run, is gone, and was not known to be the tree's", n)
+		}
+		if ours[tgid] {
+			continue
+		}
+		if st, ok := pfs.Started(n); ok && st.Before(start) {
+			continue
+		}
+		for _, u := range uids {
+			if u == pr.uid {
+				return fmt.Sprintf("pid %d of uid %d, outside the tree, started during the run", n, pr.uid)
+			}
+		}
+	}
+	return ""
+}
+
+// taskIDs reads the thread-group id and the uids (real, effective, saved,
+// filesystem) of task n from /proc/N/status (a thread's number opens its
+// own entry, though /proc lists only processes).
+func taskIDs(n int) (tgid int, uids []uint32, err error) {
+	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(n) + "/status")
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		switch {
+		case !ok:
+		case k == "Tgid":
+			tgid, _ = strconv.Atoi(strings.TrimSpace(v))
+		case k == "Uid":
+			for _, f := range strings.Fields(v) {
+				u, err := strconv.ParseUint(f, 10, 32)
+				if err != nil {
+					return 0, nil, err
+				}
+				uids = append(uids, uint32(u))
+			}
+		}
+	}
+	if tgid == 0 || len(uids) == 0 {
+		return 0, nil, errors.New("no Tgid or Uid in status")
+	}
+	return tgid, uids, nil
+}
+
+// otherNames are the families of the POSIX objects of before (by
+// family name, "/foo", the object that has it): a new object of the same
+// name is kept with it (names are keys).
+func otherNames(before ipcdiff.Idents) map[string]string {
+	m := map[string]string{}
+	for _, id := range before {
+		if id.Name == "" {
+			continue
+		}
+		f := ipcdiff.FamilyOf(id)
+		if _, ok := m[f.Name]; !ok && f.Name != "" {
+			m[f.Name] = id.String()
+		}
+	}
+	return m
+}

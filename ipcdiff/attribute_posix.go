@@ -1,0 +1,75 @@
+package ipcdiff
+
+import (
+	"fmt"
+	"path"
+)
+
+// posixVerdict is what the run's creation record says against a POSIX
+// object (docs/evidence.md, "POSIX objects").
+type posixVerdict struct {
+	against []string
+}
+
+// posixCreation applies the creation record to a POSIX object: when the
+// creations of its type were watched completely, the last creation of its
+// name (type, device, name) is the one that made it, and its pid becomes a
+// creator fact of ev with the window the watcher observed (from the birth
+// time, less StampSlack, to when the event was read), for Tree.Holder to
+// judge like any pid; a creation by a process the watcher could not name,
+// a birth after that creation, or no creation of the name at all, is
+// evidence against.
+func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
+	var v posixVerdict
+	p := posixOf(o)
+	if p == nil || !a.p.CreationsWatched.Has(o.Type) {
+		return v
+	}
+	var last *Creation
+	for i := range a.p.Creations {
+		c := &a.p.Creations[i]
+		if c.Type == o.Type && c.Dev == o.Dev && c.Name == o.Name {
+			last = c
+		}
+	}
+	switch {
+	case last == nil:
+		v.against = append(v.against, "no creation of its name was seen while every creation in its directory was watched (made before the watch began, or through another mount)")
+	case !p.Btime.IsZero() && p.Btime.After(last.At.Add(a.p.ClockSlack)):
+		v.against = append(v.against, fmt.Sprintf("born at %s, after the last creation of its name the watcher saw (%s): not the object that creation made",
+			p.Btime.Format("15:04:05.000"), last.At.Format("15:04:05.000")))
+	case last.Pid <= 0:
+		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
+	default:
+		f := PidFact{Role: "creator", Pid: last.Pid, To: last.At, Creator: true}
+		if last.Moved {
+			f.Role = "renamer"
+		}
+		if !p.Btime.IsZero() {
+			f.From = p.Btime.Add(-StampSlack - a.p.ClockSlack)
+		}
+		ev.Pids = append(ev.Pids, f)
+	}
+	return v
+}
+
+// keepPattern is the --keep-name pattern that the name of a POSIX object
+// matches (path.Match, against the name as its directory lists it).
+func (a *attributor) keepPattern(id Ident) (string, bool) {
+	if !id.Type.IsPosix() {
+		return "", false
+	}
+	for _, pat := range a.p.KeepNamePatterns {
+		if ok, _ := path.Match(pat, id.Name); ok {
+			return pat, true
+		}
+	}
+	return "", false
+}
+
+// FamilyOf is the family of the object with identity id: its SysV key, or
+// its POSIX name ("/foo" for the shm file foo and the semaphore sem.foo).
+func FamilyOf(id Ident) Family {
+	o := Object{Ident: id}
+	return o.Evidence().Family
+}
