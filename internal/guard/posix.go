@@ -82,11 +82,11 @@ func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
 		}
 		d, err := fs.PosixDir(first)
 		switch {
-		case err != nil:
-			note("its directory is not open")
-			continue
 		case !root:
 			note("not root: fanotify hides the pids of the creators")
+			continue
+		case err != nil:
+			note("its directory is not open: " + ipcdiff.ErrText(err))
 			continue
 		}
 		w, err := d.Watch()

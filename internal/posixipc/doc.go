@@ -43,6 +43,16 @@
 //     namespace's (NSForeign). Otherwise the namespace is NSUnknown and the
 //     caller must not treat the listing as its namespace's.
 //
+// An empty mount, or one whose queues the caller may not open, is
+// NSUnknown; without privilege that is the usual mount of a quiet IPC
+// namespace. Dir.Prove tries the proof again later (after a command made
+// queues there). The open directory pins its filesystem instance (a mount
+// never changes its superblock, and st_dev names the superblock while it
+// lives), so once proven, every listing made through that descriptor was
+// of our instance, those made before the proof too: a caller may list an
+// NSUnknown directory early, keep the listing aside, and use it only if a
+// later Prove through the same Dir gives NSOurs. Never otherwise.
+//
 // # Identity
 //
 // An object is (device, inode, name): st_dev of the filesystem instance,

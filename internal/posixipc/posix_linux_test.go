@@ -220,6 +220,19 @@ func TestMqueueNamespace(t *testing.T) {
 	if got[0] != NSUnknown.String() {
 		t.Errorf("nobody: %v", got)
 	}
+	// Proven later, once it holds a queue nobody may open (what a run's
+	// command makes): ours; the foreign mount, which does not hold it,
+	// is never proven ours.
+	got = nil
+	nobodyRun(t, &got, "provemq", e.mq, marker+"-nobody")
+	if got[0] != NSUnknown.String() || got[1] != NSOurs.String() || got[2] != NSOurs.String() {
+		t.Errorf("nobody, our mount proven later: %v", got)
+	}
+	got = nil
+	nobodyRun(t, &got, "provemq", other, marker+"-nobody")
+	if got[1] == NSOurs.String() || got[2] == NSOurs.String() {
+		t.Errorf("nobody, the foreign mount proven later: %v", got)
+	}
 }
 
 // TestUsers: a descriptor holder, a mapper, a mapper of an unlinked file,
