@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ipcguard/ipcguard/internal/posixipc"
 )
 
 // Strength is how strong the evidence is that the tree created an object
@@ -84,6 +86,10 @@ type Policy struct {
 	// the directory lists them ("PostgreSQL.*", "sem.foo"), that are never
 	// removed (--keep-name).
 	KeepNamePatterns []string
+	// OtherFiles are the POSIX objects before the run by device and inode
+	// (the name they had): a new name of one of these files (a hard link)
+	// names an object older than the run.
+	OtherFiles map[posixipc.FileKey]string
 
 	// Creations are the names made in the POSIX directories while the
 	// run's creation watchers ran (from before the snapshot before to
@@ -463,6 +469,9 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 	}
 	if o.Unreadable != "" {
 		return keep("its evidence could not be read (" + o.Unreadable + ")")
+	}
+	if why := a.posixLinks(&o); why != "" {
+		return keep(why)
 	}
 	// ctime is never earlier than the creation: an object changed last
 	// before the run began was made before it (a snapshot that missed it,

@@ -148,6 +148,20 @@ func TestAttributePosix(t *testing.T) {
 			pol: other(rootPolicy(seen(TypePsem, "sem.a", treePid)), "/a", "pshm a"), reason: "same name /a"},
 		{name: "a name kept for another reason keeps its family", objs: []Object{pobj(TypePsem, "sem.a"), held(pobj(TypePshm, "a"), outside, false)},
 			pol: rootPolicy(seen(TypePsem, "sem.a", treePid), seen(TypePshm, "a", treePid)), reason: "same name /a as pshm a, which is kept"},
+		{name: "a hard link to a file that existed before the run", objs: []Object{pobj(TypePshm, "link")},
+			pol: func() Policy {
+				p := rootPolicy(seen(TypePshm, "link", treePid))
+				p.OtherFiles = map[posixipc.FileKey]string{{Dev: shmDev, Ino: 77}: "precious"}
+				return p
+			}(), reason: "existed before the run under the name precious"},
+		{name: "a file with two names", objs: []Object{func() Object { o := pobj(TypePshm, "a"); posixOf(&o).Nlink = 2; return o }()},
+			pol: rootPolicy(seen(TypePshm, "a", treePid)), reason: "has 2 names"},
+		{name: "its own name before the run is no hard link", objs: []Object{pobj(TypePshm, "a")},
+			pol: func() Policy {
+				p := rootPolicy(seen(TypePshm, "a", treePid))
+				p.OtherFiles = map[posixipc.FileKey]string{{Dev: shmDev + 1, Ino: 77}: "b"}
+				return p
+			}(), remove: true, strength: CreationSeen},
 		{name: "type not selected", objs: []Object{pobj(TypePmsg, "q")}, pol: func() Policy { p := policy(); p.Types = 1 << TypePshm; return p }(),
 			reason: "--types"},
 	}

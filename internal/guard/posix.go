@@ -299,3 +299,15 @@ func otherNames(before ipcdiff.Idents) map[string]string {
 	}
 	return m
 }
+
+// otherFiles are the POSIX objects of before by device and inode, with
+// their names (Policy.OtherFiles).
+func otherFiles(before ipcdiff.Idents) map[posixipc.FileKey]string {
+	m := map[posixipc.FileKey]string{}
+	for _, id := range before {
+		if id.Type.IsPosix() {
+			m[posixipc.FileKey{Dev: id.Dev, Ino: uint64(id.ID)}] = id.Name
+		}
+	}
+	return m
+}

@@ -236,7 +236,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	if haveBefore && (clean || cfg.ListNew) {
 		pol := ipcdiff.Policy{Types: cfg.Types, KeepKeys: cfg.KeepKeys, Strict: cfg.Strict,
 			OwnKeys: cfg.OwnKeys, OwnAllKeys: cfg.OwnAllKeys, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()),
-			KeepNamePatterns: cfg.KeepNames, OtherNames: otherNames(beforeIDs)}
+			KeepNamePatterns: cfg.KeepNames, OtherNames: otherNames(beforeIDs), OtherFiles: otherFiles(beforeIDs)}
 		j := judgement{fs: fs, before: beforeIDs, beforeLen: len(beforeIDs), start: beforeTaken, clean: clean,
 			dryRun: cfg.DryRun, policy: pol, procs: &ipcdiff.LiveProcs{Root: procRoot}, warn: warn,
 			tree: func() (ipcdiff.Tree, supervisor.Watch) {
