@@ -110,6 +110,14 @@ type Policy struct {
 	// out during the run that the tree does not account for, may have made
 	// one ("" when the uid was quiet).
 	PosixContended string
+	// PosixChangesWhy says, per POSIX type, why window evidence is off
+	// for it beyond PosixContended: an object's owner proves who made it
+	// only while no entry of its directory was given another owner or
+	// mode (chown, chmod) during the run, which a process of another uid
+	// (root) may do to hand an object it made to the run's uid unseen. So
+	// a type whose directory's changes were not watched completely, or
+	// saw one, has its reason here; a type absent has window evidence.
+	PosixChangesWhy map[Type]string
 }
 
 // Owns reports whether the user declared key the command's (OwnKeys,
@@ -647,6 +655,8 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 			return keep("no pid evidence in a contended window: " + contended)
 		case o.Type.IsPosix() && a.p.PosixContended != "":
 			return keep("no creation seen, and the window is contended for POSIX objects: " + a.p.PosixContended)
+		case o.Type.IsPosix() && a.p.PosixChangesWhy[o.Type] != "":
+			return keep("no creation seen, and its owner does not show who made it: " + a.p.PosixChangesWhy[o.Type])
 		case cuid != a.p.UID || cgid != a.p.GID:
 			return keep(fmt.Sprintf("no pid evidence, and its creator %d:%d is not the run's %d:%d", cuid, cgid, a.p.UID, a.p.GID))
 		case a.changedAfter(ev):

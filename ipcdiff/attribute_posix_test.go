@@ -132,6 +132,24 @@ func TestAttributePosix(t *testing.T) {
 		{name: "window, outsider maps it", objs: []Object{held(pobj(TypePshm, "a"), outside, true)}, pol: policy(), reason: "mapped by pid 812"},
 		{name: "window, unreadable same-uid process", objs: []Object{unreadable(pobj(TypePshm, "a"))}, pol: policy(), reason: "could not be read"},
 		{name: "birth before the run", objs: []Object{born(pobj(TypePshm, "a"), t0-60)}, pol: policy(), reason: "it existed before the run"},
+		{name: "window, changes of owner not watched", objs: []Object{pobj(TypePshm, "a")},
+			pol: func() Policy {
+				p := policy()
+				p.PosixChangesWhy = map[Type]string{TypePshm: "changes of owner and mode in its directory were not watched"}
+				return p
+			}(), reason: "its owner does not show who made it: changes of owner"},
+		{name: "window, an owner changed in the directory during the run", objs: []Object{pobj(TypePmsg, "q")},
+			pol: func() Policy {
+				p := policy()
+				p.PosixChangesWhy = map[Type]string{TypePmsg: `the owner of "q" was changed (chown)`}
+				return p
+			}(), reason: "chown"},
+		{name: "window, owner changes in another directory", objs: []Object{pobj(TypePshm, "a")},
+			pol: func() Policy {
+				p := policy()
+				p.PosixChangesWhy = map[Type]string{TypePmsg: `the owner of "q" was changed (chown)`}
+				return p
+			}(), remove: true, strength: WindowEvidence},
 		{name: "users not gathered", objs: []Object{func() Object { o := pobj(TypePshm, "a"); posixOf(&o).Gathered = false; return o }()},
 			pol: policy(), remove: true, strength: WindowEvidence},
 

@@ -148,6 +148,14 @@
 // (Record.PidsHidden). A full queue drops events and reports
 // FAN_Q_OVERFLOW: Record.Lost says the record is incomplete.
 //
+// The same mark asks for FAN_ATTRIB|FAN_EVENT_ON_CHILD: a chown, chmod or
+// utimes of an entry (notify_change, fsnotify_change) is reported with its
+// name (Record.Changes). Writes, ftruncate and fallocate report
+// FAN_MODIFY, and link count changes notify the inode only, so glibc's
+// shm_open, sem_open and mq_open make no such change. It tells when an
+// object's owner may not be its creator's (a process of another uid made
+// it and gave it away with chown).
+//
 // # Quiet outsiders
 //
 // SampleUID and Sample.Compare tell which processes of a uid (real,
