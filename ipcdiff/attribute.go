@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ipcguard/ipcguard/internal/posixipc"
 )
 
 // Strength is how strong the evidence is that the tree created an object
@@ -84,6 +86,10 @@ type Policy struct {
 	// the directory lists them ("PostgreSQL.*", "sem.foo"), that are never
 	// removed (--keep-name).
 	KeepNamePatterns []string
+	// OtherFiles are the POSIX objects before the run by device and inode
+	// (the name they had): a new name of one of these files (a hard link)
+	// names an object older than the run.
+	OtherFiles map[posixipc.FileKey]string
 
 	// Creations are the names made in the POSIX directories while the
 	// run's creation watchers ran (from before the snapshot before to
@@ -104,6 +110,14 @@ type Policy struct {
 	// out during the run that the tree does not account for, may have made
 	// one ("" when the uid was quiet).
 	PosixContended string
+	// PosixChangesWhy says, per POSIX type, why window evidence is off
+	// for it beyond PosixContended: an object's owner proves who made it
+	// only while no entry of its directory was given another owner or
+	// mode (chown, chmod) during the run, which a process of another uid
+	// (root) may do to hand an object it made to the run's uid unseen. So
+	// a type whose directory's changes were not watched completely, or
+	// saw one, has its reason here; a type absent has window evidence.
+	PosixChangesWhy map[Type]string
 }
 
 // Owns reports whether the user declared key the command's (OwnKeys,
@@ -464,6 +478,9 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 	if o.Unreadable != "" {
 		return keep("its evidence could not be read (" + o.Unreadable + ")")
 	}
+	if why := a.posixLinks(&o); why != "" {
+		return keep(why)
+	}
 	// ctime is never earlier than the creation: an object changed last
 	// before the run began was made before it (a snapshot that missed it,
 	// a journal that says otherwise), whatever else says it is new.
@@ -638,6 +655,8 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 			return keep("no pid evidence in a contended window: " + contended)
 		case o.Type.IsPosix() && a.p.PosixContended != "":
 			return keep("no creation seen, and the window is contended for POSIX objects: " + a.p.PosixContended)
+		case o.Type.IsPosix() && a.p.PosixChangesWhy[o.Type] != "":
+			return keep("no creation seen, and its owner does not show who made it: " + a.p.PosixChangesWhy[o.Type])
 		case cuid != a.p.UID || cgid != a.p.GID:
 			return keep(fmt.Sprintf("no pid evidence, and its creator %d:%d is not the run's %d:%d", cuid, cgid, a.p.UID, a.p.GID))
 		case a.changedAfter(ev):

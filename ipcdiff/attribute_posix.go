@@ -53,6 +53,25 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	return v
 }
 
+// posixLinks says why a POSIX object is more than its name ("" when it
+// is not): its file had another name before the run (a hard link to an
+// older object: Policy.OtherFiles), or has other names now (a link count
+// above one: a name elsewhere keeps the file, which may be older than the
+// run, and removing this name would not remove it).
+func (a *attributor) posixLinks(o *Object) string {
+	p := posixOf(o)
+	if p == nil {
+		return ""
+	}
+	if other, ok := a.p.OtherFiles[p.FileKey]; ok && other != o.Name {
+		return fmt.Sprintf("its file existed before the run under the name %s (this name is a hard link)", other)
+	}
+	if p.Nlink > 1 {
+		return fmt.Sprintf("its file has %d names (hard links): it is not this name's alone", p.Nlink)
+	}
+	return ""
+}
+
 // keepPattern is the --keep-name pattern that the name of a POSIX object
 // matches (path.Match, against the name as its directory lists it).
 func (a *attributor) keepPattern(id Ident) (string, bool) {

@@ -132,6 +132,24 @@ func TestAttributePosix(t *testing.T) {
 		{name: "window, outsider maps it", objs: []Object{held(pobj(TypePshm, "a"), outside, true)}, pol: policy(), reason: "mapped by pid 812"},
 		{name: "window, unreadable same-uid process", objs: []Object{unreadable(pobj(TypePshm, "a"))}, pol: policy(), reason: "could not be read"},
 		{name: "birth before the run", objs: []Object{born(pobj(TypePshm, "a"), t0-60)}, pol: policy(), reason: "it existed before the run"},
+		{name: "window, changes of owner not watched", objs: []Object{pobj(TypePshm, "a")},
+			pol: func() Policy {
+				p := policy()
+				p.PosixChangesWhy = map[Type]string{TypePshm: "changes of owner and mode in its directory were not watched"}
+				return p
+			}(), reason: "its owner does not show who made it: changes of owner"},
+		{name: "window, an owner changed in the directory during the run", objs: []Object{pobj(TypePmsg, "q")},
+			pol: func() Policy {
+				p := policy()
+				p.PosixChangesWhy = map[Type]string{TypePmsg: `the owner of "q" was changed (chown)`}
+				return p
+			}(), reason: "chown"},
+		{name: "window, owner changes in another directory", objs: []Object{pobj(TypePshm, "a")},
+			pol: func() Policy {
+				p := policy()
+				p.PosixChangesWhy = map[Type]string{TypePmsg: `the owner of "q" was changed (chown)`}
+				return p
+			}(), remove: true, strength: WindowEvidence},
 		{name: "users not gathered", objs: []Object{func() Object { o := pobj(TypePshm, "a"); posixOf(&o).Gathered = false; return o }()},
 			pol: policy(), remove: true, strength: WindowEvidence},
 
@@ -148,6 +166,20 @@ func TestAttributePosix(t *testing.T) {
 			pol: other(rootPolicy(seen(TypePsem, "sem.a", treePid)), "/a", "pshm a"), reason: "same name /a"},
 		{name: "a name kept for another reason keeps its family", objs: []Object{pobj(TypePsem, "sem.a"), held(pobj(TypePshm, "a"), outside, false)},
 			pol: rootPolicy(seen(TypePsem, "sem.a", treePid), seen(TypePshm, "a", treePid)), reason: "same name /a as pshm a, which is kept"},
+		{name: "a hard link to a file that existed before the run", objs: []Object{pobj(TypePshm, "link")},
+			pol: func() Policy {
+				p := rootPolicy(seen(TypePshm, "link", treePid))
+				p.OtherFiles = map[posixipc.FileKey]string{{Dev: shmDev, Ino: 77}: "precious"}
+				return p
+			}(), reason: "existed before the run under the name precious"},
+		{name: "a file with two names", objs: []Object{func() Object { o := pobj(TypePshm, "a"); posixOf(&o).Nlink = 2; return o }()},
+			pol: rootPolicy(seen(TypePshm, "a", treePid)), reason: "has 2 names"},
+		{name: "its own name before the run is no hard link", objs: []Object{pobj(TypePshm, "a")},
+			pol: func() Policy {
+				p := rootPolicy(seen(TypePshm, "a", treePid))
+				p.OtherFiles = map[posixipc.FileKey]string{{Dev: shmDev + 1, Ino: 77}: "b"}
+				return p
+			}(), remove: true, strength: CreationSeen},
 		{name: "type not selected", objs: []Object{pobj(TypePmsg, "q")}, pol: func() Policy { p := policy(); p.Types = 1 << TypePshm; return p }(),
 			reason: "--types"},
 	}

@@ -18,14 +18,19 @@ const DefaultProcRoot = procfs.DefaultRoot
 // FS reads the files of one procfs mount: /proc/sysvipc/{shm,sem,msg}
 // itself, and /proc/PID/maps and the namespace links through
 // internal/procfs; with OpenPosix, also the POSIX IPC directories (the
-// shm directory and the mqueue instance). It is a value with no mutable
-// state; tests point it at fixtures with NewFS("../testdata/fixtures/proc").
+// shm directory and the mqueue instance). It is a value; its one shared
+// mutable state is the verdict on an mqueue mount OpenPosix could not
+// prove ours at first (PosixDir may prove it later, for every copy).
+// Tests point it at fixtures with NewFS("../testdata/fixtures/proc").
 //
 // What /proc/sysvipc shows depends on the IPC namespace of the thread that
 // reads it, so an FS reads in the calling goroutine only.
 type FS struct {
 	proc  procfs.FS
 	posix *posixDirs // the POSIX directories (OpenPosix); nil: none
+	// unproven: snapshots also list an mqueue mount not proven ours yet
+	// (Unproven).
+	unproven bool
 }
 
 // NewFS returns an FS for the procfs mounted at procRoot (usually "/proc").

@@ -36,11 +36,19 @@ type posixDirs struct {
 // OpenPosix returns fs with the POSIX IPC directories of the calling
 // thread's namespaces opened: the shm directory at shmDir (glibc's
 // /dev/shm; posixipc.OpenShm, O_DIRECTORY|O_NOFOLLOW, opened once) and
-// the mqueue instance of its IPC namespace (posixipc.OpenMqueue, proven
-// ours; a mount of another or of an unknown namespace is not used). A
+// the mqueue instance of its IPC namespace (posixipc.OpenMqueue). A
 // directory that cannot be opened makes the kinds it holds unreadable:
 // their snapshot gives an error wrapping ErrNoDir (Snapshot.Unread),
-// which PosixErr returns too. ClosePosix closes them.
+// which PosixDir returns too. ClosePosix closes them.
+//
+// An mqueue mount proven another namespace's is not used. One whose
+// namespace could not be proven yet (posixipc.NSUnknown: without
+// privilege, a mount with no queue the caller may open) is kept open,
+// pending: each later PosixDir(TypePmsg) tries the proof again
+// (posixipc.Dir.Prove) and uses the directory only once it is proven
+// ours. A snapshot through Unproven lists a pending mount anyway; that
+// listing is of the instance the descriptor pins, and counts only if a
+// later proof makes it ours (posixipc package doc, "Where").
 func (fs FS) OpenPosix(shmDir string) FS {
 	d := &posixDirs{}
 	var err error
@@ -50,13 +58,23 @@ func (fs FS) OpenPosix(shmDir string) FS {
 	switch mq, err := posixipc.OpenMqueue(fs.Path()); {
 	case err != nil:
 		d.mqErr = fmt.Errorf("%w: %w", ErrNoDir, err)
-	case mq.NS != posixipc.NSOurs:
+	case mq.NS == posixipc.NSOurs || mq.NS == posixipc.NSUnknown:
+		d.mq = mq
+	default:
 		d.mqErr = fmt.Errorf("%w: the mqueue mount %s is %s (%s)", ErrNoDir, mq.Path, mq.NS, mq.NSWhy)
 		mq.Close()
-	default:
-		d.mq = mq
 	}
 	fs.posix = d
+	return fs
+}
+
+// Unproven returns a copy of fs whose snapshots also list an mqueue mount
+// OpenPosix could not prove ours yet (see OpenPosix). Only a listing taken
+// before a run and set aside until a proof (a later snapshot through fs
+// reads pmsg only once the mount is proven) may be taken so; nothing is
+// removed or judged through the copy.
+func (fs FS) Unproven() FS {
+	fs.unproven = true
 	return fs
 }
 
@@ -75,7 +93,8 @@ func (fs FS) ClosePosix() {
 // PosixDir is the directory that holds the objects of POSIX type t (the
 // shm directory for pshm and psem, the mqueue instance for pmsg), or why
 // there is none (an error wrapping ErrNoDir, or ErrUsage for a type that
-// is not POSIX).
+// is not POSIX). For pmsg with a pending mount (OpenPosix) it first tries
+// the proof again; an unproven mount is returned only through Unproven.
 func (fs FS) PosixDir(t Type) (*posixipc.Dir, error) {
 	k, ok := kindOf(t).(*posixKind)
 	if !ok {
@@ -88,7 +107,16 @@ func (fs FS) PosixDir(t Type) (*posixipc.Dir, error) {
 	case k.queues && d.mq == nil:
 		return nil, d.mqErr
 	case k.queues:
-		return d.mq, nil
+		if d.mq.NS == posixipc.NSUnknown {
+			d.mq.Prove()
+		}
+		switch {
+		case d.mq.NS == posixipc.NSOurs:
+			return d.mq, nil
+		case d.mq.NS == posixipc.NSUnknown && fs.unproven:
+			return d.mq, nil
+		}
+		return nil, fmt.Errorf("%w: the mqueue mount %s is %s (%s)", ErrNoDir, d.mq.Path, d.mq.NS, d.mq.NSWhy)
 	case d.shm == nil:
 		return nil, d.shmErr
 	}

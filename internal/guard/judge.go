@@ -51,6 +51,13 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 	if err != nil {
 		return err
 	}
+	for t := range types.All() {
+		if err := after.Unread[t]; err != nil {
+			// Read before, not now (an mqueue mount that could not be
+			// proven ours): its new objects are kept unseen.
+			j.warn("%s objects not read after the command, none removed: %s", t, ipcdiff.ErrText(err))
+		}
+	}
 	objs := ipcdiff.DiffIdents(j.before, after)
 	rep.Snapshot = ReportSnapshot{Before: j.beforeLen, After: after.Len(), New: len(objs)}
 	rep.Window.Start, rep.Window.End = j.start, after.Taken

@@ -30,7 +30,7 @@ type posixRun struct {
 	types   ipcdiff.TypeSet // the POSIX types of the run
 	uid     uint32
 	watches []posixWatch
-	why     map[ipcdiff.Type]string // why a type's creations are not watched
+	why     map[ipcdiff.Type]string // why a type's directory is not watched
 	sample  *posixipc.Sample
 	sampErr error
 	stopped bool
@@ -53,17 +53,21 @@ type posixRecord struct {
 }
 
 // startPosix starts, before the snapshot before, what a run with POSIX
-// types needs: as root a creation watcher on each directory (so every
-// name made after the snapshot is recorded), and, unless window evidence
-// is off (strict), a first sample of the processes of the run's uid. It
-// returns nil when types has no POSIX type.
+// types needs: a watcher on each directory, which records every name made
+// after the snapshot (with the creator's pid as root) and every change of
+// an entry's owner or mode, and, unless window evidence is off (strict), a
+// first sample of the processes of the run's uid. It returns nil when
+// types has no POSIX type.
 func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
 	types &= ipcdiff.PosixTypes
 	if types == 0 {
 		return nil
 	}
 	pr := &posixRun{types: types, uid: uint32(os.Geteuid()), why: map[ipcdiff.Type]string{}}
-	root := os.Geteuid() == 0
+	// An mqueue mount not proven ours yet is watched too: the record
+	// counts only if the mount is proven, through the same descriptor,
+	// before its queues are read after the run.
+	ufs := fs.Unproven()
 	groups := []ipcdiff.TypeSet{1<<ipcdiff.TypePshm | 1<<ipcdiff.TypePsem, 1 << ipcdiff.TypePmsg}
 	for _, g := range groups {
 		g &= types
@@ -80,13 +84,9 @@ func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
 				pr.why[t] = why
 			}
 		}
-		d, err := fs.PosixDir(first)
-		switch {
-		case err != nil:
-			note("its directory is not open")
-			continue
-		case !root:
-			note("not root: fanotify hides the pids of the creators")
+		d, err := ufs.PosixDir(first)
+		if err != nil {
+			note("its directory is not open: " + ipcdiff.ErrText(err))
 			continue
 		}
 		w, err := d.Watch()
@@ -127,6 +127,10 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 	for t, why := range pr.why {
 		p.CreationsWhy[t] = why
 	}
+	p.PosixChangesWhy = map[ipcdiff.Type]string{}
+	for t := range pr.types.All() {
+		p.PosixChangesWhy[t] = "changes of owner and mode in its directory were not watched (" + orNone(pr.why[t]) + ")"
+	}
 	for _, r := range pr.recs {
 		complete := !r.rec.Lost && !r.rec.PidsHidden
 		for t := range r.types.All() {
@@ -136,7 +140,16 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 			case r.rec.Lost:
 				p.CreationsWhy[t] = "the creation watcher lost events (" + r.rec.LostWhy + ")"
 			default:
-				p.CreationsWhy[t] = "the creation watcher could not see the creators' pids"
+				p.CreationsWhy[t] = "not root: fanotify hides the pids of the creators"
+			}
+			switch {
+			case r.rec.Lost:
+				p.PosixChangesWhy[t] = "the watcher of its directory lost events (" + r.rec.LostWhy + ")"
+			case len(r.rec.Changes) > 0:
+				p.PosixChangesWhy[t] = fmt.Sprintf("the owner, mode or times of %s in its directory were changed during the run (chown, chmod, utimes): a process of another uid may have made an object and given it to the run's uid",
+					strconv.Quote(r.rec.Changes[0].Name))
+			default:
+				delete(p.PosixChangesWhy, t)
 			}
 		}
 		for _, c := range r.rec.Creations {
@@ -295,6 +308,18 @@ func otherNames(before []ipcdiff.Ident) map[string]string {
 		f := ipcdiff.FamilyOf(id)
 		if _, ok := m[f.Name]; !ok && f.Name != "" {
 			m[f.Name] = id.String()
+		}
+	}
+	return m
+}
+
+// otherFiles are the POSIX objects of before by device and inode, with
+// their names (Policy.OtherFiles).
+func otherFiles(before []ipcdiff.Ident) map[posixipc.FileKey]string {
+	m := map[posixipc.FileKey]string{}
+	for _, id := range before {
+		if id.Type.IsPosix() {
+			m[posixipc.FileKey{Dev: id.Dev, Ino: uint64(id.ID)}] = id.Name
 		}
 	}
 	return m

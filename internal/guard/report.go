@@ -2,8 +2,11 @@ package guard
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ipcguard/ipcguard/ipcdiff"
 	"github.com/ipcguard/ipcguard/supervisor"
@@ -206,7 +209,7 @@ func (r *Report) Summary(reportPath string) string {
 		for _, o := range show {
 			item := fmt.Sprintf("%s %d", o.Type, o.ID)
 			if o.Name != "" {
-				item = o.Type + " " + o.Name
+				item = o.Type + " " + nameText(o.Name)
 			}
 			if why != nil {
 				item += ": " + clip(why(o), summaryReason)
@@ -227,7 +230,9 @@ func (r *Report) Summary(reportPath string) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	line := "ipcguard: " + strings.Join(parts, "; ")
+	// Names and the reasons quoting them are any bytes but '/' and NUL:
+	// none may end the line or forge another.
+	line := "ipcguard: " + escapeControls(strings.Join(parts, "; "))
 	if cut {
 		switch reportPath {
 		case "":
@@ -256,6 +261,38 @@ func countByType(l []ReportObject) string {
 		out[i] = fmt.Sprintf("%d %s", n[t], t)
 	}
 	return strings.Join(out, ", ")
+}
+
+// nameText is a POSIX name as the summary shows it: as it is when it is
+// printable UTF-8 without quotes or backslashes, else Go-quoted.
+func nameText(name string) string {
+	if !utf8.ValidString(name) || strings.ContainsAny(name, "\\\"") || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(name)
+	}
+	return name
+}
+
+// escapeControls writes control characters and invalid UTF-8 of s as Go
+// escapes (\n, \x1b), so that s stays one line of text.
+func escapeControls(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // clip shortens s to at most n runes, marking the cut with "…".

@@ -72,3 +72,17 @@ func TestSummaryBounded(t *testing.T) {
 		t.Errorf("without a report: %q", got[len(got)-60:])
 	}
 }
+
+// TestSummaryNames: a POSIX name with a newline, a quote or invalid UTF-8
+// is quoted, and a reason quoting it cannot end the line either.
+func TestSummaryNames(t *testing.T) {
+	r := &Report{Objects: []ReportObject{
+		{Type: "pshm", Name: "a\nipcguard: removed 0", Action: ActRemoved},
+		{Type: "pshm", Name: "plain.1", Action: ActRemoved},
+		{Type: "pmsg", Name: "q\xff", Action: ActKept, Reason: "name q\xff\n matches --keep-name q*"},
+	}}
+	want := `ipcguard: removed 2 (pshm "a\nipcguard: removed 0", pshm plain.1); kept 1 (pmsg "q\xff": name q\xff\n matches --keep-name q*)`
+	if got := r.Summary(""); got != want {
+		t.Fatalf("summary = %q\nwant      %q", got, want)
+	}
+}

@@ -122,7 +122,11 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	// is in their record.
 	px := startPosix(fs, cfg.Types, cfg.Strict)
 	defer px.stop()
-	before, err := fs.Snapshot(cfg.Types)
+	// An mqueue mount not proven ours yet is listed too: the snapshot
+	// after reads pmsg only once a proof through the same descriptor makes
+	// it ours, and the listing before then was of our instance as well
+	// (ipcdiff.FS.OpenPosix).
+	before, err := fs.Unproven().Snapshot(cfg.Types)
 	rep.Timings.SnapshotBefore = since(&clock)
 	if err != nil {
 		warn("cannot read /proc/sysvipc (%v): running the command without IPC cleanup", err)
@@ -234,7 +238,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	if haveBefore && (clean || cfg.ListNew) {
 		pol := ipcdiff.Policy{Types: cfg.Types, KeepKeys: cfg.KeepKeys, Strict: cfg.Strict,
 			OwnKeys: cfg.OwnKeys, OwnAllKeys: cfg.OwnAllKeys, UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()),
-			KeepNamePatterns: cfg.KeepNames, OtherNames: otherNames(beforeNamed)}
+			KeepNamePatterns: cfg.KeepNames, OtherNames: otherNames(beforeNamed), OtherFiles: otherFiles(beforeNamed)}
 		j := judgement{fs: fs, before: beforeIDs, beforeLen: beforeIDs.Len(), start: beforeTaken, clean: clean,
 			dryRun: cfg.DryRun, policy: pol, procs: &ipcdiff.LiveProcs{Root: procRoot}, warn: warn,
 			tree: func() (ipcdiff.Tree, supervisor.Watch) {

@@ -199,6 +199,10 @@ func runningMember(rec *journal.Record, procs ipcdiff.Procs) (int, bool) {
 	return 0, false
 }
 
+// sweepPosixUnjudged is why a sweep keeps every POSIX object (a warning
+// of its report).
+const sweepPosixUnjudged = "the journal records neither their identities before the run nor the creations the run saw"
+
 // sweepOne finishes the run of one journal whose supervisor died: the
 // stage after the command, with the policy the journal recorded.
 func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bool) (*Report, error) {
@@ -226,6 +230,9 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	// The journal holds no POSIX identities nor the creations seen: a
 	// sweep judges System V objects only, and keeps every POSIX object.
 	types := rec.Types &^ ipcdiff.PosixTypes
+	if px := rec.Types & ipcdiff.PosixTypes; px != 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s objects not judged, all kept: %s", px, sweepPosixUnjudged))
+	}
 	if types == 0 {
 		return rep, nil
 	}

@@ -215,6 +215,32 @@ func detachedMqueue() (*Dir, error) {
 	return d, nil
 }
 
+// Prove tries again to prove that d, an mqueue directory OpenMqueue could
+// not prove (NSUnknown), is the caller's namespace's instance, the same
+// way (package doc, "Where"): typically after the caller's command made
+// queues there that it can open. On a verdict (NSOurs, NSForeign) it
+// records it in d.NS and d.NSWhy; NSUnknown leaves d as it was. A directory
+// that is not NSUnknown is left as it is and its NS returned.
+//
+// The descriptor pins the filesystem instance (a mount never changes its
+// superblock, and the open mount keeps it alive; d.Dev is its device), so
+// a proof holds for every listing made through d, those made before it
+// too; it proves nothing about a mount at d.Path opened anew.
+func (d *Dir) Prove() (NS, string) {
+	if !d.Queues || d.NS != NSUnknown || d.fd < 0 {
+		return d.NS, d.NSWhy
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil || st.Dev != d.Dev {
+		return d.NS, d.NSWhy
+	}
+	ns, why := proveMount(d)
+	if ns != NSUnknown {
+		d.NS, d.NSWhy = ns, why+" (proven after it was opened)"
+	}
+	return ns, why
+}
+
 // maxProbes bounds the entries proveMount tries.
 const maxProbes = 64
 

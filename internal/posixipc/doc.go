@@ -43,6 +43,16 @@
 //     namespace's (NSForeign). Otherwise the namespace is NSUnknown and the
 //     caller must not treat the listing as its namespace's.
 //
+// An empty mount, or one whose queues the caller may not open, is
+// NSUnknown; without privilege that is the usual mount of a quiet IPC
+// namespace. Dir.Prove tries the proof again later (after a command made
+// queues there). The open directory pins its filesystem instance (a mount
+// never changes its superblock, and st_dev names the superblock while it
+// lives), so once proven, every listing made through that descriptor was
+// of our instance, those made before the proof too: a caller may list an
+// NSUnknown directory early, keep the listing aside, and use it only if a
+// later Prove through the same Dir gives NSOurs. Never otherwise.
+//
 // # Identity
 //
 // An object is (device, inode, name): st_dev of the filesystem instance,
@@ -137,6 +147,14 @@
 // (0): the record then tells that and when a name was made, not by whom
 // (Record.PidsHidden). A full queue drops events and reports
 // FAN_Q_OVERFLOW: Record.Lost says the record is incomplete.
+//
+// The same mark asks for FAN_ATTRIB|FAN_EVENT_ON_CHILD: a chown, chmod or
+// utimes of an entry (notify_change, fsnotify_change) is reported with its
+// name (Record.Changes). Writes, ftruncate and fallocate report
+// FAN_MODIFY, and link count changes notify the inode only, so glibc's
+// shm_open, sem_open and mq_open make no such change. It tells when an
+// object's owner may not be its creator's (a process of another uid made
+// it and gave it away with chown).
 //
 // # Quiet outsiders
 //

@@ -9,6 +9,8 @@ import (
 // Constants of include/uapi/linux/fanotify.h, here so that the parser
 // builds on every OS.
 const (
+	fanAttrib       = 0x00000004
+	fanEventOnChild = 0x08000000
 	fanCreate       = 0x00000100
 	fanMovedTo      = 0x00000080
 	fanQOverflow    = 0x00004000

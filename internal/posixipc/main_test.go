@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/ipcguard/ipcguard/internal/nstest"
 )
@@ -149,6 +150,8 @@ var nobody = &syscall.Credential{Uid: nstest.NobodyUID, Gid: nstest.NobodyUID, G
 //	users DEV:INO...   print FindUsers as JSON
 //	openmq             print OpenMqueue's NS and why
 //	watch              start a watch on /dev/shm, print "watching", wait for EOF, print the record
+//	provemq PATH NAME  open the mqueue mount PATH as unproven, Prove it, make
+//	                   queue NAME, Prove it again, remove NAME; print both verdicts
 const helperNobody = "posixipc"
 
 func nobodyHelper(args []string) int {
@@ -190,6 +193,26 @@ func nobodyHelper(args []string) int {
 			return fail(err)
 		}
 		out.Encode([]string{d.NS.String(), d.NSWhy})
+	case "provemq":
+		fd, err := syscall.Open(args[1], syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		d, err := newDir(fd, args[1])
+		if err != nil {
+			return fail(err)
+		}
+		defer d.Close()
+		d.NS = NSUnknown
+		first, _ := d.Prove()
+		qfd, err := mqCreate(args[2])
+		if err != nil {
+			return fail(err)
+		}
+		syscall.Close(qfd)
+		defer mqUnlink(args[2])
+		second, why := d.Prove()
+		out.Encode([]string{first.String(), second.String(), d.NS.String(), why})
 	case "watch":
 		d, err := OpenShm("/dev/shm")
 		if err != nil {
@@ -261,4 +284,19 @@ func startCmd(t *testing.T, cmd *exec.Cmd) string {
 	t.Cleanup(func() { in.Close(); cmd.Wait() })
 	l, _ := bufio.NewReader(out).ReadString('\n')
 	return l
+}
+
+// mqCreate makes queue name (no leading '/') of the caller's namespace,
+// mode 0600, and returns its descriptor.
+func mqCreate(name string) (int, error) {
+	p, err := syscall.BytePtrFromString(name)
+	if err != nil {
+		return -1, err
+	}
+	fd, _, errno := syscall.Syscall6(syscall.SYS_MQ_OPEN, uintptr(unsafe.Pointer(p)),
+		uintptr(syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC), 0o600, 0, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
 }

@@ -220,6 +220,19 @@ func TestMqueueNamespace(t *testing.T) {
 	if got[0] != NSUnknown.String() {
 		t.Errorf("nobody: %v", got)
 	}
+	// Proven later, once it holds a queue nobody may open (what a run's
+	// command makes): ours; the foreign mount, which does not hold it,
+	// is never proven ours.
+	got = nil
+	nobodyRun(t, &got, "provemq", e.mq, marker+"-nobody")
+	if got[0] != NSUnknown.String() || got[1] != NSOurs.String() || got[2] != NSOurs.String() {
+		t.Errorf("nobody, our mount proven later: %v", got)
+	}
+	got = nil
+	nobodyRun(t, &got, "provemq", other, marker+"-nobody")
+	if got[1] == NSOurs.String() || got[2] == NSOurs.String() {
+		t.Errorf("nobody, the foreign mount proven later: %v", got)
+	}
 }
 
 // TestUsers: a descriptor holder, a mapper, a mapper of an unlinked file,
@@ -479,7 +492,20 @@ func TestWatch(t *testing.T) {
 	if err := os.Rename("/dev/shm/.tmp", "/dev/shm/"+marker+"-moved"); err != nil {
 		t.Fatal(err)
 	}
+	// A change of owner is a change; a write and a truncation are not.
+	if err := os.Chown("/dev/shm/"+marker+"-moved", nstest.NobodyUID, nstest.NobodyUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/dev/shm/"+marker+"-moved", []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate("/dev/shm/"+marker+"-moved", 8192); err != nil {
+		t.Fatal(err)
+	}
 	rec := w.Stop()
+	if len(rec.Changes) != 1 || rec.Changes[0].Name != marker+"-moved" || rec.Changes[0].Pid != os.Getpid() {
+		t.Errorf("changes: %+v", rec.Changes)
+	}
 	if rec.Lost || rec.PidsHidden {
 		t.Fatalf("record: %+v", rec)
 	}
@@ -508,7 +534,13 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watch on mqueue: %v", err)
 	}
 	q := e.start(t, nil, "mq", "/"+marker+"-q")
+	if err := os.Chown(e.mq+"/"+marker+"-q", nstest.NobodyUID, nstest.NobodyUID); err != nil {
+		t.Fatal(err)
+	}
 	rq := wq.Stop()
+	if len(rq.Changes) != 1 || rq.Changes[0].Name != marker+"-q" {
+		t.Errorf("chown of a queue: %+v", rq.Changes)
+	}
 	if len(rq.Creations) != 1 || rq.Creations[0].Name != marker+"-q" || rq.Creations[0].Pid != q.pid() {
 		t.Errorf("mq_open: %+v", rq)
 	}

@@ -26,9 +26,22 @@ type Creation struct {
 	Moved bool
 }
 
+// Change is a change of the owner, group, mode or times of an entry of a
+// watched directory (FAN_ATTRIB: chown, chmod, utimes), by name.
+type Change struct {
+	Name string
+	// Pid is the process that made the change; 0 when hidden.
+	Pid int
+	// Time is when the watcher read the event.
+	Time time.Time
+}
+
 // Record is what a Watch saw.
 type Record struct {
 	Creations []Creation
+	// Changes are the changes of owner, mode or times of its entries
+	// (complete under the same condition as Creations: not Lost).
+	Changes []Change
 	// Lost: the kernel's event queue overflowed (FAN_Q_OVERFLOW) or events
 	// could not be read: creations are missing; the record is not complete.
 	Lost    bool
@@ -39,7 +52,8 @@ type Record struct {
 }
 
 // Watch records the creations in a directory (package doc, "Creation
-// seen") from Start until Stop.
+// seen"), and the changes of owner, mode or times of its entries, from
+// Start until Stop.
 type Watch struct {
 	fan, wake int
 	hidden    bool
@@ -65,7 +79,7 @@ func (d *Dir) Watch() (*Watch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: fanotify_init: %w", ErrNotTracked, err)
 	}
-	if err := unix.FanotifyMark(fan, unix.FAN_MARK_ADD, unix.FAN_CREATE|unix.FAN_MOVED_TO, d.fd, ""); err != nil {
+	if err := unix.FanotifyMark(fan, unix.FAN_MARK_ADD, unix.FAN_CREATE|unix.FAN_MOVED_TO|unix.FAN_ATTRIB|unix.FAN_EVENT_ON_CHILD, d.fd, ""); err != nil {
 		unix.Close(fan)
 		return nil, fmt.Errorf("%w: fanotify_mark on %s: %w", ErrNotTracked, d.where(), err)
 	}
@@ -129,12 +143,18 @@ func (w *Watch) add(b []byte) {
 		if ev.mask&fanQOverflow != 0 && !w.rec.Lost {
 			w.rec.Lost, w.rec.LostWhy = true, "the fanotify queue overflowed"
 		}
-		if ev.mask&(fanCreate|fanMovedTo) == 0 || !ev.hasName {
+		if ev.mask&(fanCreate|fanMovedTo|fanAttrib) == 0 || !ev.hasName {
 			continue
 		}
 		pid := int(ev.pid)
 		if pid < 0 {
 			pid = 0
+		}
+		if ev.mask&fanAttrib != 0 {
+			w.rec.Changes = append(w.rec.Changes, Change{Name: ev.name, Pid: pid, Time: now})
+			if ev.mask&(fanCreate|fanMovedTo) == 0 {
+				continue
+			}
 		}
 		w.rec.Creations = append(w.rec.Creations, Creation{Name: ev.name, Pid: pid, Time: now, Moved: ev.mask&fanCreate == 0})
 	}
