@@ -38,6 +38,12 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	case !p.Btime.IsZero() && p.Btime.After(last.At.Add(a.p.ClockSlack)):
 		v.against = append(v.against, fmt.Sprintf("born at %s, after the last creation of its name the watcher saw (%s): not the object that creation made",
 			p.Btime.Format("15:04:05.000"), last.At.Format("15:04:05.000")))
+	case p.Btime.IsZero() && !a.until.IsZero() && p.Ctime.After(a.until.Add(a.p.ClockSlack)):
+		// No birth time (a queue): its change time is the bound. Later than
+		// the end of the record (a sweep: the supervisor died), the name
+		// may have been made again by someone nobody watched.
+		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again since",
+			p.Ctime.Format("15:04:05.000"), a.until.Format("15:04:05.000")))
 	case last.Pid <= 0:
 		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
 	default:

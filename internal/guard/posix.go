@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/journal"
 	"github.com/ipcguard/ipcguard/internal/posixipc"
 	"github.com/ipcguard/ipcguard/internal/procfs"
 	"github.com/ipcguard/ipcguard/ipcdiff"
@@ -102,6 +103,43 @@ func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
 	return pr
 }
 
+// journal records in jr, from now on and for what they saw so far, the
+// creations the watchers see with their pids, and when a watcher loses
+// events: a sweep after ipcguard died then judges the POSIX objects by
+// creation seen as the run would have (docs/evidence.md, "After the
+// supervisor died"). Watchers that cannot see pids are not recorded.
+func (pr *posixRun) journal(jr *journal.Journal) {
+	if pr == nil || jr == nil {
+		return
+	}
+	for _, w := range pr.watches {
+		if w.w.PidsHidden() {
+			continue
+		}
+		for t := range w.types.All() {
+			jr.Watching(t)
+		}
+		dev, queue, types := w.dev, w.queue, w.types
+		w.w.Follow(func(c posixipc.Creation) {
+			jr.Created(creationOf(c, dev, queue))
+		}, func() {
+			for t := range types.All() {
+				jr.Lost(t)
+			}
+		})
+	}
+}
+
+// creationOf is c, seen in the directory of device dev (the mqueue
+// filesystem when queue), as ipcdiff has it.
+func creationOf(c posixipc.Creation, dev uint64, queue bool) ipcdiff.Creation {
+	t := ipcdiff.TypePmsg
+	if !queue {
+		t = ipcdiff.TypeOfName(c.Name)
+	}
+	return ipcdiff.Creation{Type: t, Dev: dev, Name: c.Name, Pid: c.Pid, At: c.Time, Moved: c.Moved}
+}
+
 // stop stops the creation watchers (after the snapshot after: every name
 // made before it is in their records). Later calls do nothing.
 func (pr *posixRun) stop() {
@@ -153,11 +191,7 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 			}
 		}
 		for _, c := range r.rec.Creations {
-			t := ipcdiff.TypePmsg
-			if !r.queue {
-				t = ipcdiff.TypeOfName(c.Name)
-			}
-			p.Creations = append(p.Creations, ipcdiff.Creation{Type: t, Dev: r.dev, Name: c.Name, Pid: c.Pid, At: c.Time, Moved: c.Moved})
+			p.Creations = append(p.Creations, creationOf(c, r.dev, r.queue))
 		}
 	}
 	if p.Strict {

@@ -148,6 +148,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	}
 	if jr != nil {
 		jr.Namespaces(namespaces())
+		px.journal(jr)
 		jr.Pre(watch.Pre())
 		watch.Journal(func(c supervisor.Crossing, st supervisor.CursorState) {
 			jr.Watch(journal.Crossing{From: c.From, To: c.To, Lo: c.Lo, Hi: c.Hi, All: c.All},

@@ -87,6 +87,10 @@ func Sweep(cfg SweepConfig, log io.Writer) ([]SweepReport, error) {
 	reps := []SweepReport{}
 	here := namespaces()
 	fs, _ := ipcdiff.NewFS(procRoot)
+	// The POSIX directories, opened once (journals of runs that read no
+	// POSIX type do not look at them).
+	fs = fs.OpenPosix(shmDir)
+	defer fs.ClosePosix()
 	procs := &ipcdiff.LiveProcs{Root: procRoot}
 	for _, p := range paths {
 		r := SweepReport{Journal: p}
@@ -199,9 +203,32 @@ func runningMember(rec *journal.Record, procs ipcdiff.Procs) (int, bool) {
 	return 0, false
 }
 
-// sweepPosixUnjudged is why a sweep keeps every POSIX object (a warning
-// of its report).
-const sweepPosixUnjudged = "the journal records neither their identities before the run nor the creations the run saw"
+// sweepPosix adds to p what the journal rec knows of the run's POSIX
+// objects: the names before it (names are keys; a file with another name
+// before), and the creations its watchers saw with their pids, complete
+// for the types watched from the start that lost no event. A sweep never
+// uses window evidence; a POSIX object is removed only on creation seen
+// (docs/evidence.md, "POSIX objects").
+func sweepPosix(p *ipcdiff.Policy, rec *journal.Record) {
+	px := rec.Types & ipcdiff.PosixTypes
+	if px == 0 {
+		return
+	}
+	p.OtherNames, p.OtherFiles = otherNames(rec.BeforeNamed), otherFiles(rec.BeforeNamed)
+	p.Creations = rec.Created
+	p.CreationsWatched = rec.Watched &^ rec.WatchLost & px
+	p.CreationsWhy, p.PosixChangesWhy = map[ipcdiff.Type]string{}, map[ipcdiff.Type]string{}
+	for t := range px.All() {
+		switch {
+		case rec.WatchLost.Has(t):
+			p.CreationsWhy[t] = "the run's creation watcher lost events"
+		case !rec.Watched.Has(t):
+			p.CreationsWhy[t] = "the run recorded no creation watcher that saw the creators' pids"
+		}
+		p.PosixChangesWhy[t] = "sweep: owner changes after the supervisor died were not watched"
+	}
+	p.PosixContended = "sweep: the window since the run began was not watched"
+}
 
 // sweepOne finishes the run of one journal whose supervisor died: the
 // stage after the command, with the policy the journal recorded.
@@ -227,19 +254,12 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	if rec.Damaged() {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the journal lost %d damaged records: no pid is proven the tree's", rec.BadLines+rec.Compacted.Bad))
 	}
-	// The journal holds no POSIX identities nor the creations seen: a
-	// sweep judges System V objects only, and keeps every POSIX object.
-	types := rec.Types &^ ipcdiff.PosixTypes
-	if px := rec.Types & ipcdiff.PosixTypes; px != 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s objects not judged, all kept: %s", px, sweepPosixUnjudged))
-	}
-	if types == 0 {
-		return rep, nil
-	}
+	types := rec.Types
+	pol := ipcdiff.Policy{Types: types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
+		OwnKeys: own, OwnAllKeys: rec.OwnAllKeys}
+	sweepPosix(&pol, rec)
 	j := judgement{fs: fs, before: rec.Before, beforeLen: rec.BeforeLen(), start: rec.Started, clean: true, dryRun: dryRun,
-		policy: ipcdiff.Policy{Types: types, KeepKeys: keep, Strict: rec.Strict, UID: rec.UID, GID: rec.GID,
-			OwnKeys: own, OwnAllKeys: rec.OwnAllKeys},
-		procs: procs,
+		policy: pol, procs: procs,
 		// The pid watch is carried on to a moment after every action
 		// the evidence records.
 		tree: func() (ipcdiff.Tree, supervisor.Watch) { return sweepTree(rec, readCursorNow) },

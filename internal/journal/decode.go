@@ -590,6 +590,22 @@ func parseRecord(l []byte, r *Record) bool {
 		}
 		c.Type, c.Dev, c.Pid, c.At, c.Moved, c.Name = typ, dev, int(v[0]), fromUnixNano(v[1]), v[2] == 1, name
 		r.Created = append(r.Created, c)
+	case 'V':
+		// "V <type> <state> <unix ns>"
+		f, rest := field(body)
+		typ, terr := ipcdiff.ParseType(string(f))
+		var v [2]int64
+		if !ints(rest, v[:]) || v[0] < 1 || v[0] > 2 || v[1] < 0 {
+			return false
+		}
+		if terr != nil {
+			return true // a kind this ipcguard does not know
+		}
+		if v[0] == 1 {
+			r.Watched |= 1 << typ
+		} else {
+			r.WatchLost |= 1 << typ
+		}
 	case 'X':
 		// Version 3 wrote five counts, version 4 six (Created).
 		var v [6]int64

@@ -230,6 +230,16 @@ func appendGet(b []byte, g Get) []byte {
 	return strconv.AppendInt(b, unixNano(g.At), 10)
 }
 
+// appendWatchState is a V record: "V <type> <state> <unix ns>".
+func appendWatchState(b []byte, typ ipcdiff.Type, state int, at time.Time) []byte {
+	b = append(b, 'V', ' ')
+	b = append(b, typ.String()...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(state), 10)
+	b = append(b, ' ')
+	return strconv.AppendInt(b, unixNano(at), 10)
+}
+
 func appendCreated(b []byte, c ipcdiff.Creation) []byte {
 	b = append(b, 'M', ' ')
 	b = append(b, c.Type.String()...)

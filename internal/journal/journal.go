@@ -56,6 +56,9 @@
 //	                                        a watcher saw pid create (or move into place)
 //	                                        the named object then (ipcdiff.Creation)
 //
+//	V <type> <state 1|2> <unix ns> <crc>    the creation watcher of the type's directory:
+//	                                        1 watches every creation with its pid from then
+//	                                        on, 2 lost events then (its record is incomplete)
 //	X <times> <stays> <gets> <watch> <bad> <created> <crc>
 //	                                        what compaction left out so far (see Compaction)
 //
@@ -166,6 +169,11 @@ type Record struct {
 	// Created are the creations of named objects a watcher saw (M
 	// records), in the order they were recorded.
 	Created []ipcdiff.Creation
+	// Watched are the types whose creations a watcher recorded with
+	// their pids (V records), and WatchLost those whose watcher lost
+	// events: the M records of a type count as complete only when it is
+	// in Watched and not in WatchLost.
+	Watched, WatchLost ipcdiff.TypeSet
 	// Compacted says what compaction left out (zero when the journal was
 	// never compacted).
 	Compacted Compaction

@@ -220,6 +220,14 @@ func (j *Journal) Created(c ipcdiff.Creation) {
 	j.write(appendCreated(make([]byte, 0, 64+len(c.Name)), c))
 }
 
+// Watching records that the creations of typ are watched, with their
+// pids, from now on (a V record, state 1); Lost that the watcher of typ
+// lost events (state 2). A write error is kept for Err.
+func (j *Journal) Watching(typ ipcdiff.Type) { j.write(appendWatchState(nil, typ, 1, time.Now())) }
+
+// Lost: see Watching.
+func (j *Journal) Lost(typ ipcdiff.Type) { j.write(appendWatchState(nil, typ, 2, time.Now())) }
+
 // OwnKeys records the keys the user declared the command's (--own-keys;
 // all declares every key), so that a sweep decides as the run would
 // have: one Y record, "Y ALL N KEY...". A write error is kept for Err.

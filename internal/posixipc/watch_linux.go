@@ -60,6 +60,40 @@ type Watch struct {
 	done      chan struct{}
 	mu        sync.Mutex
 	rec       Record
+	onCreate  func(Creation)
+	onLost    func()
+}
+
+// PidsHidden reports whether the kernel hides the creators' pids from
+// this watch (Record.PidsHidden).
+func (w *Watch) PidsHidden() bool { return w.hidden }
+
+// Follow calls create with each creation the watch records and lost once
+// when it starts to lose events, from now on and for what it recorded
+// already (so a journal kept by the caller holds what the record holds).
+// The calls come from the watch's goroutine, under its lock: they must be
+// quick and must not call the Watch.
+func (w *Watch) Follow(create func(Creation), lost func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.onCreate, w.onLost = create, lost
+	for _, c := range w.rec.Creations {
+		create(c)
+	}
+	if w.rec.Lost {
+		lost()
+	}
+}
+
+// lostLocked marks the record lost (w.mu held).
+func (w *Watch) lostLocked(why string) {
+	if w.rec.Lost {
+		return
+	}
+	w.rec.Lost, w.rec.LostWhy = true, why
+	if w.onLost != nil {
+		w.onLost()
+	}
 }
 
 // Watch starts recording the creations in d. Every creation made before
@@ -129,9 +163,7 @@ func (w *Watch) loop() {
 func (w *Watch) lose(why string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.rec.Lost {
-		w.rec.Lost, w.rec.LostWhy = true, why
-	}
+	w.lostLocked(why)
 }
 
 func (w *Watch) add(b []byte) {
@@ -140,8 +172,8 @@ func (w *Watch) add(b []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, ev := range evs {
-		if ev.mask&fanQOverflow != 0 && !w.rec.Lost {
-			w.rec.Lost, w.rec.LostWhy = true, "the fanotify queue overflowed"
+		if ev.mask&fanQOverflow != 0 {
+			w.lostLocked("the fanotify queue overflowed")
 		}
 		if ev.mask&(fanCreate|fanMovedTo|fanAttrib) == 0 || !ev.hasName {
 			continue
@@ -156,10 +188,14 @@ func (w *Watch) add(b []byte) {
 				continue
 			}
 		}
-		w.rec.Creations = append(w.rec.Creations, Creation{Name: ev.name, Pid: pid, Time: now, Moved: ev.mask&fanCreate == 0})
+		c := Creation{Name: ev.name, Pid: pid, Time: now, Moved: ev.mask&fanCreate == 0}
+		w.rec.Creations = append(w.rec.Creations, c)
+		if w.onCreate != nil {
+			w.onCreate(c)
+		}
 	}
-	if err != nil && !w.rec.Lost {
-		w.rec.Lost, w.rec.LostWhy = true, err.Error()
+	if err != nil {
+		w.lostLocked(err.Error())
 	}
 }
 
