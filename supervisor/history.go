@@ -68,8 +68,9 @@ var forever = time.Unix(1<<62, 0)
 // at most until the next hand-out. The hand-out just before a member's
 // fork is that member's own (the member held the number from then on);
 // every other hand-out, and a holder already there when the watch began,
-// may be a stranger's. The member's own spans are then taken out: while a
-// member held the number, nobody else could.
+// may be a stranger's, except one made while a member held the number
+// (it handed the number to nobody). The member's own spans are then taken
+// out: while a member held the number, nobody else could.
 func (t *Tree) foreignTimes(pid int) []interval {
 	spans := t.spans[pid]
 	w := t.watch
@@ -92,6 +93,14 @@ func (t *Tree) foreignTimes(pid int) []interval {
 			holder = w.From
 		}
 		for k, c := range cross {
+			if own[k] == 0 && inSpan(spans, c, t.finished) {
+				// A member held the number all through the crossing: the
+				// kernel handed it to nobody then (alloc_pid takes free
+				// numbers only), whoever held it before still lost it to
+				// that member, and after the member nobody has it until
+				// a later hand-out.
+				continue
+			}
 			end := c.To
 			if own[k] != 0 {
 				end = spans[own[k]-1].Start.Add(spanMargin)
@@ -117,6 +126,22 @@ func (t *Tree) foreignTimes(pid int) []interval {
 		out = cut(out, s.Start.Add(spanMargin), end.Add(-spanMargin))
 	}
 	return merge(out)
+}
+
+// inSpan reports whether crossing c lies inside one of spans, each
+// shrunk by spanMargin at both ends (a span not seen to end runs until
+// finished).
+func inSpan(spans []Span, c Crossing, finished time.Time) bool {
+	for _, s := range spans {
+		end := s.End
+		if end.IsZero() {
+			end = finished
+		}
+		if !c.From.Before(s.Start.Add(spanMargin)) && !c.To.After(end.Add(-spanMargin)) {
+			return true
+		}
+	}
+	return false
 }
 
 // cut removes [from, to] from the intervals.

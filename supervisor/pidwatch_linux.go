@@ -281,7 +281,9 @@ func (w *PidWatch) read() (CursorState, error) {
 		return s, err
 	}
 	s.InitNS = w.initNS
-	if n, err = unix.Pread(w.fdMax, w.buf, 0); err != nil {
+	// A sysctl file is read into a kernel buffer of the size asked for
+	// (fs/proc/proc_sysctl.c, proc_sys_call_handler): a small one.
+	if n, err = unix.Pread(w.fdMax, w.buf[:32], 0); err != nil {
 		return s, fmt.Errorf("reading pid_max: %w", err)
 	}
 	if s.PidMax, err = procfs.ParsePidMax(w.buf[:n]); err != nil {

@@ -74,8 +74,14 @@ type perfBuf struct {
 const perfFullSlack = 512
 
 // Ring buffer size: 1 metadata page + perfPages data pages (power of 2),
-// smaller when the locked-memory limit refuses it.
-const perfPages = 16
+// smaller when the locked-memory limit refuses it. 128 pages (512 KiB) are
+// what an unprivileged user may lock per CPU by default (the sysctl
+// kernel.perf_event_mlock_kb, 516 KiB, counts the metadata page too;
+// kernel/events/core.c, perf_mmap): a fork and its exit take about
+// 100 bytes, so a buffer holds some 5000 of each CPU's. With 16 pages a
+// command forking 15 000 times a second on a loaded 2-CPU machine lost
+// records whenever the reader was not scheduled for 45 ms.
+const perfPages = 128
 
 func probePerf() error {
 	attr := dummyAttr(unix.CLOCK_MONOTONIC, 0)

@@ -66,7 +66,7 @@ func childMain(opt options) error {
 	steps := []struct {
 		name string
 		f    func(*bench, *table) error
-	}{{"P1 start-up", p1}, {"P3 removal", p3}, {"P2 scale and P4 memory", p2}}
+	}{{"P1 start-up", p1}, {"P3 removal", p3}, {"P5 many forks", p5}, {"P2 scale and P4 memory", p2}}
 	for _, s := range steps {
 		t0 := time.Now()
 		if err := s.f(b, t); err != nil {
@@ -389,4 +389,83 @@ func p2(b *bench, t *table) error {
 		t.add(row{name: "  info: peak RSS of ipcguard -- /bin/true at the limits", guard: fmtKiB(rssOK), ref: "-"})
 	}
 	return nil
+}
+
+// p5Forks is how many processes the failing command of P5 forks.
+const p5Forks = 100000
+
+// p5 runs a failing command that forks p5Forks processes that exit at once
+// (the forks helper), directly and under ipcguard, one run each: the
+// journal's size at its largest (journal.DefaultCompactAt bounds it),
+// ipcguard's peak RSS, whether the tracker lost any record, and the cost
+// per fork.
+func p5(b *bench, t *table) error {
+	n := p5Forks
+	if b.quick {
+		n = 5000
+	}
+	nstr := strconv.Itoa(n)
+	out, rf := b.dir+"/p5.out", b.dir+"/p5.json"
+	dres, err := b.run(1, b.self, helperForks, nstr, b.stateDir, out)
+	if err != nil {
+		return err
+	}
+	direct, err := readForksOut(out)
+	if err != nil {
+		return err
+	}
+	os.Remove(out)
+	if err := clear(); err != nil { // the segment the direct run left
+		return err
+	}
+	rss, wall, err := b.peakRSSWall(1, b.guardArgs(rf, nil, b.self, helperForks, nstr, b.stateDir, out))
+	if err != nil {
+		return err
+	}
+	under, err := readForksOut(out)
+	if err != nil {
+		return err
+	}
+	rep, err := readReport(rf)
+	if err != nil {
+		return err
+	}
+	jr := row{name: fmt.Sprintf("P5 journal at its largest: a failing command forking %d processes (read every %d forks)", n, journalEvery),
+		guard: fmtBytes(under.Journal), ref: "-", limitKiB: 1 << 10, valueKiB: (under.Journal + 1023) >> 10}
+	if under.Samples == 0 {
+		jr.verdict, jr.note = "n/a", "the command found no journal of ipcguard's"
+	}
+	t.add(jr)
+	rr := row{name: "P5 peak RSS of ipcguard over those forks (wait4 maxrss)", guard: fmtKiB(rss), ref: "-",
+		limitKiB: 32 << 10, valueKiB: rss}
+	if under.HWMKiB >= rss {
+		rr.note = fmt.Sprintf("the command's own peak, %s, may hide ipcguard's", fmtKiB(under.HWMKiB))
+	}
+	t.add(rr)
+	tr := row{name: fmt.Sprintf("P5 tracker over those forks: no record lost (%d pid numbers in the tree)", rep.Tracker.Pids),
+		guard: fmt.Sprintf("%s, exact %v", rep.Tracker.Name, rep.Tracker.Exact), ref: "-", verdict: okMiss(rep.Tracker.Exact && rep.Tracker.Note == "")}
+	if rep.Tracker.Note != "" {
+		tr.note = rep.Tracker.Note
+	}
+	t.add(tr)
+	perFork := func(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(n)/1e3) }
+	t.add(row{name: fmt.Sprintf("  info: cost per fork, (ipcguard − direct) / %d, wall time of each run", n),
+		guard: perFork(wall - dres.wall), ref: perFork(dres.wall), ratio: ratio(wall, dres.wall)})
+	t.add(row{name: "  info: the fork loop alone: forks per second under ipcguard vs direct",
+		guard: fmt.Sprintf("%.0f/s", float64(n)/time.Duration(under.LoopNs).Seconds()),
+		ref:   fmt.Sprintf("%.0f/s", float64(n)/time.Duration(direct.LoopNs).Seconds()), ratio: ratio(time.Duration(under.LoopNs), time.Duration(direct.LoopNs))})
+	if rep.Removed != 1 {
+		t.partial = append(t.partial, fmt.Sprintf("P5: ipcguard removed %d of the 1 segment the command made: %s", rep.Removed, rep.notRemoved()))
+		if err := clear(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fmtBytes(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.0f KiB", float64(n)/1024)
+	}
+	return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
 }

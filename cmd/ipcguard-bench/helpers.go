@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -30,6 +31,12 @@ const (
 	// from this small helper, not from the big benchmark process, the
 	// figure is ipcguard's own.
 	helperRSS = "__benchtab_rss"
+	// helperForks N STATEDIR OUT: fork N children that exit at once,
+	// reaping each, as fast as one process can; make one segment and use
+	// it; write what forks reports to OUT and exit 1. Every 1024 forks it
+	// notes the size of the journal its parent keeps under STATEDIR (none
+	// when the parent is not ipcguard).
+	helperForks = "__benchtab_forks"
 )
 
 // helperMain runs the helper command args names, if any, and reports
@@ -59,6 +66,20 @@ func helperMain(args []string) bool {
 			os.Exit(2)
 		}
 		os.Exit(ws.ExitStatus())
+	case helperForks:
+		if len(args) != 5 {
+			fmt.Fprintf(os.Stderr, "usage: %s N STATEDIR OUT\n", helperForks)
+			os.Exit(2)
+		}
+		n, err := strconv.Atoi(args[2])
+		if err == nil {
+			err = forks(n, args[3], args[4])
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ipcguard-bench forks: %v\n", err)
+			os.Exit(2)
+		}
+		os.Exit(1)
 	case helperMark:
 		t := monoNow()
 		if err := os.WriteFile(args[2], strconv.AppendInt(nil, t, 10), 0o600); err != nil {
@@ -185,6 +206,29 @@ func makeUsed(p population) error {
 		}
 		if _, _, e := unix.Syscall6(unix.SYS_MSGSND, id, uintptr(unsafe.Pointer(&m)), uintptr(len(m.text)), unix.IPC_NOWAIT, 0, 0); e != 0 {
 			return fmt.Errorf("msgsnd %d: %w", id, e)
+		}
+	}
+	return nil
+}
+
+// clear removes every shared memory segment of the namespace (what P5's
+// command made, when ipcguard kept it).
+func clear() error {
+	b, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		return err
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if i == 0 || len(f) < 2 {
+			continue
+		}
+		id, err := strconv.Atoi(f[1])
+		if err != nil {
+			return fmt.Errorf("/proc/sysvipc/shm: %q", l)
+		}
+		if _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); err != nil {
+			return fmt.Errorf("removing segment %d: %w", id, err)
 		}
 	}
 	return nil

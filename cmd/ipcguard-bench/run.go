@@ -262,13 +262,21 @@ func (b *bench) objects() (int, error) {
 // peakRSS runs argv through the helperRSS helper and returns its peak RSS
 // in KiB (see helperRSS for why not straight from this process).
 func (b *bench) peakRSS(want int, argv []string) (int64, error) {
+	k, _, err := b.peakRSSWall(want, argv)
+	return k, err
+}
+
+// peakRSSWall is peakRSS that also returns the wall time of the run.
+func (b *bench) peakRSSWall(want int, argv []string) (int64, time.Duration, error) {
 	out := filepath.Join(b.stateDir, "..", "rss")
-	if _, err := b.run(want, append([]string{b.self, helperRSS, out}, argv...)...); err != nil {
-		return 0, err
+	res, err := b.run(want, append([]string{b.self, helperRSS, out}, argv...)...)
+	if err != nil {
+		return 0, 0, err
 	}
 	v, err := os.ReadFile(out)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return strconv.ParseInt(string(v), 10, 64)
+	k, err := strconv.ParseInt(string(v), 10, 64)
+	return k, res.wall, err
 }

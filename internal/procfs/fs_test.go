@@ -1,11 +1,13 @@
 package procfs
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -191,5 +193,43 @@ func TestLive(t *testing.T) {
 		t.Fatalf("Tgids = %v, %v", pids, err)
 	} else if _, ok := PidName(strconv.Itoa(pids[0])); !ok {
 		t.Fatalf("PidName(%d) refused", pids[0])
+	}
+}
+
+func TestPidName(t *testing.T) {
+	for name, want := range map[string]int{"1": 1, "4194304": 4194304, "2147483647": 2147483647,
+		"0": 0, "01": 0, "self": 0, "12a": 0, "": 0, "-1": 0, "2147483648": 0, "99999999999": 0} {
+		got, ok := PidName(name)
+		if ok != (want > 0) || got != want && ok {
+			t.Errorf("PidName(%q) = %d, %v; want %d", name, got, ok, want)
+		}
+	}
+}
+
+// TestAppendPidDirents: records as getdents64 returns them, names padded
+// with NULs to an 8-byte multiple.
+func TestAppendPidDirents(t *testing.T) {
+	var buf []byte
+	for _, name := range []string{".", "..", "1", "self", "4242", "0", "sys", "123456"} {
+		reclen := (19 + len(name) + 1 + 7) &^ 7
+		rec := make([]byte, reclen)
+		binary.NativeEndian.PutUint16(rec[16:], uint16(reclen))
+		copy(rec[19:], name)
+		buf = append(buf, rec...)
+	}
+	got := appendPidDirents(nil, buf)
+	if want := []int{1, 4242, 123456}; !slices.Equal(got, want) {
+		t.Errorf("appendPidDirents = %v, want %v", got, want)
+	}
+}
+
+// BenchmarkTgids lists this system's /proc.
+func BenchmarkTgids(b *testing.B) {
+	fs := Default()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fs.Tgids(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
