@@ -85,32 +85,17 @@ func forwarded() []os.Signal {
 	return sigs
 }
 
-// notified is forwarded without those of isFatalEarly and those of
-// sigstart.Deferred: what notify asks os/signal to deliver on signals.c.
-// Each signal os/signal starts to handle costs a round trip to the
-// runtime's signal thread (runtime/signal_unix.go: sigenable), tens of
-// microseconds: the deferred ones, a signalfd reads instead.
+// notified is forwarded without those of isFatalEarly: what notify asks
+// os/signal to deliver on signals.c.
 func notified() []os.Signal {
 	var sigs []os.Signal
 	for _, s := range forwarded() {
-		if sig := s.(syscall.Signal); !isFatalEarly(sig) && !deferred.Has(sig) {
+		if !isFatalEarly(s.(syscall.Signal)) {
 			sigs = append(sigs, s)
 		}
 	}
 	return sigs
 }
-
-// deferred are the forwarded signals that stay blocked in every thread
-// from this process's start on (sigstart.Deferred), read from a signalfd.
-var deferred = func() sigstart.Set {
-	var d sigstart.Set
-	for _, s := range forwarded() {
-		if sig := s.(syscall.Signal); sigstart.Deferred().Has(sig) {
-			d = d.With(sig)
-		}
-	}
-	return d
-}()
 
 // signals is what Run receives: forwardable signals on c, SIGCHLD on chld.
 // chld has room for one: a pending SIGCHLD already promises a full reap, so
@@ -118,9 +103,6 @@ var deferred = func() sigstart.Set {
 type signals struct {
 	c    chan os.Signal
 	chld chan os.Signal
-	// sfd reads the signals of deferred (nil when there are none, or the
-	// signalfd could not be made: then they are notified as the others).
-	sfd *os.File
 }
 
 // pending holds the catching that Prepare started ahead of Run.
@@ -132,10 +114,9 @@ var pending struct {
 
 // Prepare starts catching, in the background, the signals that Run
 // forwards. The Go runtime installs a handler with one round trip to its
-// signal thread per signal (tens of microseconds each; with the entry
-// point of package sigstart only the dozen of notified need one, the
-// others a signalfd reads, else all sixty or so): started early, that
-// work overlaps with the caller's own preparation of the run. A signal that arrives once it is caught and
+// signal thread per signal, a few milliseconds for the sixty or so Run
+// catches: started early, that work overlaps with the caller's own
+// preparation of the run. A signal that arrives once it is caught and
 // before the command has started is forwarded to the command as soon as
 // it has started, as if it had arrived a moment later. Call Prepare only
 // when Run is to follow: until then, such signals wait.
@@ -181,56 +162,7 @@ func newSignals() *signals {
 
 func (s *signals) notify() {
 	signal.Notify(s.chld, unix.SIGCHLD)
-	sigs := notified()
-	if deferred != 0 {
-		if f, err := openSignalfd(deferred); err == nil {
-			s.sfd = f
-			go s.readSignalfd(f)
-		} else {
-			for n := 1; n <= 64; n++ {
-				if deferred.Has(syscall.Signal(n)) {
-					sigs = append(sigs, syscall.Signal(n))
-				}
-			}
-		}
-	}
-	signal.Notify(s.c, sigs...)
-}
-
-// openSignalfd returns a signalfd(2) for the signals of set, which must be
-// blocked in every thread (sigstart.Deferred): it reads those pending for
-// the process (and for the reading thread), each once.
-func openSignalfd(set sigstart.Set) (*os.File, error) {
-	var mask unix.Sigset_t
-	mask.Val[0] = uint64(set)
-	fd, err := unix.Signalfd(-1, &mask, unix.SFD_CLOEXEC|unix.SFD_NONBLOCK)
-	if err != nil {
-		return nil, os.NewSyscallError("signalfd", err)
-	}
-	return os.NewFile(uintptr(fd), "signalfd"), nil
-}
-
-// sizeofSiginfo is the size of struct signalfd_siginfo (signalfd(2)).
-const sizeofSiginfo = 128
-
-// readSignalfd passes the signals f reads to s.c until f is closed (stop),
-// as os/signal would: when c is full, a signal is dropped as a standard
-// signal already pending is.
-func (s *signals) readSignalfd(f *os.File) {
-	var buf [16 * sizeofSiginfo]byte
-	for {
-		n, err := f.Read(buf[:])
-		if err != nil {
-			return
-		}
-		for off := 0; off+sizeofSiginfo <= n; off += sizeofSiginfo {
-			info := (*unix.SignalfdSiginfo)(unsafe.Pointer(&buf[off]))
-			select {
-			case s.c <- syscall.Signal(info.Signo):
-			default:
-			}
-		}
-	}
+	signal.Notify(s.c, notified()...)
 }
 
 // stop ends the delivery to s. The signals stay caught and are dropped
@@ -248,10 +180,6 @@ func (s *signals) stop() {
 	router.mu.Lock()
 	router.sink, router.drop = nil, true
 	router.mu.Unlock()
-	if s.sfd != nil {
-		// The signals of deferred stay blocked: pending, never delivered.
-		s.sfd.Close()
-	}
 	signal.Stop(s.c)
 	signal.Stop(s.chld)
 }

@@ -6,9 +6,8 @@
 // -ldflags=-E=github.com/ipcguard/ipcguard/internal/sigstart.entry (see
 // the Makefile). It runs before the Go runtime: it records the signal mask
 // (rt_sigprocmask) and the disposition of signals 1..64 (rt_sigaction)
-// into startMask and startActs, blocks the signals of deferMask (see
-// Deferred), sets captured, and jumps to the runtime's own entry with the
-// stack (argc, argv, envp, auxv) untouched.
+// into startMask and startActs, sets captured, and jumps to the runtime's
+// own entry with the stack (argc, argv, envp, auxv) untouched.
 TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	$14, AX			// SYS_rt_sigprocmask
 	MOVQ	$0, DI			// SIG_BLOCK, with no set: a query
@@ -30,11 +29,5 @@ next:
 	INCQ	R12
 	CMPQ	R12, $65
 	JNE	next
-	MOVQ	$14, AX			// SYS_rt_sigprocmask
-	MOVQ	$0, DI			// SIG_BLOCK
-	LEAQ	·deferMask(SB), SI	// the signals of Deferred
-	MOVQ	$0, DX
-	MOVQ	$8, R10
-	SYSCALL
 	MOVB	$1, ·captured(SB)
 	JMP	_rt0_amd64_linux(SB)

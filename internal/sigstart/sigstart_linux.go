@@ -54,14 +54,6 @@ type State struct {
 	Exact bool
 }
 
-// deferMask is what the entry point blocks (see Deferred): a constant,
-// so the linker places it in the data section and entry can read it
-// before the runtime has run. Signals 10 SIGUSR1, 12 SIGUSR2, 14 SIGALRM,
-// 18 SIGCONT, 24 SIGXCPU, 25 SIGXFSZ, 26 SIGVTALRM, 28 SIGWINCH, 29
-// SIGIO, 30 SIGPWR and the real-time signals 35..64.
-var deferMask = Set(1<<(10-1) | 1<<(12-1) | 1<<(14-1) | 1<<(18-1) | 1<<(24-1) | 1<<(25-1) |
-	1<<(26-1) | 1<<(28-1) | 1<<(29-1) | 1<<(30-1) | (1<<30-1)<<(35-1))
-
 // Written by entry before the runtime starts (never by Go code): the
 // kernel's struct sigaction is handler, flags, restorer, mask (8 bytes
 // each on amd64).
@@ -76,7 +68,6 @@ var start State
 func init() {
 	if captured {
 		start = State{Blocked: startMask, Exact: true}
-		deferred = deferMask
 		for sig := 1; sig <= 64; sig++ {
 			if startActs[sig][0] == sigIgn {
 				start.Ignored = start.Ignored.With(unix.Signal(sig))
@@ -120,25 +111,3 @@ func Fatal() ([]os.Signal, chan os.Signal) { return fatal, early }
 
 // Start returns the signal state this process started with.
 func Start() State { return start }
-
-// deferred is Deferred's value: deferMask once entry ran, else 0.
-var deferred Set
-
-// Deferred returns the signals that the entry point blocked before the
-// Go runtime started, and that therefore stay blocked in every thread of
-// this process: SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGXCPU, SIGXFSZ,
-// SIGVTALRM, SIGWINCH, SIGIO, SIGPWR and 35..64. Such a signal sent to
-// this process waits, pending, until a signalfd(2) reads it or a thread
-// unblocks it (os/signal.Notify does, on the runtime's signal thread);
-// without the block the runtime, which handles each of them from its
-// start, would drop one that arrived before Notify (runtime/signal_unix.go:
-// sighandler; runtime/sigtab_linux_generic.go). They are the signals of
-// the runtime's table that it neither unblocks in every thread
-// (runtime/signal_unix.go: blockableSig) nor acts on itself, less SIGPIPE
-// (the runtime raises it on a write to a broken standard stream) and
-// SIGTSTP, SIGTTIN and SIGTTOU (their default action, a stop, must keep
-// working outside a run). A child forked from a thread whose mask was
-// set to Start().Blocked does not inherit the block. Without the entry
-// point (see the package comment) nothing is blocked and Deferred is
-// empty.
-func Deferred() Set { return deferred }
