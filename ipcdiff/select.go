@@ -13,6 +13,8 @@ import (
 //	0xKEY       every object with this key (hex), of every type
 //	shm:ID      the segment with this id (sem:ID, msg:ID alike)
 //	shm:0xKEY   the segment with this key (sem:0xKEY, msg:0xKEY alike)
+//	pshm:NAME   the POSIX object of this type with this name, as its
+//	            directory lists it (psem:sem.NAME, pmsg:NAME alike)
 //
 // A key is always hex with 0x; IPC_PRIVATE (0x0) names no object.
 type Selector struct {
@@ -22,6 +24,7 @@ type Selector struct {
 	ByKey   bool
 	ID      int
 	Key     int32
+	Name    string // a POSIX object's name (Type is a POSIX type)
 }
 
 // ParseSelector parses one selector. Errors wrap ErrUsage.
@@ -34,6 +37,13 @@ func ParseSelector(s string) (Selector, error) {
 			return sel, fmt.Errorf("%w: %q: type %q: want %s", ErrUsage, s, t, typeNames())
 		}
 		sel.Type, sel.AnyType, v = typ, false, rest
+		if typ.IsPosix() {
+			if v == "" || strings.ContainsAny(v, "/\x00") || v == "." || v == ".." {
+				return sel, fmt.Errorf("%w: %q: want %s:NAME, the name as its directory lists it", ErrUsage, s, typ)
+			}
+			sel.Name = v
+			return sel, nil
+		}
 	}
 	if h, ok := strings.CutPrefix(strings.ToLower(v), "0x"); ok {
 		k, err := strconv.ParseUint(h, 16, 32)
@@ -59,16 +69,19 @@ func (s Selector) Matches(id Ident) bool {
 	if !s.AnyType && id.Type != s.Type {
 		return false
 	}
-	if s.ByKey {
+	switch {
+	case s.Name != "":
+		return id.Name == s.Name
+	case s.ByKey:
 		return id.Key == s.Key
 	}
-	return id.ID == s.ID
+	return id.ID == s.ID && id.Name == ""
 }
 
 // Ambiguous reports whether the selector, matching ids, is a bare id that
 // several types hold: the caller should ask for TYPE:ID.
 func (s Selector) Ambiguous(ids []Ident) bool {
-	if s.ByKey || !s.AnyType {
+	if s.ByKey || !s.AnyType || s.Name != "" {
 		return false
 	}
 	var types TypeSet

@@ -33,10 +33,10 @@ operated on is judged by age alone, so only with --older-than; and no other
 object of the same key is kept. With --json it prints every object, with
 "orphan" true or false, the evidence for and the reasons against.
 ipcguard rm --orphans removes exactly these.`,
-	UsageText: "ipcguard ls [--json] [--types shm,sem,msg] [--orphans [--older-than DURATION] [--metrics FILE]]",
+	UsageText: "ipcguard ls [--json] [--types shm,sem,msg,pshm,psem,pmsg] [--orphans [--older-than DURATION] [--metrics FILE]]",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-		&cli.StringFlag{Name: "types", Value: "shm,sem,msg", EnvVars: []string{"IPCGUARD_TYPES"}, Usage: "object types to list"},
+		&cli.StringFlag{Name: "types", Value: "shm,sem,msg,pshm,psem,pmsg", EnvVars: []string{"IPCGUARD_TYPES"}, Usage: "object types to list"},
 		&cli.BoolFlag{Name: "orphans", Usage: "list only the objects every piece of evidence says are abandoned, with why"},
 		&cli.DurationFlag{Name: "older-than", Usage: "with --orphans: only objects whose last activity is older than `DURATION` (1h, 30m)"},
 		&cli.StringFlag{Name: "metrics", EnvVars: []string{"IPCGUARD_METRICS"}, Usage: "with --orphans: add the listing to Prometheus metrics in `FILE` (for node_exporter's textfile collector)"},

@@ -86,6 +86,10 @@ To run a program called rm under ipcguard: ipcguard -- rm ...`,
 				fmt.Fprintf(w, "%s: %s\n", r.Selector, r.Outcome)
 				continue
 			}
+			if r.Ident.Name != "" {
+				fmt.Fprintf(w, "%s %s: %s\n", r.Ident.Type, guard.PrintableName(r.Ident.Name), r.Outcome)
+				continue
+			}
 			fmt.Fprintf(w, "%s %d key %s: %s\n", r.Ident.Type, r.Ident.ID, ipcdiff.KeyString(r.Ident.Key), r.Outcome)
 		}
 		if !ok {

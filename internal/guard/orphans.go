@@ -78,6 +78,8 @@ type Listed struct {
 func List(opt ListOptions) ([]Listed, []ipcdiff.OrphanDecision, error) {
 	types, now := opt.Types, opt.Now
 	fs, _ := ipcdiff.NewFS(procRoot)
+	fs = fs.OpenPosix(shmDir)
+	defer fs.ClosePosix()
 	var objs []ipcdiff.Object
 	var decided []*ipcdiff.OrphanDecision
 	var listed []ipcdiff.OrphanDecision
@@ -197,6 +199,8 @@ func (e *AmbiguousError) Error() string {
 // *AmbiguousError (then nothing is removed).
 func Rm(opt RmOptions) (res []RmResult, ok bool, err error) {
 	fs, _ := ipcdiff.NewFS(procRoot)
+	fs = fs.OpenPosix(shmDir)
+	defer fs.ClosePosix()
 	ds, err := OrphanDecisions(fs, opt.OlderThan, time.Now())
 	if err != nil {
 		return nil, false, err

@@ -263,8 +263,13 @@ func countByType(l []ReportObject) string {
 	return strings.Join(out, ", ")
 }
 
-// nameText is a POSIX name as the summary shows it: as it is when it is
-// printable UTF-8 without quotes or backslashes, else Go-quoted.
+// PrintableName is a POSIX name as ipcguard prints it on a line of its
+// own (the summary, rm): as it is when it is printable UTF-8 without
+// quotes or backslashes, else Go-quoted, so that a name with a newline
+// cannot forge a line.
+func PrintableName(name string) string { return nameText(name) }
+
+// nameText is PrintableName.
 func nameText(name string) string {
 	if !utf8.ValidString(name) || strings.ContainsAny(name, "\\\"") || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
 		return strconv.Quote(name)
