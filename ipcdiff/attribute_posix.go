@@ -3,6 +3,7 @@ package ipcdiff
 import (
 	"fmt"
 	"path"
+	"strings"
 )
 
 // posixVerdict is what the run's creation record says against a POSIX
@@ -79,17 +80,56 @@ func (a *attributor) posixLinks(o *Object) string {
 }
 
 // keepPattern is the --keep-name pattern that the name of a POSIX object
-// matches (path.Match, against the name as its directory lists it).
+// matches (MatchName, against the name as its directory lists it). A
+// malformed pattern keeps every POSIX object: it was meant to keep some.
 func (a *attributor) keepPattern(id Ident) (string, bool) {
 	if !id.Type.IsPosix() {
 		return "", false
 	}
 	for _, pat := range a.p.KeepNamePatterns {
-		if ok, _ := path.Match(pat, id.Name); ok {
+		if ok, err := MatchName(pat, id.Name); ok || err != nil {
 			return pat, true
 		}
 	}
 	return "", false
+}
+
+// MatchName reports whether name matches the shell pattern pat, as
+// fnmatch(3) without flags matches it: '*', '?', '[...]' with ranges, a
+// class negated by '!' or '^' (path.Match knows only '^': a '!' right
+// after '[' is translated), '\' quoting the next character. The only
+// error is path.ErrBadPattern, for a malformed pattern.
+func MatchName(pat, name string) (bool, error) {
+	return path.Match(fnmatchToPath(pat), name)
+}
+
+// fnmatchToPath rewrites the fnmatch(3) negation "[!" of each class of
+// pat (not one quoted by '\', nor a '[' inside a class) as path.Match's
+// "[^".
+func fnmatchToPath(pat string) string {
+	if !strings.Contains(pat, "[!") {
+		return pat
+	}
+	b := []byte(pat)
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '[':
+			if i+1 < len(b) && b[i+1] == '!' {
+				b[i+1] = '^'
+			}
+			// Skip the class: up to its unquoted ']' (a ']' right after the
+			// opening or the negation is no end for fnmatch, and
+			// path.Match refuses the pattern anyway).
+			for i++; i < len(b) && b[i] != ']'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return string(b)
 }
 
 // FamilyOf is the family of the object with identity id: its SysV key, or

@@ -265,3 +265,30 @@ func TestPosixTypeNames(t *testing.T) {
 		t.Error("TypeOfName")
 	}
 }
+
+// TestMatchName: --keep-name patterns are shell patterns (fnmatch(3)):
+// '!' negates a class as '^' does, and commas, newlines and odd bytes are
+// plain characters.
+func TestMatchName(t *testing.T) {
+	for _, c := range []struct {
+		pat, name string
+		want      bool
+	}{
+		{"[!x]*", "abc", true}, {"[!x]*", "xyz", false}, {"[!x]*", "!x", true},
+		{"[^x]*", "abc", true}, {"[^x]*", "xyz", false},
+		{`\[!x]`, "[!x]", true}, {`\[!x]`, "a", false},
+		{"[[!]x", "!x", true}, {"[[!]x", "[x", true}, {"[[!]x", "ax", false},
+		{"a,b", "a,b", true}, {"a,b", "a", false},
+		{"PostgreSQL.*", "PostgreSQL.1\n2", true}, {"sem.\xff*", "sem.\xffq", true},
+		{"[!0-9]", "5", false}, {"[!0-9]", "a", true},
+	} {
+		if got, err := MatchName(c.pat, c.name); got != c.want || err != nil {
+			t.Errorf("MatchName(%q, %q) = %v, %v; want %v", c.pat, c.name, got, err, c.want)
+		}
+	}
+	for _, pat := range []string{"[", "[!", "a[!x", `x\`} {
+		if _, err := MatchName(pat, "x"); err == nil {
+			t.Errorf("MatchName(%q): no error for a malformed pattern", pat)
+		}
+	}
+}

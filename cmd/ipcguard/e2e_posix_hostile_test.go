@@ -321,3 +321,25 @@ func mqCreate(name string, mode uint32) (int, error) {
 	}
 	return int(fd), nil
 }
+
+// TestPosixHostileKeepNameSpecial: --keep-name patterns with the
+// characters of shell patterns and of names: a comma is part of the
+// pattern (not a separator of two), and "[!...]" is a negated class as in
+// the shell (fnmatch), not a class of '!' and its letters (which would
+// remove qx-neg and keep px-neg).
+func TestPosixHostileKeepNameSpecial(t *testing.T) {
+	posixModes(t, "--keep-name with commas and [!...]", func(p *px) {
+		rep := p.path("r.json")
+		r := p.ipc([]string{"--keep-name", "px,c", "--keep-name", "[!p]x-neg*", "--report", rep},
+			"pshm:name=px,c", "pshm:name=qx-neg", "pmsg:name=qx-neg-q",
+			"pshm:name=px", "pshm:name=px-neg", "pshm:name=!x-neg", "exit=1").run()
+		p.wantExit(r, 1)
+		keep := []string{"pshm px,c", "pshm qx-neg", "pmsg qx-neg-q", "pshm !x-neg"}
+		gone := []string{"pshm px", "pshm px-neg"}
+		p.wantPosixKept("names --keep-name matches", keep)
+		p.wantPosixGone("names no pattern matches", gone)
+		_, ro := p.posixReport(rep)
+		p.wantActions(ro, "kept", keep...)
+		p.wantActions(ro, "removed", gone...)
+	})
+}
