@@ -3,7 +3,10 @@ package ipcdiff
 import (
 	"fmt"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // posixVerdict is what the run's creation record says against a POSIX
@@ -39,14 +42,18 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	case !p.Btime.IsZero() && p.Btime.After(last.At.Add(a.p.ClockSlack)):
 		v.against = append(v.against, fmt.Sprintf("born at %s, after the last creation of its name the watcher saw (%s): not the object that creation made",
 			p.Btime.Format("15:04:05.000"), last.At.Format("15:04:05.000")))
-	case p.Btime.IsZero() && !a.until.IsZero() && p.Ctime.After(a.until.Add(a.p.ClockSlack)):
-		// No birth time (a queue): its change time is the bound. Later than
-		// the end of the record (a sweep: the supervisor died), the name
-		// may have been made again by someone nobody watched.
-		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again since",
+	case !a.until.IsZero() && p.Ctime.After(a.until.Add(-coarseTick)):
+		// Changed after the end of the record (a sweep: the supervisor
+		// died): nobody watched what happened then. A queue, which has no
+		// birth time, may have been made again; a file may have been
+		// renamed or linked onto the name (rename(2) and link(2) stamp the
+		// file's ctime, keeping its older birth time).
+		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again, or another file put under it, since",
 			p.Ctime.Format("15:04:05.000"), a.until.Format("15:04:05.000")))
 	case last.Pid <= 0:
 		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
+	case !p.Btime.IsZero() && a.posixMadeBetween(last, p.Btime.Add(-a.p.ClockSlack)) != "":
+		v.against = append(v.against, a.posixMadeBetween(last, p.Btime.Add(-a.p.ClockSlack)))
 	default:
 		f := PidFact{Role: "creator", Pid: last.Pid, To: last.At, Creator: true}
 		if last.Moved {
@@ -58,6 +65,50 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 		ev.Pids = append(ev.Pids, f)
 	}
 	return v
+}
+
+// coarseTick bounds how far a file's time stamps (the kernel's coarse
+// clock, advanced once a tick) lag the time of the action they record:
+// one tick at HZ=100, the slowest.
+const coarseTick = 10 * time.Millisecond
+
+// posixMadeBetween says why the creation seen of a name (last) may not
+// have made the file now under it ("" when nothing says so): another
+// process made a name in the same directory after the file was born
+// (from) and before the watcher read that creation. The file may be that
+// process's, which a member then renamed or linked (link(2) reports a
+// creation, as open(O_CREAT) does) onto the name: a rename or link makes
+// a name, not the file. Every creation of that process lies in the
+// window: its event was read after its file was born and, queued before
+// the member's, before the member's. A creation by a member (Tree.Holder)
+// does not count.
+func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
+	if a.byAt == nil {
+		a.byAt = make([]*Creation, 0, len(a.p.Creations))
+		for i := range a.p.Creations {
+			a.byAt = append(a.byAt, &a.p.Creations[i])
+		}
+		slices.SortStableFunc(a.byAt, func(x, y *Creation) int { return x.At.Compare(y.At) })
+	}
+	i, _ := slices.BinarySearchFunc(a.byAt, from, func(c *Creation, t time.Time) int { return c.At.Compare(t) })
+	for ; i < len(a.byAt) && !a.byAt[i].At.After(last.At); i++ {
+		c := a.byAt[i]
+		if c == last || c.Dev != last.Dev {
+			continue
+		}
+		if c.Pid > 0 {
+			if h, _, _ := a.tree.Holder(c.Pid, from, c.At); h == HeldByTree {
+				continue
+			}
+		}
+		who := "a process the watcher could not name"
+		if c.Pid > 0 {
+			who = fmt.Sprintf("pid %d, not proven the tree's,", c.Pid)
+		}
+		return fmt.Sprintf("%s made %s in its directory after the file was born (%s) and before the creation of its name was seen: the file may be that process's, renamed or linked onto the name",
+			who, strconv.Quote(c.Name), from.Format("15:04:05.000"))
+	}
+	return ""
 }
 
 // posixLinks says why a POSIX object is more than its name ("" when it
