@@ -42,14 +42,14 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	case !p.Btime.IsZero() && p.Btime.After(last.At.Add(a.p.ClockSlack)):
 		v.against = append(v.against, fmt.Sprintf("born at %s, after the last creation of its name the watcher saw (%s): not the object that creation made",
 			p.Btime.Format("15:04:05.000"), last.At.Format("15:04:05.000")))
-	case !a.until.IsZero() && p.Ctime.After(a.until.Add(-coarseTick)):
+	case !a.until.IsZero() && p.Ctime.After(a.posixUntil().Add(a.p.ClockSlack)):
 		// Changed after the end of the record (a sweep: the supervisor
 		// died): nobody watched what happened then. A queue, which has no
 		// birth time, may have been made again; a file may have been
 		// renamed or linked onto the name (rename(2) and link(2) stamp the
 		// file's ctime, keeping its older birth time).
 		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again, or another file put under it, since",
-			p.Ctime.Format("15:04:05.000"), a.until.Format("15:04:05.000")))
+			p.Ctime.Format("15:04:05.000"), a.posixUntil().Format("15:04:05.000")))
 	case last.Pid <= 0:
 		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
 	case !p.Btime.IsZero() && a.posixMadeBetween(last, p.Btime.Add(-a.p.ClockSlack)) != "":
@@ -67,11 +67,6 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	return v
 }
 
-// coarseTick bounds how far a file's time stamps (the kernel's coarse
-// clock, advanced once a tick) lag the time of the action they record:
-// one tick at HZ=100, the slowest.
-const coarseTick = 10 * time.Millisecond
-
 // posixMadeBetween says why the creation seen of a name (last) may not
 // have made the file now under it ("" when nothing says so): another
 // process made a name in the same directory after the file was born
@@ -81,19 +76,16 @@ const coarseTick = 10 * time.Millisecond
 // a name, not the file. Every creation of that process lies in the
 // window: its event was read after its file was born and, queued before
 // the member's, before the member's. A creation by a member (Tree.Holder)
-// does not count.
+// does not count, nor one by the creator's own pid.
 func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
-	if a.byAt == nil {
-		a.byAt = make([]*Creation, 0, len(a.p.Creations))
-		for i := range a.p.Creations {
-			a.byAt = append(a.byAt, &a.p.Creations[i])
-		}
-		slices.SortStableFunc(a.byAt, func(x, y *Creation) int { return x.At.Compare(y.At) })
-	}
+	a.sortCreations()
 	i, _ := slices.BinarySearchFunc(a.byAt, from, func(c *Creation, t time.Time) int { return c.At.Compare(t) })
 	for ; i < len(a.byAt) && !a.byAt[i].At.After(last.At); i++ {
 		c := a.byAt[i]
-		if c == last || c.Dev != last.Dev {
+		if c == last || c.Dev != last.Dev || c.Pid > 0 && c.Pid == last.Pid {
+			// The creator's own other names: its pid is a fact of the
+			// object over a window that holds this one (Tree.Holder
+			// judges it there).
 			continue
 		}
 		if c.Pid > 0 {
@@ -109,6 +101,30 @@ func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
 			who, strconv.Quote(c.Name), from.Format("15:04:05.000"))
 	}
 	return ""
+}
+
+// sortCreations fills a.byAt once.
+func (a *attributor) sortCreations() {
+	if a.byAt != nil {
+		return
+	}
+	a.byAt = make([]*Creation, 0, len(a.p.Creations))
+	for i := range a.p.Creations {
+		a.byAt = append(a.byAt, &a.p.Creations[i])
+	}
+	slices.SortStableFunc(a.byAt, func(x, y *Creation) int { return x.At.Compare(y.At) })
+}
+
+// posixUntil is when the record of the POSIX directories ends: the tree's
+// record (Tree.Until), or the last creation the watchers read if later
+// (their events are read in the order they were queued: a name made
+// before that one was read too).
+func (a *attributor) posixUntil() time.Time {
+	a.sortCreations()
+	if n := len(a.byAt); n > 0 && a.byAt[n-1].At.After(a.until) {
+		return a.byAt[n-1].At
+	}
+	return a.until
 }
 
 // posixLinks says why a POSIX object is more than its name ("" when it
