@@ -1,6 +1,7 @@
 package ipcdiff
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +314,34 @@ func TestMatchName(t *testing.T) {
 		if _, err := MatchName(pat, "x"); err == nil {
 			t.Errorf("MatchName(%q): no error for a malformed pattern", pat)
 		}
+	}
+}
+
+// BenchmarkAttributePosix10k: 10 000 new files of the shm directory, each
+// with the creation of its name seen, by the tree and by strangers alike
+// (every name's creation is checked against the others read between its
+// file's birth and it).
+func BenchmarkAttributePosix10k(b *testing.B) {
+	const n = 10000
+	objs := make([]Object, n)
+	cs := make([]Creation, n)
+	for i := range objs {
+		name := "px-" + strconv.Itoa(i)
+		objs[i] = pobj(TypePshm, name)
+		posixOf(&objs[i]).Ino = uint64(1000 + i)
+		objs[i].ID = 1000 + i
+		pid := treePid
+		if i%2 == 1 {
+			pid = gone
+		}
+		cs[i] = seen(TypePshm, name, pid)
+		cs[i].At = cs[i].At.Add(time.Duration(i) * time.Microsecond)
+	}
+	pol := rootPolicy(cs...)
+	pol.Types = AllTypes
+	tr := baseTree()
+	b.ReportAllocs()
+	for b.Loop() {
+		Attribute(objs, tr, procs, pol)
 	}
 }
