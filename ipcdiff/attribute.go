@@ -312,6 +312,9 @@ type attributor struct {
 	p     Policy
 	live  map[int]bool // tree members still running
 	until time.Time    // the tree's record is complete up to here
+	// byAt are the creations of Policy.Creations in the order they were
+	// read (posixMadeBetween), built at its first use.
+	byAt []*Creation
 }
 
 func secs(t int64) time.Time { return time.Unix(t, 0) }

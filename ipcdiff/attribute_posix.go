@@ -3,6 +3,10 @@ package ipcdiff
 import (
 	"fmt"
 	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // posixVerdict is what the run's creation record says against a POSIX
@@ -38,14 +42,18 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	case !p.Btime.IsZero() && p.Btime.After(last.At.Add(a.p.ClockSlack)):
 		v.against = append(v.against, fmt.Sprintf("born at %s, after the last creation of its name the watcher saw (%s): not the object that creation made",
 			p.Btime.Format("15:04:05.000"), last.At.Format("15:04:05.000")))
-	case p.Btime.IsZero() && !a.until.IsZero() && p.Ctime.After(a.until.Add(a.p.ClockSlack)):
-		// No birth time (a queue): its change time is the bound. Later than
-		// the end of the record (a sweep: the supervisor died), the name
-		// may have been made again by someone nobody watched.
-		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again since",
-			p.Ctime.Format("15:04:05.000"), a.until.Format("15:04:05.000")))
+	case !a.until.IsZero() && p.Ctime.After(a.posixUntil().Add(a.p.ClockSlack)):
+		// Changed after the end of the record (a sweep: the supervisor
+		// died): nobody watched what happened then. A queue, which has no
+		// birth time, may have been made again; a file may have been
+		// renamed or linked onto the name (rename(2) and link(2) stamp the
+		// file's ctime, keeping its older birth time).
+		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again, or another file put under it, since",
+			p.Ctime.Format("15:04:05.000"), a.posixUntil().Format("15:04:05.000")))
 	case last.Pid <= 0:
 		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
+	case !p.Btime.IsZero() && a.posixMadeBetween(last, p.Btime.Add(-a.p.ClockSlack)) != "":
+		v.against = append(v.against, a.posixMadeBetween(last, p.Btime.Add(-a.p.ClockSlack)))
 	default:
 		f := PidFact{Role: "creator", Pid: last.Pid, To: last.At, Creator: true}
 		if last.Moved {
@@ -57,6 +65,66 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 		ev.Pids = append(ev.Pids, f)
 	}
 	return v
+}
+
+// posixMadeBetween says why the creation seen of a name (last) may not
+// have made the file now under it ("" when nothing says so): another
+// process made a name in the same directory after the file was born
+// (from) and before the watcher read that creation. The file may be that
+// process's, which a member then renamed or linked (link(2) reports a
+// creation, as open(O_CREAT) does) onto the name: a rename or link makes
+// a name, not the file. Every creation of that process lies in the
+// window: its event was read after its file was born and, queued before
+// the member's, before the member's. A creation by a member (Tree.Holder)
+// does not count, nor one by the creator's own pid.
+func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
+	a.sortCreations()
+	i, _ := slices.BinarySearchFunc(a.byAt, from, func(c *Creation, t time.Time) int { return c.At.Compare(t) })
+	for ; i < len(a.byAt) && !a.byAt[i].At.After(last.At); i++ {
+		c := a.byAt[i]
+		if c == last || c.Dev != last.Dev || c.Pid > 0 && c.Pid == last.Pid {
+			// The creator's own other names: its pid is a fact of the
+			// object over a window that holds this one (Tree.Holder
+			// judges it there).
+			continue
+		}
+		if c.Pid > 0 {
+			if h, _, _ := a.tree.Holder(c.Pid, from, c.At); h == HeldByTree {
+				continue
+			}
+		}
+		who := "a process the watcher could not name"
+		if c.Pid > 0 {
+			who = fmt.Sprintf("pid %d, not proven the tree's,", c.Pid)
+		}
+		return fmt.Sprintf("%s made %s in its directory after the file was born (%s) and before the creation of its name was seen: the file may be that process's, renamed or linked onto the name",
+			who, strconv.Quote(c.Name), from.Format("15:04:05.000"))
+	}
+	return ""
+}
+
+// sortCreations fills a.byAt once.
+func (a *attributor) sortCreations() {
+	if a.byAt != nil {
+		return
+	}
+	a.byAt = make([]*Creation, 0, len(a.p.Creations))
+	for i := range a.p.Creations {
+		a.byAt = append(a.byAt, &a.p.Creations[i])
+	}
+	slices.SortStableFunc(a.byAt, func(x, y *Creation) int { return x.At.Compare(y.At) })
+}
+
+// posixUntil is when the record of the POSIX directories ends: the tree's
+// record (Tree.Until), or the last creation the watchers read if later
+// (their events are read in the order they were queued: a name made
+// before that one was read too).
+func (a *attributor) posixUntil() time.Time {
+	a.sortCreations()
+	if n := len(a.byAt); n > 0 && a.byAt[n-1].At.After(a.until) {
+		return a.byAt[n-1].At
+	}
+	return a.until
 }
 
 // posixLinks says why a POSIX object is more than its name ("" when it
@@ -79,17 +147,56 @@ func (a *attributor) posixLinks(o *Object) string {
 }
 
 // keepPattern is the --keep-name pattern that the name of a POSIX object
-// matches (path.Match, against the name as its directory lists it).
+// matches (MatchName, against the name as its directory lists it). A
+// malformed pattern keeps every POSIX object: it was meant to keep some.
 func (a *attributor) keepPattern(id Ident) (string, bool) {
 	if !id.Type.IsPosix() {
 		return "", false
 	}
 	for _, pat := range a.p.KeepNamePatterns {
-		if ok, _ := path.Match(pat, id.Name); ok {
+		if ok, err := MatchName(pat, id.Name); ok || err != nil {
 			return pat, true
 		}
 	}
 	return "", false
+}
+
+// MatchName reports whether name matches the shell pattern pat, as
+// fnmatch(3) without flags matches it: '*', '?', '[...]' with ranges, a
+// class negated by '!' or '^' (path.Match knows only '^': a '!' right
+// after '[' is translated), '\' quoting the next character. The only
+// error is path.ErrBadPattern, for a malformed pattern.
+func MatchName(pat, name string) (bool, error) {
+	return path.Match(fnmatchToPath(pat), name)
+}
+
+// fnmatchToPath rewrites the fnmatch(3) negation "[!" of each class of
+// pat (not one quoted by '\', nor a '[' inside a class) as path.Match's
+// "[^".
+func fnmatchToPath(pat string) string {
+	if !strings.Contains(pat, "[!") {
+		return pat
+	}
+	b := []byte(pat)
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '[':
+			if i+1 < len(b) && b[i+1] == '!' {
+				b[i+1] = '^'
+			}
+			// Skip the class: up to its unquoted ']' (a ']' right after the
+			// opening or the negation is no end for fnmatch, and
+			// path.Match refuses the pattern anyway).
+			for i++; i < len(b) && b[i] != ']'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return string(b)
 }
 
 // FamilyOf is the family of the object with identity id: its SysV key, or

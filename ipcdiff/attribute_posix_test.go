@@ -1,6 +1,7 @@
 package ipcdiff
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,9 @@ func TestAttributePosix(t *testing.T) {
 	}
 	moved := seen(TypePshm, "a", treePid)
 	moved.Moved = true
+	// early is c read before the birth of the objects (t0+2).
+	early := func(c Creation) Creation { c.At = time.Unix(t0+1, 0); return c }
+	otherDev := func(c Creation) Creation { c.Dev = shmDev + 1; return c }
 	late := seen(TypePshm, "a", treePid)
 	late.At = time.Unix(t0+1, 0) // read before the birth at t0+2
 	cases := []tc{
@@ -90,7 +94,17 @@ func TestAttributePosix(t *testing.T) {
 		{name: "the last creation counts: the tree's, then a stranger's", objs: []Object{pobj(TypePshm, "a")},
 			pol: rootPolicy(seen(TypePshm, "a", treePid), seen(TypePshm, "a", gone)), reason: "creator is pid 900, outside the tree"},
 		{name: "the last creation counts: a stranger's, then the tree's", objs: []Object{pobj(TypePshm, "a")},
-			pol: rootPolicy(seen(TypePshm, "a", gone), seen(TypePshm, "a", treePid)), remove: true, strength: CreationSeen},
+			pol: rootPolicy(early(seen(TypePshm, "a", gone)), seen(TypePshm, "a", treePid)), remove: true, strength: CreationSeen},
+		// A member renamed or linked a file a stranger made during the
+		// run (its creation read after the file's birth) onto a name.
+		{name: "a stranger made a name after the file's birth, then the tree made its name", objs: []Object{pobj(TypePshm, "a")},
+			pol: rootPolicy(seen(TypePshm, "theirs", gone), seen(TypePshm, "a", treePid)), reason: "renamed or linked onto the name"},
+		{name: "the same, the stranger's name read in the same batch", objs: []Object{pobj(TypePshm, "a")},
+			pol: rootPolicy(seen(TypePshm, "a", treePid), seen(TypePshm, "theirs", gone)), reason: "renamed or linked onto the name"},
+		{name: "a member made another name after the file's birth", objs: []Object{pobj(TypePshm, "a")},
+			pol: rootPolicy(seen(TypePshm, "other", treePid), seen(TypePshm, "a", treePid)), remove: true, strength: CreationSeen},
+		{name: "a stranger made a name in another directory", objs: []Object{pobj(TypePshm, "a")},
+			pol: rootPolicy(otherDev(seen(TypePmsg, "theirs", gone)), seen(TypePshm, "a", treePid)), remove: true, strength: CreationSeen},
 		{name: "creation by an ambiguous pid", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(seen(TypePshm, "a", treePid)),
 			tree: func(f *fakeTree) { f.reused = map[int]bool{treePid: true} }, reason: "pid may have been reused"},
 		{name: "creation by a pid the watcher could not name", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(seen(TypePshm, "a", 0)),
@@ -180,6 +194,16 @@ func TestAttributePosix(t *testing.T) {
 				p.OtherFiles = map[posixipc.FileKey]string{{Dev: shmDev + 1, Ino: 77}: "b"}
 				return p
 			}(), remove: true, strength: CreationSeen},
+		// A sweep: the record ends at t0+3. A file renamed or linked onto
+		// the name since has its older birth time, and a newer ctime.
+		{name: "sweep: changed after the record ends", objs: []Object{func() Object {
+			o := pobj(TypePshm, "a")
+			posixOf(&o).Ctime = time.Unix(t0+4, 0)
+			return o
+		}()}, pol: rootPolicy(seen(TypePshm, "a", treePid)), tree: func(f *fakeTree) { f.until = t0 + 3 },
+			reason: "after the record of the run ends"},
+		{name: "sweep: not changed since", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(seen(TypePshm, "a", treePid)),
+			tree: func(f *fakeTree) { f.until = t0 + 3 }, remove: true, strength: CreationSeen},
 		{name: "type not selected", objs: []Object{pobj(TypePmsg, "q")}, pol: func() Policy { p := policy(); p.Types = 1 << TypePshm; return p }(),
 			reason: "--types"},
 	}
@@ -263,5 +287,61 @@ func TestPosixTypeNames(t *testing.T) {
 	}
 	if TypeOfName("sem.x") != TypePsem || TypeOfName("x") != TypePshm {
 		t.Error("TypeOfName")
+	}
+}
+
+// TestMatchName: --keep-name patterns are shell patterns (fnmatch(3)):
+// '!' negates a class as '^' does, and commas, newlines and odd bytes are
+// plain characters.
+func TestMatchName(t *testing.T) {
+	for _, c := range []struct {
+		pat, name string
+		want      bool
+	}{
+		{"[!x]*", "abc", true}, {"[!x]*", "xyz", false}, {"[!x]*", "!x", true},
+		{"[^x]*", "abc", true}, {"[^x]*", "xyz", false},
+		{`\[!x]`, "[!x]", true}, {`\[!x]`, "a", false},
+		{"[[!]x", "!x", true}, {"[[!]x", "[x", true}, {"[[!]x", "ax", false},
+		{"a,b", "a,b", true}, {"a,b", "a", false},
+		{"PostgreSQL.*", "PostgreSQL.1\n2", true}, {"sem.\xff*", "sem.\xffq", true},
+		{"[!0-9]", "5", false}, {"[!0-9]", "a", true},
+	} {
+		if got, err := MatchName(c.pat, c.name); got != c.want || err != nil {
+			t.Errorf("MatchName(%q, %q) = %v, %v; want %v", c.pat, c.name, got, err, c.want)
+		}
+	}
+	for _, pat := range []string{"[", "[!", "a[!x", `x\`} {
+		if _, err := MatchName(pat, "x"); err == nil {
+			t.Errorf("MatchName(%q): no error for a malformed pattern", pat)
+		}
+	}
+}
+
+// BenchmarkAttributePosix10k: 10 000 new files of the shm directory, each
+// with the creation of its name seen, by the tree and by strangers alike
+// (every name's creation is checked against the others read between its
+// file's birth and it).
+func BenchmarkAttributePosix10k(b *testing.B) {
+	const n = 10000
+	objs := make([]Object, n)
+	cs := make([]Creation, n)
+	for i := range objs {
+		name := "px-" + strconv.Itoa(i)
+		objs[i] = pobj(TypePshm, name)
+		posixOf(&objs[i]).Ino = uint64(1000 + i)
+		objs[i].ID = 1000 + i
+		pid := treePid
+		if i%2 == 1 {
+			pid = gone
+		}
+		cs[i] = seen(TypePshm, name, pid)
+		cs[i].At = cs[i].At.Add(time.Duration(i) * time.Microsecond)
+	}
+	pol := rootPolicy(cs...)
+	pol.Types = AllTypes
+	tr := baseTree()
+	b.ReportAllocs()
+	for b.Loop() {
+		Attribute(objs, tr, procs, pol)
 	}
 }

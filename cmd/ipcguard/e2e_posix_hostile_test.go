@@ -9,6 +9,7 @@ package main_test
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -320,4 +321,82 @@ func mqCreate(name string, mode uint32) (int, error) {
 		return -1, errno
 	}
 	return int(fd), nil
+}
+
+// TestPosixHostileKeepNameSpecial: --keep-name patterns with the
+// characters of shell patterns and of names: a comma is part of the
+// pattern (not a separator of two), and "[!...]" is a negated class as in
+// the shell (fnmatch), not a class of '!' and its letters (which would
+// remove qx-neg and keep px-neg).
+func TestPosixHostileKeepNameSpecial(t *testing.T) {
+	posixModes(t, "--keep-name with commas and [!...]", func(p *px) {
+		rep := p.path("r.json")
+		r := p.ipc([]string{"--keep-name", "px,c", "--keep-name", "[!p]x-neg*", "--report", rep},
+			"pshm:name=px,c", "pshm:name=qx-neg", "pmsg:name=qx-neg-q",
+			"pshm:name=px", "pshm:name=px-neg", "pshm:name=!x-neg", "exit=1").run()
+		p.wantExit(r, 1)
+		keep := []string{"pshm px,c", "pshm qx-neg", "pmsg qx-neg-q", "pshm !x-neg"}
+		gone := []string{"pshm px", "pshm px-neg"}
+		p.wantPosixKept("names --keep-name matches", keep)
+		p.wantPosixGone("names no pattern matches", gone)
+		_, ro := p.posixReport(rep)
+		p.wantActions(ro, "kept", keep...)
+		p.wantActions(ro, "removed", gone...)
+	})
+}
+
+// TestPosixHostileTreeRenamesStrangers: a process of the run's uid
+// outside the tree makes an object during the run; the command renames it
+// (rename(2): FAN_MOVED_TO by a member) to a name of its own. The rename
+// made the name, not the object: it is the stranger's, and kept. The same
+// for link(2) and unlink of the old name (link reports FAN_CREATE).
+func TestPosixHostileTreeRenamesStrangers(t *testing.T) {
+	posixModes(t, "the command renames a stranger's object", func(p *px) {
+		ready, goOn, rep := p.path("ready"), p.path("go-on"), p.path("r.json")
+		g := p.sh([]string{"--report", rep}, `ipc pshm:name=px-mine ready="$0" await="$1" && mv "$2/px-theirs" "$2/px-moved" &&
+			ln "$2/px-theirs2" "$2/px-linked" && rm "$2/px-theirs2" && exit 1`,
+			ready, goOn, nstest.ShmDir).start()
+		p.waitPidFile(ready)
+		p.outside("pshm:name=px-theirs:size=8192", "pshm:name=px-theirs2:size=8192")
+		touch(p, goOn)
+		p.wantExit(g.wait(), 1)
+		theirs := []string{"pshm px-moved", "pshm px-linked"}
+		p.wantPosixKept("a stranger's objects the command renamed or linked", theirs)
+		_, ro := p.posixReport(rep)
+		p.wantActions(ro, "kept", theirs...)
+		if p.mode == nstest.Root {
+			p.wantPosixGone("the command's object, creation seen", []string{"pshm px-mine"})
+		}
+	})
+}
+
+// TestPosixHostileStrangerRenamesOnto: a process of the run's uid outside
+// the tree renames its file, older than the run, onto the name the
+// command made (FAN_MOVED_TO by a stranger; the birth time is before the
+// run). The file under the name is the stranger's: kept, with its data.
+func TestPosixHostileStrangerRenamesOnto(t *testing.T) {
+	posixModes(t, "a stranger renames its older file onto the command's name", func(p *px) {
+		p.outside("pshm:name=px-old:size=8192")
+		ready, goOn, rep := p.path("ready"), p.path("go-on"), p.path("r.json")
+		g := p.ipc([]string{"--report", rep}, "pshm:name=px-cmd", "pshm:name=px-mine", "ready="+ready, "await="+goOn, "exit=1").start()
+		p.waitPidFile(ready)
+		mv := exec.Command("mv", nstest.ShmDir+"/px-old", nstest.ShmDir+"/px-cmd")
+		if p.cred != nil {
+			mv.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+		}
+		if out, err := mv.CombinedOutput(); err != nil {
+			p.fatalf("mv: %v: %s", err, out)
+		}
+		touch(p, goOn)
+		p.wantExit(g.wait(), 1)
+		p.wantPosixKept("a stranger's older file renamed onto the command's name", []string{"pshm px-cmd"})
+		if fi, err := os.Stat(nstest.ShmDir + "/px-cmd"); err != nil || fi.Size() != 8192 {
+			p.errorf("the stranger's file: %v %v", fi, err)
+		}
+		_, ro := p.posixReport(rep)
+		p.wantActions(ro, "kept", "pshm px-cmd")
+		if p.mode == nstest.Root {
+			p.wantPosixGone("the command's other object, creation seen", []string{"pshm px-mine"})
+		}
+	})
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"path"
+	"flag"
 	"strings"
 	"time"
 
@@ -22,8 +22,8 @@ var runFlags = []cli.Flag{
 		Usage: "object types that may be removed: System V shm, sem, msg; POSIX pshm (/dev/shm), psem (/dev/shm/sem.*), pmsg (message queues)"},
 	&cli.StringSliceFlag{Name: "keep-key", EnvVars: []string{"IPCGUARD_KEEP_KEYS"},
 		Usage: "never remove objects with this key (0x hex, otherwise decimal: 017 is 17; repeatable)"},
-	&cli.StringSliceFlag{Name: "keep-name", EnvVars: []string{"IPCGUARD_KEEP_NAMES"},
-		Usage: "never remove POSIX objects whose name, as /dev/shm or the mqueue directory lists it, matches this shell `PATTERN` (\"PostgreSQL.*\", \"sem.foo\"; repeatable); a new object of the same name (/foo: foo and sem.foo) is kept with it"},
+	&patternsFlag{cli.GenericFlag{Name: "keep-name", EnvVars: []string{"IPCGUARD_KEEP_NAMES"},
+		Usage: "never remove POSIX objects whose name, as /dev/shm or the mqueue directory lists it, matches this shell `PATTERN` (\"PostgreSQL.*\", \"sem.foo\"; repeatable; a comma is part of the pattern; in the environment one pattern a line); a new object of the same name (/foo: foo and sem.foo) is kept with it"}},
 	&cli.StringSliceFlag{Name: "own-keys", EnvVars: []string{"IPCGUARD_OWN_KEYS"},
 		Usage: "declare these keys the command's (comma list, repeatable, or all): a semaphore set or message queue with such a key, new during the run and used by the command's processes, counts as theirs without proof of creation; a stranger's set the command used is then removed too (--keep-key still wins)"},
 	&cli.BoolFlag{Name: "strict", EnvVars: []string{"IPCGUARD_STRICT"},
@@ -75,7 +75,7 @@ var runCommand = &cli.Command{
 		if cfg.OwnKeys, cfg.OwnAllKeys, err = cmdline.OwnKeys(c.StringSlice("own-keys")); err != nil {
 			return usagef("%v", err)
 		}
-		if cfg.KeepNames, err = keepNames(c.StringSlice("keep-name")); err != nil {
+		if cfg.KeepNames, err = keepNames(c.Generic("keep-name").(*patterns).list); err != nil {
 			return err
 		}
 		cfg.Grace, cfg.report, cfg.StateDir = c.Duration("grace"), c.String("report"), c.String("state-dir")
@@ -144,12 +144,54 @@ func parseRunConfig(args []string, cmdLine, on, types string, keepKeys []string,
 // typeList lists the names of the IPC types: "shm, sem, msg".
 func typeList() string { return strings.ReplaceAll(ipcdiff.AllTypes.String(), ",", ", ") }
 
-// keepNames checks the --keep-name patterns (path.Match syntax).
+// keepNames checks the --keep-name patterns (ipcdiff.MatchName syntax).
 func keepNames(pats []string) ([]string, error) {
 	for _, p := range pats {
-		if _, err := path.Match(p, ""); err != nil || p == "" {
+		if _, err := ipcdiff.MatchName(p, ""); err != nil || p == "" {
 			return nil, usagef("--keep-name %q: not a shell pattern", p)
 		}
 	}
 	return pats, nil
+}
+
+// patternsFlag is a repeatable flag whose values are taken whole: a
+// StringSliceFlag splits each at commas, and a POSIX name may hold one
+// (--keep-name 'a,b' must keep "a,b", not "a" and "b"). Its environment
+// variable holds one value a line. Apply gives it a fresh value at each
+// parse.
+type patternsFlag struct{ cli.GenericFlag }
+
+// Apply implements cli.Flag.
+func (f *patternsFlag) Apply(set *flag.FlagSet) error {
+	v := &patterns{lines: true} // the environment's value, if any, comes first
+	f.Value = v
+	err := f.GenericFlag.Apply(set)
+	v.lines = false
+	return err
+}
+
+// patterns is the value of a patternsFlag.
+type patterns struct {
+	list  []string
+	lines bool // the next Set is the environment's: one value a line
+}
+
+func (p *patterns) Set(s string) error {
+	if !p.lines {
+		p.list = append(p.list, s)
+		return nil
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if l != "" {
+			p.list = append(p.list, l)
+		}
+	}
+	return nil
+}
+
+func (p *patterns) String() string {
+	if p == nil {
+		return ""
+	}
+	return strings.Join(p.list, "\n")
 }

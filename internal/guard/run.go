@@ -329,6 +329,15 @@ func beginJournal(cfg Config, before *ipcdiff.Snapshot, warn func(string, ...any
 		}
 		j.OwnKeys(own, cfg.OwnAllKeys)
 	}
+	if len(cfg.KeepNames) > 0 {
+		// A sweep must keep what the run would: a journal without the
+		// patterns is worse than none.
+		if j.KeepNames(cfg.KeepNames); j.Err() != nil {
+			warn("no run journal (the --keep-name patterns could not be recorded: %v): a crash of ipcguard would leave no record for 'ipcguard sweep'", j.Err())
+			j.Done()
+			return nil
+		}
+	}
 	return j
 }
 

@@ -215,6 +215,7 @@ func sweepPosix(p *ipcdiff.Policy, rec *journal.Record) {
 		return
 	}
 	p.OtherNames, p.OtherFiles = otherNames(rec.BeforeNamed), otherFiles(rec.BeforeNamed)
+	p.KeepNamePatterns = rec.KeepNames
 	p.Creations = rec.Created
 	p.CreationsWatched = rec.Watched &^ rec.WatchLost & px
 	p.CreationsWhy, p.PosixChangesWhy = map[ipcdiff.Type]string{}, map[ipcdiff.Type]string{}
@@ -244,7 +245,7 @@ func sweepOne(fs ipcdiff.FS, procs ipcdiff.Procs, rec *journal.Record, dryRun bo
 	rep := &Report{Version: 1, Command: rec.Argv, Pid: rec.CommandPid, Cleanup: true,
 		Why: "sweep: the supervisor died, the run counts as failed",
 		Policy: ReportPolicy{On: rec.OnPolicy, DryRun: dryRun, Strict: rec.Strict, Types: rec.Types.String(), KeepKeys: keyStrings(keep),
-			OwnKeys: ownKeyStrings(own, rec.OwnAllKeys)},
+			OwnKeys: ownKeyStrings(own, rec.OwnAllKeys), KeepNames: rec.KeepNames},
 		Tracker: ReportTracker{Name: "journal", Pids: len(rec.Members), Note: "members recorded before the supervisor died"},
 		Objects: []ReportObject{}}
 	if c := rec.Compacted; c.Stays > 0 || c.Gets > 0 || c.Watch > 0 || c.Created > 0 {

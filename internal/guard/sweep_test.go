@@ -1,10 +1,12 @@
 package guard
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ipcguard/ipcguard/internal/journal"
+	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
 // startedProcs are live processes with their start times.
@@ -45,5 +47,19 @@ func TestRunningMember(t *testing.T) {
 		if pid != c.pid || ok != c.ok {
 			t.Errorf("procs %v: runningMember = %d, %v; want %d, %v", c.procs, pid, ok, c.pid, c.ok)
 		}
+	}
+}
+
+// TestSweepPosixKeepNames: a sweep keeps the POSIX names the run was told
+// to keep (--keep-name, recorded in the journal): without them a sweep
+// after the supervisor died would remove, on the creation its watcher saw,
+// an object the user declared never to be removed.
+func TestSweepPosixKeepNames(t *testing.T) {
+	rec := &journal.Record{KeepNames: []string{"PostgreSQL.*", "a,b"}}
+	rec.Types = ipcdiff.PosixTypes
+	var p ipcdiff.Policy
+	sweepPosix(&p, rec)
+	if !slices.Equal(p.KeepNamePatterns, rec.KeepNames) {
+		t.Errorf("sweep policy keeps %q, want the journal's %q", p.KeepNamePatterns, rec.KeepNames)
 	}
 }

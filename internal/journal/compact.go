@@ -214,7 +214,7 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		case 'C':
 			cmdPid = r.CommandPid
 			fixed = append(fixed, i)
-		case 'N', 'P', 'Y', 'V':
+		case 'N', 'P', 'Y', 'Z', 'V':
 			fixed = append(fixed, i)
 		case 'X':
 			c = Compaction{Times: r.Compacted.Times, Stays: r.Compacted.Stays, Gets: r.Compacted.Gets,

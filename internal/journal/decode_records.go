@@ -118,6 +118,12 @@ func parseRecord(l []byte, r *Record) bool {
 			r.OwnKeys = append(r.OwnKeys, int32(k))
 		}
 		r.OwnAllKeys = r.OwnAllKeys || all == 1
+	case 'Z':
+		p, ok := parseName(body)
+		if !ok || p == "" {
+			return false
+		}
+		r.KeepNames = append(r.KeepNames, p)
 	case 'M':
 		// "M <type> <dev> <pid> <at> <moved> <name>"
 		var c ipcdiff.Creation

@@ -56,6 +56,7 @@
 //	                                        a watcher saw pid create (or move into place)
 //	                                        the named object then (ipcdiff.Creation)
 //
+//	Z "<pattern>" <crc>                     a --keep-name pattern of the run (one record each)
 //	V <type> <state 1|2> <unix ns> <crc>    the creation watcher of the type's directory:
 //	                                        1 watches every creation with its pid from then
 //	                                        on, 2 lost events then (its record is incomplete)
@@ -185,6 +186,9 @@ type Record struct {
 	// (the Y record; see ipcdiff.Policy).
 	OwnKeys    []int32
 	OwnAllKeys bool
+	// KeepNames are the run's --keep-name patterns (Z records; see
+	// ipcdiff.Policy.KeepNamePatterns): a sweep keeps what the run would.
+	KeepNames []string
 }
 
 // Damaged reports whether a complete record of the journal was lost (a

@@ -1102,3 +1102,45 @@ func TestFIFOUnderJournalNames(t *testing.T) {
 		t.Errorf("Begin with a FIFO as seq: %v", err)
 	}
 }
+
+// TestKeepNamesRecord: the run's --keep-name patterns come back from the
+// journal exactly (commas, newlines, bytes that are not UTF-8), also after
+// compactions, so that a sweep keeps what the run would have kept.
+func TestKeepNamesRecord(t *testing.T) {
+	pats := []string{"PostgreSQL.*", "a,b", "x\ny", "sem.\xff[!0-9]*", `q\*`}
+	j, err := Begin(t.TempDir(), Header{CompactAt: 4 << 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Done()
+	j.KeepNames(pats)
+	t0 := time.Unix(1_700_000_000, 0)
+	j.Command(1000, 5, t0)
+	for i := range 2000 {
+		ts := t0.Add(time.Duration(i) * time.Millisecond)
+		j.Join(1001+i, ts)
+		j.Leave(1001+i, ts.Add(time.Microsecond))
+	}
+	if err := j.Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(j.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Compacted.Times == 0 {
+		t.Fatalf("the journal was never compacted")
+	}
+	if !slices.Equal(r.KeepNames, pats) || r.BadLines != 0 {
+		t.Errorf("keep names %q (bad lines %d), want %q", r.KeepNames, r.BadLines, pats)
+	}
+	for _, body := range []string{`Z `, `Z ""`, `Z abc`, `Z "a" "b"`} {
+		var r Record
+		line := []byte(body)
+		line = append(line, ' ')
+		line = appendHex(line, uint64(crc32.ChecksumIEEE([]byte(body))), 8)
+		if parseRecord(line, &r) {
+			t.Errorf("%q parsed: keep names %q", body, r.KeepNames)
+		}
+	}
+}

@@ -244,6 +244,18 @@ func (j *Journal) OwnKeys(keys []int32, all bool) {
 	j.write(b)
 }
 
+// KeepNames records the run's --keep-name patterns, one Z record each
+// ("Z QUOTED"), so that a sweep keeps the POSIX objects the run would have
+// kept. A write error is kept for Err: a caller must not rely on a journal
+// whose Err is set after this call, since a sweep would miss the patterns.
+func (j *Journal) KeepNames(pats []string) {
+	for _, p := range pats {
+		b := make([]byte, 0, 8+len(p))
+		b = append(b, 'Z', ' ')
+		j.write(appendName(b, p))
+	}
+}
+
 // Err returns the first error of a record write (Command, Join, Leave), or
 // ErrClosed for a record written after Done; nil when every record was
 // written.
