@@ -314,7 +314,10 @@ type attributor struct {
 	until time.Time    // the tree's record is complete up to here
 	// byAt are the creations of Policy.Creations in the order they were
 	// read (posixMadeBetween), built at its first use.
-	byAt []*Creation
+	byAt    []*Creation
+	suspect []*Creation // posixMadeBetween
+	// lastMade is the last creation of each name (lastCreation).
+	lastMade map[creationKey]*Creation
 }
 
 func secs(t int64) time.Time { return time.Unix(t, 0) }

@@ -29,13 +29,7 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	if p == nil || !a.p.CreationsWatched.Has(o.Type) {
 		return v
 	}
-	var last *Creation
-	for i := range a.p.Creations {
-		c := &a.p.Creations[i]
-		if c.Type == o.Type && c.Dev == o.Dev && c.Name == o.Name {
-			last = c
-		}
-	}
+	last := a.lastCreation(o.Type, o.Dev, o.Name)
 	switch {
 	case last == nil:
 		v.against = append(v.against, "no creation of its name was seen while every creation in its directory was watched (made before the watch began, or through another mount)")
@@ -77,11 +71,15 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 // window: its event was read after its file was born and, queued before
 // the member's, before the member's. A creation by a member (Tree.Holder)
 // does not count, nor one by the creator's own pid.
+//
+// Only the creations in a.suspect can count: one whose pid is the tree's
+// over the whole run up to it (Tree.Holder from the run's start) is the
+// tree's over any later part of that window too.
 func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
 	a.sortCreations()
-	i, _ := slices.BinarySearchFunc(a.byAt, from, func(c *Creation, t time.Time) int { return c.At.Compare(t) })
-	for ; i < len(a.byAt) && !a.byAt[i].At.After(last.At); i++ {
-		c := a.byAt[i]
+	i, _ := slices.BinarySearchFunc(a.suspect, from, func(c *Creation, t time.Time) int { return c.At.Compare(t) })
+	for ; i < len(a.suspect) && !a.suspect[i].At.After(last.At); i++ {
+		c := a.suspect[i]
 		if c == last || c.Dev != last.Dev || c.Pid > 0 && c.Pid == last.Pid {
 			// The creator's own other names: its pid is a fact of the
 			// object over a window that holds this one (Tree.Holder
@@ -103,7 +101,8 @@ func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
 	return ""
 }
 
-// sortCreations fills a.byAt once.
+// sortCreations fills a.byAt once, and a.suspect: the creations (in the
+// same order) whose pid is not the tree's over the run up to them.
 func (a *attributor) sortCreations() {
 	if a.byAt != nil {
 		return
@@ -113,6 +112,15 @@ func (a *attributor) sortCreations() {
 		a.byAt = append(a.byAt, &a.p.Creations[i])
 	}
 	slices.SortStableFunc(a.byAt, func(x, y *Creation) int { return x.At.Compare(y.At) })
+	a.suspect = make([]*Creation, 0, 8)
+	for _, c := range a.byAt {
+		if c.Pid > 0 {
+			if h, _, _ := a.tree.Holder(c.Pid, a.p.Start, c.At); h == HeldByTree {
+				continue
+			}
+		}
+		a.suspect = append(a.suspect, c)
+	}
 }
 
 // posixUntil is when the record of the POSIX directories ends: the tree's
@@ -204,4 +212,25 @@ func fnmatchToPath(pat string) string {
 func FamilyOf(id Ident) Family {
 	o := Object{Ident: id}
 	return o.Evidence().Family
+}
+
+// creationKey names a POSIX name in one filesystem instance.
+type creationKey struct {
+	typ  Type
+	dev  uint64
+	name string
+}
+
+// lastCreation is the last creation of the name in Policy.Creations (in
+// the order the watchers recorded them), nil when there is none; the index
+// is built once per Attribute.
+func (a *attributor) lastCreation(t Type, dev uint64, name string) *Creation {
+	if a.lastMade == nil {
+		a.lastMade = make(map[creationKey]*Creation, len(a.p.Creations))
+		for i := range a.p.Creations {
+			c := &a.p.Creations[i]
+			a.lastMade[creationKey{c.Type, c.Dev, c.Name}] = c
+		}
+	}
+	return a.lastMade[creationKey{t, dev, name}]
 }
