@@ -91,6 +91,11 @@ type Policy struct {
 	// names an object older than the run.
 	OtherFiles map[posixipc.FileKey]string
 
+	// PosixAfter are the POSIX names present after the run, each with
+	// the birth time of the file under it (zero when unknown): a name a
+	// stranger made during the run whose file is still under it did not
+	// lend that file to another name (posixMadeBetween).
+	PosixAfter map[NameKey]time.Time
 	// Creations are the names made in the POSIX directories while the
 	// run's creation watchers ran (from before the snapshot before to
 	// after the snapshot after), in the order they were made.

@@ -44,6 +44,10 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 		// file's ctime, keeping its older birth time).
 		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again, or another file put under it, since",
 			p.Ctime.Format("15:04:05.000"), a.posixUntil().Format("15:04:05.000")))
+	case last.Moved:
+		// rename(2) makes a name, not a file: the file was made under
+		// another name, perhaps by someone else, perhaps before the run.
+		v.against = append(v.against, "its name was made by a rename: the file was made under another name, and that creation is not this name's")
 	case last.Pid <= 0:
 		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
 	case !p.Btime.IsZero() && a.posixMadeBetween(last, p.Btime.Add(-a.p.ClockSlack)) != "":
@@ -88,6 +92,16 @@ func (a *attributor) posixMadeBetween(last *Creation, from time.Time) string {
 		}
 		if c.Pid > 0 {
 			if h, _, _ := a.tree.Holder(c.Pid, from, c.At); h == HeldByTree {
+				continue
+			}
+		}
+		if a.lastCreation(c.Type, c.Dev, c.Name) == c {
+			if b := a.p.PosixAfter[NameKey{c.Type, c.Dev, c.Name}]; !b.IsZero() && !b.After(c.At.Add(a.p.ClockSlack)) {
+				// The file that creation made is still under its own name
+				// (the last made there, and the file there now was born
+				// no later than that creation was read): it was not
+				// renamed onto this name, and a link to it would show in
+				// this object's link count.
 				continue
 			}
 		}

@@ -29,6 +29,16 @@ func seen(t Type, name string, pid int) Creation {
 	return Creation{Type: t, Dev: shmDev, Name: name, Pid: pid, At: time.Unix(t0+3, 0)}
 }
 
+// after says p's name (pshm) is there after the run, its file born at
+// second born.
+func after(p Policy, name string, born int64) Policy {
+	if p.PosixAfter == nil {
+		p.PosixAfter = map[NameKey]time.Time{}
+	}
+	p.PosixAfter[NameKey{TypePshm, shmDev, name}] = time.Unix(born, 0)
+	return p
+}
+
 // rootPolicy watched every POSIX creation completely.
 func rootPolicy(cs ...Creation) Policy {
 	p := policy()
@@ -85,8 +95,8 @@ func TestAttributePosix(t *testing.T) {
 			remove: true, strength: CreationSeen},
 		{name: "queue, no birth time: creation seen", objs: []Object{pobj(TypePmsg, "q")}, pol: rootPolicy(seen(TypePmsg, "q", treePid)),
 			remove: true, strength: CreationSeen},
-		{name: "renamed onto the name by the tree", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(moved),
-			remove: true, strength: CreationSeen},
+		{name: "renamed onto the name by the tree: a rename makes a name, not the file", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(moved),
+			reason: "its name was made by a rename: the file was made under another name, and that creation is not this name's"},
 		{name: "creation by a live stranger", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(seen(TypePshm, "a", outside)),
 			reason: "creator is pid 812 (postgres), running outside the tree"},
 		{name: "creation by a dead stranger", objs: []Object{pobj(TypePshm, "a")}, pol: rootPolicy(seen(TypePshm, "a", gone)),
@@ -101,6 +111,17 @@ func TestAttributePosix(t *testing.T) {
 			pol: rootPolicy(seen(TypePshm, "theirs", gone), seen(TypePshm, "a", treePid)), reason: "renamed or linked onto the name"},
 		{name: "the same, the stranger's name read in the same batch", objs: []Object{pobj(TypePshm, "a")},
 			pol: rootPolicy(seen(TypePshm, "a", treePid), seen(TypePshm, "theirs", gone)), reason: "renamed or linked onto the name"},
+		// The stranger's own file still under its name (the last made
+		// there, born before its creation was read): it lent no file.
+		{name: "a stranger's name made meanwhile, its file still under it", objs: []Object{pobj(TypePshm, "a")},
+			pol:    after(rootPolicy(seen(TypePshm, "theirs", gone), seen(TypePshm, "a", treePid)), "theirs", t0+2),
+			remove: true, strength: CreationSeen},
+		{name: "the same, but the name made again since: the first file may have moved", objs: []Object{pobj(TypePshm, "a")},
+			pol:    after(rootPolicy(seen(TypePshm, "theirs", gone), seen(TypePshm, "a", treePid), seen(TypePshm, "theirs", gone)), "theirs", t0+2),
+			reason: "renamed or linked onto the name"},
+		{name: "the same, but the file under the name born after its creation was read", objs: []Object{pobj(TypePshm, "a")},
+			pol:    after(rootPolicy(seen(TypePshm, "theirs", gone), seen(TypePshm, "a", treePid)), "theirs", t0+5),
+			reason: "renamed or linked onto the name"},
 		{name: "a member made another name after the file's birth", objs: []Object{pobj(TypePshm, "a")},
 			pol: rootPolicy(seen(TypePshm, "other", treePid), seen(TypePshm, "a", treePid)), remove: true, strength: CreationSeen},
 		{name: "a stranger made a name in another directory", objs: []Object{pobj(TypePshm, "a")},

@@ -511,3 +511,28 @@ func (k *posixKind) listing(o *Object) Listing {
 	}
 	return l
 }
+
+// NameKey is a POSIX name in one filesystem instance.
+type NameKey struct {
+	Type Type
+	Dev  uint64
+	Name string
+}
+
+// PosixBirths lists the POSIX names of s with the birth time of the file
+// under each (zero where the filesystem keeps none: mqueue), for
+// Policy.PosixAfter.
+func PosixBirths(s *Snapshot) map[NameKey]time.Time {
+	m := map[NameKey]time.Time{}
+	for t := range (s.Types & PosixTypes).All() {
+		k, ok := kindOf(t).(*posixKind)
+		if !ok {
+			continue
+		}
+		rows := k.rowsOf(s)
+		for i := range rows {
+			m[NameKey{t, rows[i].Dev, rows[i].Name}] = rows[i].Btime
+		}
+	}
+	return m
+}

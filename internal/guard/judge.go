@@ -82,6 +82,7 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 	pol.Start, pol.End = j.start, end
 	pol.ClockSlack = max(clockDrift(j.start, end), w.Drift)
 	others(j.fs, types, after, objs, &pol)
+	pol.PosixAfter = ipcdiff.PosixBirths(after)
 	pol.Contended, pol.ContendedWhy = j.contended()
 	if j.posix != nil {
 		j.posix(&pol, tree)
