@@ -87,6 +87,11 @@ lint:
 	$(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@# Built for another system, the tree stops at one readable constraint
+	@# ("builds for GOOS=linux only"), never deep inside a package.
+	@out=$$(GOOS=darwin $(GO) build ./... 2>&1); \
+	  if echo "$$out" | grep -v -e '^#' -e 'builds for GOOS=linux only' -e 'build constraints exclude all Go files' | grep -q .; then \
+	    echo "GOOS=darwin go build ./... fails inside a package:"; echo "$$out"; exit 1; fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
