@@ -323,6 +323,10 @@ type attributor struct {
 	suspect []*Creation // posixMadeBetween
 	// lastMade is the last creation of each name (lastCreation).
 	lastMade map[creationKey]*Creation
+	// firstMade is the first creation of each file, noFile the devices
+	// with a creation of an unknown file (indexFiles).
+	firstMade map[fileKey]*Creation
+	noFile    map[uint64]bool
 }
 
 func secs(t int64) time.Time { return time.Unix(t, 0) }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipcguard/ipcguard/internal/posixipc"
 )
 
 // posixVerdict is what the run's creation record says against a POSIX
@@ -17,12 +19,17 @@ type posixVerdict struct {
 
 // posixCreation applies the creation record to a POSIX object: when the
 // creations of its type were watched completely, the last creation of its
-// name (type, device, name) is the one that made it, and its pid becomes a
-// creator fact of ev with the window the watcher observed (from the birth
-// time, less StampSlack, to when the event was read), for Tree.Holder to
-// judge like any pid; a creation by a process the watcher could not name,
-// a birth after that creation, or no creation of the name at all, is
-// evidence against.
+// name (type, device, name) is the one that made the name. Where the
+// object's file and the files of every creation on its device are known
+// (Posix.Handle, Creation.File), the first creation made for its file is
+// the one that made the file (posixFile). Otherwise the last creation of
+// the name is taken for the one that made the object, unless a rename made
+// it or posixMadeBetween says another file may have been put under it. The
+// creator's pid becomes a creator fact of ev with the window the watcher
+// observed (from the birth time, less StampSlack, to when the event was
+// read), for Tree.Holder to judge like any pid; a creation by a process
+// the watcher could not name, a birth after that creation, or no creation
+// of the name at all, is evidence against.
 func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 	var v posixVerdict
 	p := posixOf(o)
@@ -44,6 +51,10 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 		// file's ctime, keeping its older birth time).
 		v.against = append(v.against, fmt.Sprintf("changed at %s, after the record of the run ends (%s): its name may have been made again, or another file put under it, since",
 			p.Ctime.Format("15:04:05.000"), a.posixUntil().Format("15:04:05.000")))
+	case p.Handle != "" && a.filesSeen(o.Dev):
+		// The file is known: the creation that made it is the first one
+		// made for it, and posixMadeBetween's guess is not needed.
+		a.posixFile(p, last, ev, &v)
 	case last.Moved:
 		// rename(2) makes a name, not a file: the file was made under
 		// another name, perhaps by someone else, perhaps before the run.
@@ -63,6 +74,91 @@ func (a *attributor) posixCreation(o *Object, ev *Evidence) posixVerdict {
 		ev.Pids = append(ev.Pids, f)
 	}
 	return v
+}
+
+// posixFile judges an object whose file is known (p.Handle) by the
+// creations seen on its device, every one with its file (filesSeen): last
+// is the last creation of its name, first (firstCreation) the first
+// creation made for its file, in the order the watcher read them. The
+// file is the tree's only if first is a creation (FAN_CREATE: open with
+// O_CREAT, or link(2), of a file made with O_TMPFILE) by a pid Tree.Holder
+// gives to the tree, read no earlier than the file's birth: first's pid
+// is the creator fact. A first that is a rename (the file was made in
+// another directory, unseen), or by a process the watcher could not
+// name, is evidence against; so is a last made for another file (the
+// name was made again, unseen), and a last made by a pid not the tree's
+// over the file's life up to it (the name is then a stranger's, even for
+// the tree's file). A stranger's creations of other files say nothing.
+func (a *attributor) posixFile(p *Posix, last *Creation, ev *Evidence, v *posixVerdict) {
+	first := a.firstCreation(p.Dev, p.Handle)
+	from := p.Birth().Add(-StampSlack - a.p.ClockSlack)
+	switch {
+	case last.File != p.Handle || first == nil:
+		v.against = append(v.against, "the last creation of its name seen was made for another file: its file was put under the name unseen")
+	case first.Moved:
+		v.against = append(v.against, fmt.Sprintf("its file first appeared in the directory renamed onto %s: it was made elsewhere, by a process not seen",
+			strconv.Quote(first.Name)))
+	case first.Pid <= 0:
+		v.against = append(v.against, "its file was made by a process the watcher could not name (outside this pid namespace)")
+	case last.Pid <= 0:
+		v.against = append(v.against, "its name was made by a process the watcher could not name (outside this pid namespace)")
+	case !p.Btime.IsZero() && p.Btime.After(first.At.Add(a.p.ClockSlack)):
+		v.against = append(v.against, fmt.Sprintf("born at %s, after the first creation of its file the watcher saw (%s)",
+			p.Btime.Format("15:04:05.000"), first.At.Format("15:04:05.000")))
+	default:
+		if last.Pid != first.Pid {
+			if h, _, _ := a.tree.Holder(last.Pid, from, last.At); h != HeldByTree {
+				v.against = append(v.against, fmt.Sprintf("its name was made by pid %d, not proven the tree's, for the file the tree made: the name is not the tree's alone",
+					last.Pid))
+				return
+			}
+		}
+		ev.Pids = append(ev.Pids, PidFact{Role: "creator", Pid: first.Pid, From: from, To: first.At, Creator: true})
+	}
+}
+
+// fileKey names a file in one filesystem instance.
+type fileKey struct {
+	dev  uint64
+	file posixipc.Handle
+}
+
+// indexFiles fills a.firstMade (the first creation made for each file, in
+// the order of Policy.Creations) and a.noFile (the devices with a creation
+// whose file is not known) once per Attribute.
+func (a *attributor) indexFiles() {
+	if a.firstMade != nil {
+		return
+	}
+	a.firstMade = make(map[fileKey]*Creation, len(a.p.Creations))
+	a.noFile = map[uint64]bool{}
+	for i := range a.p.Creations {
+		c := &a.p.Creations[i]
+		if c.File == "" {
+			a.noFile[c.Dev] = true
+			continue
+		}
+		k := fileKey{c.Dev, c.File}
+		if _, ok := a.firstMade[k]; !ok {
+			a.firstMade[k] = c
+		}
+	}
+}
+
+// filesSeen reports whether every creation seen on device dev names its
+// file (Creation.File): a creation without one (a kernel that reports
+// none, an event whose handle could not be encoded, a journal written
+// before files were recorded, or compacted) may be the first of any file.
+func (a *attributor) filesSeen(dev uint64) bool {
+	a.indexFiles()
+	return !a.noFile[dev]
+}
+
+// firstCreation is the first creation made for file h on device dev, nil
+// when there is none.
+func (a *attributor) firstCreation(dev uint64, h posixipc.Handle) *Creation {
+	a.indexFiles()
+	return a.firstMade[fileKey{dev, h}]
 }
 
 // posixMadeBetween says why the creation seen of a name (last) may not

@@ -29,6 +29,21 @@ func seen(t Type, name string, pid int) Creation {
 	return Creation{Type: t, Dev: shmDev, Name: name, Pid: pid, At: time.Unix(t0+3, 0)}
 }
 
+// Files (handles) for Posix.Handle and Creation.File.
+const (
+	fileA posixipc.Handle = "1:0a000000"
+	fileB posixipc.Handle = "1:0b000000"
+)
+
+// filed is o with its file's handle known.
+func filed(o Object, h posixipc.Handle) Object { posixOf(&o).Handle = h; return o }
+
+// made is c made for file h.
+func made(c Creation, h posixipc.Handle) Creation { c.File = h; return c }
+
+// movedTo is c, a rename onto its name.
+func movedTo(c Creation) Creation { c.Moved = true; return c }
+
 // after says p's name (pshm) is there after the run, its file born at
 // second born.
 func after(p Policy, name string, born int64) Policy {
@@ -227,6 +242,65 @@ func TestAttributePosix(t *testing.T) {
 			tree: func(f *fakeTree) { f.until = t0 + 3 }, remove: true, strength: CreationSeen},
 		{name: "type not selected", objs: []Object{pobj(TypePmsg, "q")}, pol: func() Policy { p := policy(); p.Types = 1 << TypePshm; return p }(),
 			reason: "--types"},
+
+		// Files known (the object's handle, and every creation's): the
+		// first creation of its file made the file.
+		{name: "files: the tree creates the file", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol: rootPolicy(made(seen(TypePshm, "a", treePid), fileA)), remove: true, strength: CreationSeen},
+		{name: "files: glibc sem_open by the tree (a temporary name, linked)", objs: []Object{filed(pobj(TypePsem, "sem.s"), fileA)},
+			pol:    rootPolicy(made(seen(TypePsem, "sem.Xy12ab", tree2), fileA), made(seen(TypePsem, "sem.s", tree2), fileA)),
+			remove: true, strength: CreationSeen},
+		{name: "files: a stranger's concurrent sem_open does not keep the tree's object", objs: []Object{filed(pobj(TypePsem, "sem.s"), fileA)},
+			pol: rootPolicy(made(seen(TypePsem, "sem.Qz98xy", gone), fileB), made(seen(TypePsem, "sem.s", treePid), fileA),
+				made(seen(TypePsem, "sem.theirs", gone), fileB)),
+			remove: true, strength: CreationSeen},
+		{name: "files: the tree links a stranger's file onto the name", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "theirs", gone), fileA), made(seen(TypePshm, "a", treePid), fileA)),
+			reason: "creator is pid 900, outside the tree"},
+		{name: "files: the tree links a live stranger's file onto the name", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "theirs", outside), fileA), made(seen(TypePshm, "a", treePid), fileA)),
+			reason: "creator is pid 812 (postgres), running outside the tree"},
+		{name: "files: the tree renames a stranger's file onto the name", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "theirs", gone), fileA), movedTo(made(seen(TypePshm, "a", treePid), fileA))),
+			reason: "creator is pid 900, outside the tree"},
+		{name: "files: the tree renames its own file onto the name", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "tmp", treePid), fileA), movedTo(made(seen(TypePshm, "a", tree2), fileA))),
+			remove: true, strength: CreationSeen},
+		{name: "files: a file first seen renamed in (made elsewhere)", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(movedTo(made(seen(TypePshm, "a", treePid), fileA))),
+			reason: "its file first appeared in the directory renamed onto"},
+		{name: "files: the name's last creation was for another file", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "t", treePid), fileA), made(seen(TypePshm, "a", treePid), fileB)),
+			reason: "the last creation of its name seen was made for another file"},
+		{name: "files: the tree's file, its name made by a stranger", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "t", treePid), fileA), made(seen(TypePshm, "a", gone), fileA)),
+			reason: "its name was made by pid 900, not proven the tree's"},
+		{name: "files: its file made by a process the watcher could not name", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(seen(TypePshm, "t", 0), fileA), made(seen(TypePshm, "a", treePid), fileA)),
+			reason: "its file was made by a process the watcher could not name"},
+		{name: "files: born after the first creation of its file", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(made(early(seen(TypePshm, "t", treePid)), fileA), made(seen(TypePshm, "a", treePid), fileA)),
+			reason: "after the first creation of its file"},
+		// A creation without its file on the device: the names alone
+		// judge, as before (the stranger's name made meanwhile keeps it).
+		{name: "files: a creation of an unknown file falls back to names", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(seen(TypePshm, "theirs", gone), made(seen(TypePshm, "a", treePid), fileA)),
+			reason: "renamed or linked onto the name"},
+		{name: "files: the object's file not known falls back to names", objs: []Object{pobj(TypePshm, "a")},
+			pol:    rootPolicy(made(seen(TypePshm, "theirs", gone), fileB), made(seen(TypePshm, "a", treePid), fileA)),
+			reason: "renamed or linked onto the name"},
+		{name: "files: unknown files on another device do not count", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(otherDev(seen(TypePmsg, "theirs", gone)), made(seen(TypePshm, "theirs", gone), fileB), made(seen(TypePshm, "a", treePid), fileA)),
+			remove: true, strength: CreationSeen},
+		{name: "files: the same file on another device is another file", objs: []Object{filed(pobj(TypePshm, "a"), fileA)},
+			pol:    rootPolicy(otherDev(made(seen(TypePshm, "theirs", gone), fileA)), made(seen(TypePshm, "a", treePid), fileA)),
+			remove: true, strength: CreationSeen},
+		{name: "files: sweep, changed after the record ends", objs: []Object{func() Object {
+			o := filed(pobj(TypePshm, "a"), fileA)
+			posixOf(&o).Ctime = time.Unix(t0+4, 0)
+			return o
+		}()}, pol: rootPolicy(made(seen(TypePshm, "a", treePid), fileA)), tree: func(f *fakeTree) { f.until = t0 + 3 },
+			reason: "after the record of the run ends"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -162,6 +162,10 @@ type Posix struct {
 	// Unread are the processes whose fd tables or maps could not be read
 	// and that could open the object (docs/evidence.md): each may use it.
 	Unread []posixipc.Unreadable
+	// Handle is the file handle of its file (posixipc.Dir.Handle), read
+	// by Gather for the files of the shm directory; "" when not read or
+	// not available (then the creations seen judge its name alone).
+	Handle posixipc.Handle
 }
 
 // Birth is the object's birth time, or its change time where the
@@ -252,7 +256,8 @@ func posixOf(o *Object) *Posix {
 // gather finds, in one pass over /proc for every POSIX object of objs
 // not gathered yet (the first POSIX kind's gather does all of them), the
 // live processes that hold or map each (posixipc.FindUsers), a queue's
-// NOTIFY_PID, and the processes whose use could not be read and that
+// NOTIFY_PID, the handle of a shm or semaphore file (Posix.Handle), and
+// the processes whose use could not be read and that
 // could open it (canOpen). A process of a pid namespace this /proc does
 // not show is not seen (docs/evidence.md, "What remains").
 func (k *posixKind) gather(fs FS, objs []Object, _ bool) error {
@@ -282,6 +287,14 @@ func (k *posixKind) gather(fs FS, objs []Object, _ bool) error {
 		for _, use := range u.Uses[p.FileKey] {
 			if use.Pid != self {
 				p.Uses = append(p.Uses, use)
+			}
+		}
+		if p.Kind != posixipc.Msg {
+			// Its file, to find the creation that made it (Creation.File).
+			// A name that names another file now, or none, gets no handle:
+			// removal will find out.
+			if d, err := fs.PosixDir(o.Type); err == nil {
+				p.Handle, _ = d.Handle(p.ID)
 			}
 		}
 		if p.Kind == posixipc.Msg {

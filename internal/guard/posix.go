@@ -137,7 +137,7 @@ func creationOf(c posixipc.Creation, dev uint64, queue bool) ipcdiff.Creation {
 	if !queue {
 		t = ipcdiff.TypeOfName(c.Name)
 	}
-	return ipcdiff.Creation{Type: t, Dev: dev, Name: c.Name, Pid: c.Pid, At: c.Time, Moved: c.Moved}
+	return ipcdiff.Creation{Type: t, Dev: dev, Name: c.Name, Pid: c.Pid, At: c.Time, Moved: c.Moved, File: c.File}
 }
 
 // stop stops the creation watchers (after the snapshot after: every name

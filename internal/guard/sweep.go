@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -217,6 +218,15 @@ func sweepPosix(p *ipcdiff.Policy, rec *journal.Record) {
 	p.OtherNames, p.OtherFiles = otherNames(rec.BeforeNamed), otherFiles(rec.BeforeNamed)
 	p.KeepNamePatterns = rec.KeepNames
 	p.Creations = rec.Created
+	if rec.Compacted.Times > 0 {
+		// Compaction keeps one creation per name, and the most recent: the
+		// first creation of a file may be gone. Without their files the
+		// creations are judged by names (docs/evidence.md, "Sweep").
+		p.Creations = slices.Clone(rec.Created)
+		for i := range p.Creations {
+			p.Creations[i].File = ""
+		}
+	}
 	p.CreationsWatched = rec.Watched &^ rec.WatchLost & px
 	p.CreationsWhy, p.PosixChangesWhy = map[ipcdiff.Type]string{}, map[ipcdiff.Type]string{}
 	for t := range px.All() {

@@ -63,3 +63,21 @@ func TestSweepPosixKeepNames(t *testing.T) {
 		t.Errorf("sweep policy keeps %q, want the journal's %q", p.KeepNamePatterns, rec.KeepNames)
 	}
 }
+
+// TestSweepPosixCompactedFiles: the files of the creations a compacted
+// journal holds are not used (compaction may have dropped the first
+// creation of a file); an uncompacted journal's are.
+func TestSweepPosixCompactedFiles(t *testing.T) {
+	rec := &journal.Record{Created: []ipcdiff.Creation{{Type: ipcdiff.TypePshm, Dev: 1, Name: "a", Pid: 5, File: "1:00"}}}
+	rec.Types = ipcdiff.PosixTypes
+	var p ipcdiff.Policy
+	sweepPosix(&p, rec)
+	if len(p.Creations) != 1 || p.Creations[0].File != "1:00" {
+		t.Errorf("whole journal: %+v", p.Creations)
+	}
+	rec.Compacted.Times = 1
+	sweepPosix(&p, rec)
+	if len(p.Creations) != 1 || p.Creations[0].File != "" || rec.Created[0].File != "1:00" {
+		t.Errorf("compacted journal: %+v (the record's %+v)", p.Creations, rec.Created)
+	}
+}

@@ -58,7 +58,10 @@ import (
 //     a sweep never takes one for a member's own.
 //   - A dropped get or creation is creation not seen: the object needs
 //     other evidence. Only the latest creation of a name is kept: an
-//     earlier one is of an object that the name no longer holds.
+//     earlier one is of an object that the name no longer holds. It may
+//     have been the first creation of a file (Creation.File) that another
+//     name holds now, so a sweep does not use the files of a compacted
+//     journal's creations (it judges them by names, as without files).
 //   - Lines that fail their checksum are dropped and counted (Bad): a
 //     sweep then trusts no pid watch of the journal (a lost watch record
 //     or process list would hide a hand-out).

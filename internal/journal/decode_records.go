@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ipcguard/ipcguard/internal/posixipc"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
@@ -125,7 +126,7 @@ func parseRecord(l []byte, r *Record) bool {
 		}
 		r.KeepNames = append(r.KeepNames, p)
 	case 'M':
-		// "M <type> <dev> <pid> <at> <moved> <name>"
+		// "M <type> <dev> <pid> <at> <moved> [<file>] <name>"
 		var c ipcdiff.Creation
 		f, rest := field(body)
 		typ, terr := ipcdiff.ParseType(string(f))
@@ -138,6 +139,12 @@ func parseRecord(l []byte, r *Record) bool {
 			}
 			f, rest = field(rest)
 			v[i], ok = atoi(f)
+		}
+		if ok && len(rest) > 0 && rest[0] != '"' {
+			// The file the name was made for (absent in records written
+			// before files were recorded: not known).
+			f, rest = field(rest)
+			c.File, ok = posixipc.ParseHandle(string(f))
 		}
 		name, ok2 := parseName(rest)
 		if !ok || !ok2 || name == "" || v[0] <= 0 || v[0] > 1<<31-1 || v[2] < 0 || v[2] > 1 {

@@ -252,6 +252,10 @@ func appendCreated(b []byte, c ipcdiff.Creation) []byte {
 	b = append(b, ' ')
 	b = appendBool(b, c.Moved)
 	b = append(b, ' ')
+	if c.File != "" {
+		b = append(b, c.File...)
+		b = append(b, ' ')
+	}
 	return appendName(b, c.Name)
 }
 

@@ -52,9 +52,14 @@
 //	N <boot id> <ipc ns> <pid ns> <crc>     the namespaces of the run (procfs.NamespaceID)
 //	G <type> <id> <proven 0|1> <unix ns> <crc>
 //	                                        a get of the tree returned this id then
-//	M <type> <dev> <pid> <unix ns> <moved 0|1> "<name>" <crc>
+//	M <type> <dev> <pid> <unix ns> <moved 0|1> [<file>] "<name>" <crc>
 //	                                        a watcher saw pid create (or move into place)
-//	                                        the named object then (ipcdiff.Creation)
+//	                                        the named object then (ipcdiff.Creation); file
+//	                                        is the handle of the file the name was made for
+//	                                        (posixipc.Handle, "TYPE:HEX"), absent when not
+//	                                        known (and in journals written before it was
+//	                                        recorded; a reader of that time skips a record
+//	                                        with it as damaged, and so proves nothing)
 //
 //	Z "<pattern>" <crc>                     a --keep-name pattern of the run (one record each)
 //	V <type> <state 1|2> <unix ns> <crc>    the creation watcher of the type's directory:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/posixipc"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 )
 
@@ -64,6 +65,9 @@ func TestCreatedRecords(t *testing.T) {
 	var want []ipcdiff.Creation
 	for i, n := range hostileNames {
 		c := ipcdiff.Creation{Type: ipcdiff.Type(i % 3), Dev: uint64(0x2c + i), Name: n, Pid: 100 + i, At: t0.Add(time.Duration(i)), Moved: i%2 == 1}
+		if i%3 != 0 {
+			c.File = posixipc.NewHandle(int32(i%3), []byte{0xfd, byte(i), 0, 0x59})
+		}
 		j.Created(c)
 		want = append(want, c)
 	}
@@ -71,6 +75,11 @@ func TestCreatedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendLine(t, j.Path(), `M zzz 2c 5 1 0 "/a"`)
+	// A record written before files were recorded, and one with a file.
+	appendLine(t, j.Path(), `M pshm 2c 5 1 0 "old"`)
+	appendLine(t, j.Path(), `M psem 2c 5 1 1 129:59d756 "sem. x"`)
+	want = append(want, ipcdiff.Creation{Type: ipcdiff.TypePshm, Dev: 0x2c, Name: "old", Pid: 5, At: time.Unix(0, 1)},
+		ipcdiff.Creation{Type: ipcdiff.TypePsem, Dev: 0x2c, Name: "sem. x", Pid: 5, At: time.Unix(0, 1), Moved: true, File: "129:59d756"})
 	r, err := Load(j.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +88,8 @@ func TestCreatedRecords(t *testing.T) {
 		t.Errorf("created (bad lines %d)\n got %+v\nwant %+v", r.BadLines, r.Created, want)
 	}
 	for _, body := range []string{`M shm 2c 0 1 0 "/a"`, `M shm 2c 5 1 2 "/a"`, `M shm 2c 5 1 0 ""`, `M shm 2c 5 1 0 /a`,
-		`M shm 2c 5 1 0`, `M shm zz 5 1 0 "/a"`, `M shm 2c 5 x 0 "/a"`} {
+		`M shm 2c 5 1 0`, `M shm zz 5 1 0 "/a"`, `M shm 2c 5 x 0 "/a"`,
+		`M pshm 2c 5 1 0 1:abc "/a"`, `M pshm 2c 5 1 0 1: "/a"`, `M pshm 2c 5 1 0 x:00 "/a"`, `M pshm 2c 5 1 0 1:00`, `M pshm 2c 5 1 0 1:00 1:00 "/a"`} {
 		var r Record
 		if parseRecord(sealed(body), &r) {
 			t.Errorf("%q parsed: %+v", body, r.Created)
@@ -88,7 +98,7 @@ func TestCreatedRecords(t *testing.T) {
 }
 
 func sameCreation(a, b ipcdiff.Creation) bool {
-	return a.Type == b.Type && a.Dev == b.Dev && a.Name == b.Name && a.Pid == b.Pid && a.At.Equal(b.At) && a.Moved == b.Moved
+	return a.Type == b.Type && a.Dev == b.Dev && a.Name == b.Name && a.Pid == b.Pid && a.At.Equal(b.At) && a.Moved == b.Moved && a.File == b.File
 }
 
 // sealed is body as a record line: its checksum appended.
@@ -118,7 +128,7 @@ func TestCompactionCreated(t *testing.T) {
 	for i := range 400 {
 		// The same name on two devices is two names.
 		c := ipcdiff.Creation{Type: ipcdiff.TypeShm, Dev: uint64(0x2c + i%2), Name: fmt.Sprintf("/n%d", i%40), Pid: 1000 + i,
-			At: t0.Add(time.Duration(i) * time.Millisecond), Moved: i%3 == 0}
+			At: t0.Add(time.Duration(i) * time.Millisecond), Moved: i%3 == 0, File: posixipc.NewHandle(1, []byte{byte(i), byte(i >> 8)})}
 		if i%7 == 0 {
 			c.At = t0 // an earlier time recorded later: not the latest
 		}

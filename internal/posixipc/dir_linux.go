@@ -438,6 +438,43 @@ func (d *Dir) List(opt ListOptions) ([]Object, error) {
 	return objs, nil
 }
 
+// atHandleFID is AT_HANDLE_FID of include/uapi/linux/fcntl.h (Linux 6.5):
+// name_to_handle_at encodes the handle as fanotify encodes FIDs, also
+// for a filesystem that cannot decode handles (mqueue).
+const atHandleFID = 0x200
+
+// Handle is the file handle of object id's file (name_to_handle_at(2)),
+// as fanotify reports it (Creation.File). The name is opened with
+// O_PATH|O_NOFOLLOW and its device and inode checked first, and the
+// handle taken from that descriptor (AT_EMPTY_PATH): it is the handle of
+// id's file, or an error. ErrReplaced when the name names another file
+// now; the errno of openat (ENOENT) when it is gone; EOPNOTSUPP (from
+// name_to_handle_at) where the filesystem encodes no handle.
+func (d *Dir) Handle(id ID) (Handle, error) {
+	fd, err := unix.Openat(d.fd, id.Name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", err
+	}
+	if st.Dev != id.Dev || st.Ino != id.Ino {
+		return "", ErrReplaced
+	}
+	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH|atHandleFID)
+	if errors.Is(err, unix.EINVAL) {
+		// Before Linux 6.5: no AT_HANDLE_FID. A filesystem with export
+		// operations (tmpfs) encodes FIDs as handles anyway.
+		fh, _, err = unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	}
+	if err != nil {
+		return "", err
+	}
+	return NewHandle(fh.Type(), fh.Bytes()), nil
+}
+
 func stxTime(t unix.StatxTimestamp) time.Time { return time.Unix(t.Sec, int64(t.Nsec)) }
 
 // ErrReplaced: the name names another inode than the one asked for.

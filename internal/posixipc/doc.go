@@ -131,7 +131,7 @@
 // # Creation seen
 //
 // Watch records the creations in a directory while it runs: a fanotify
-// group (FAN_CLASS_NOTIF|FAN_REPORT_DFID_NAME) with an inode mark on the
+// group (FAN_CLASS_NOTIF|FAN_REPORT_DFID_NAME_TARGET) with an inode mark on the
 // directory for FAN_CREATE|FAN_MOVED_TO. A file made by open(O_CREAT),
 // shm_open, mq_open (vfs_mkobj reports the create too) or link(2) gives
 // FAN_CREATE with its name; rename(2) into the directory gives
@@ -147,6 +147,18 @@
 // (0): the record then tells that and when a name was made, not by whom
 // (Record.PidsHidden). A full queue drops events and reports
 // FAN_Q_OVERFLOW: Record.Lost says the record is incomplete.
+//
+// A name is not a file: link(2) and rename(2) make names for files that
+// exist already. Where the kernel has FAN_REPORT_DFID_NAME_TARGET (Linux
+// 5.17: FAN_REPORT_FID|FAN_REPORT_DFID_NAME|FAN_REPORT_TARGET_FID) each
+// FAN_CREATE and FAN_MOVED_TO also carries the handle of the child, the
+// file the name was made for (Creation.File); Dir.Handle gives the same
+// handle for a file listed (name_to_handle_at(2), AT_HANDLE_FID where the
+// kernel has it, Linux 6.5: the encoding fanotify uses, also for mqueue,
+// which has no export operations). So the first creation seen with an
+// object's handle is the one that made its file, under whatever name.
+// Before 5.17 fanotify_init refuses the flags (EINVAL) and the watch
+// reports names only.
 //
 // The same mark asks for FAN_ATTRIB|FAN_EVENT_ON_CHILD: a chown, chmod or
 // utimes of an entry (notify_change, fsnotify_change) is reported with its

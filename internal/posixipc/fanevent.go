@@ -14,12 +14,14 @@ const (
 	fanCreate       = 0x00000100
 	fanMovedTo      = 0x00000080
 	fanQOverflow    = 0x00004000
+	fanInfoFID      = 1
 	fanInfoDFIDName = 2
 	fanMetaLen      = 24
 	fanMetaVersion  = 3
 )
 
-// fanEvent is one event of a fanotify group with FAN_REPORT_DFID_NAME.
+// fanEvent is one event of a fanotify group with FAN_REPORT_DFID_NAME
+// (and FAN_REPORT_FID|FAN_REPORT_TARGET_FID where the kernel has them).
 type fanEvent struct {
 	mask uint64
 	pid  int32
@@ -27,6 +29,10 @@ type fanEvent struct {
 	// ("" when the event has none, as FAN_Q_OVERFLOW).
 	name    string
 	hasName bool
+	// file is the handle of a FAN_EVENT_INFO_TYPE_FID record: with
+	// FAN_REPORT_TARGET_FID, the child an entry event names (the file a
+	// name was made for); "" when the event has none.
+	file Handle
 }
 
 // parseFanEvents parses what read(2) returned from a fanotify group
@@ -34,7 +40,8 @@ type fanEvent struct {
 // vers u8, reserved u8, metadata_len u16, mask u64, fd s32, pid s32), each
 // followed by info records (info_type u8, pad u8, len u16); a DFID_NAME
 // record holds fsid (8 bytes), struct file_handle (handle_bytes u32,
-// handle_type s32, f_handle), then the name ending in NUL. Integers are in
+// handle_type s32, f_handle), then the name ending in NUL; a FID record
+// holds the same without the name. Integers are in
 // host order (little endian on every architecture Go's fanotify runs on
 // here: the caller passes the order).
 func parseFanEvents(b []byte, bo binary.ByteOrder) ([]fanEvent, error) {
@@ -62,22 +69,27 @@ func parseFanEvents(b []byte, bo binary.ByteOrder) ([]fanEvent, error) {
 			if l < 4 || l > len(info) {
 				return evs, fmt.Errorf("%w: fanotify: info length %d, %d bytes", ErrParse, l, len(info))
 			}
-			if typ == fanInfoDFIDName {
+			if typ == fanInfoDFIDName || typ == fanInfoFID {
 				rec := info[4:l]
 				if len(rec) < 8+8 {
-					return evs, fmt.Errorf("%w: fanotify: DFID_NAME record of %d bytes", ErrParse, len(rec))
+					return evs, fmt.Errorf("%w: fanotify: FID record (type %d) of %d bytes", ErrParse, typ, len(rec))
 				}
 				hb := int(bo.Uint32(rec[8:12]))
 				rest := rec[16:]
 				if hb < 0 || hb > len(rest) {
 					return evs, fmt.Errorf("%w: fanotify: file handle of %d bytes in %d", ErrParse, hb, len(rest))
 				}
-				name := rest[hb:]
-				end := bytes.IndexByte(name, 0)
-				if end < 0 {
-					return evs, fmt.Errorf("%w: fanotify: name without NUL", ErrParse)
+				if typ == fanInfoFID {
+					// A handle of no bytes names nothing: no file.
+					ev.file = NewHandle(int32(bo.Uint32(rec[12:16])), rest[:hb])
+				} else {
+					name := rest[hb:]
+					end := bytes.IndexByte(name, 0)
+					if end < 0 {
+						return evs, fmt.Errorf("%w: fanotify: name without NUL", ErrParse)
+					}
+					ev.name, ev.hasName = string(name[:end]), true
 				}
-				ev.name, ev.hasName = string(name[:end]), true
 			}
 			info = info[l:]
 		}

@@ -2,6 +2,7 @@ package posixipc
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -55,6 +56,48 @@ type ID struct {
 
 func (id ID) String() string {
 	return fmt.Sprintf("%q (dev %d:%d ino %d)", id.Name, major(id.Dev), minor(id.Dev), id.Ino)
+}
+
+// Handle is a file handle of a file (struct file_handle of
+// name_to_handle_at(2), fanotify(7) FID records) as text: the handle type
+// in decimal, ':', the handle bytes in lowercase hex ("1:fd90ec59..."),
+// comparable and printable; "" is no handle. tmpfs encodes its files as
+// type 1, the generation and the 64-bit inode number (mm/shmem.c,
+// shmem_encode_fh); a filesystem without export operations, as mqueue,
+// gets type 0x81, FILEID_INO64_GEN, where the kernel encodes FIDs for it
+// (fs/exportfs/expfs.c, exportfs_encode_fid: fanotify, and
+// name_to_handle_at with AT_HANDLE_FID, Linux 6.5). The same file gives
+// the same handle through both while it lives. Two files share an inode
+// number at different times (tmpfs and mqueue take numbers from counters
+// that wrap), not a handle, unless their generations agree too (tmpfs
+// draws the generation at random; mqueue's is 0).
+type Handle string
+
+// NewHandle is the Handle of type typ and bytes b; "" when b is empty.
+func NewHandle(typ int32, b []byte) Handle {
+	if len(b) == 0 {
+		return ""
+	}
+	return Handle(strconv.FormatInt(int64(typ), 10) + ":" + hex.EncodeToString(b))
+}
+
+// ParseHandle checks that s is a Handle as NewHandle makes it (a decimal
+// type, ':', an even, non-zero number of lowercase hex digits, at most
+// MAX_HANDLE_SZ, 128, bytes) and returns it.
+func ParseHandle(s string) (Handle, bool) {
+	typ, b, ok := strings.Cut(s, ":")
+	if !ok || len(b) == 0 || len(b)%2 != 0 || len(b) > 2*128 {
+		return "", false
+	}
+	if _, err := strconv.ParseInt(typ, 10, 32); err != nil {
+		return "", false
+	}
+	for i := range len(b) {
+		if c := b[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	return Handle(s), true
 }
 
 // Object is one entry of a snapshot (Dir.List).

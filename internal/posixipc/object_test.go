@@ -122,16 +122,28 @@ func TestParseStatusUids(t *testing.T) {
 
 func TestParseFanEvents(t *testing.T) {
 	bo := binary.LittleEndian
-	event := func(mask uint64, pid int32, name string) []byte {
-		handle := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	record := func(typ byte, htype int32, handle []byte, name string, named bool) []byte {
 		info := make([]byte, 4+8+8)
-		info[0] = fanInfoDFIDName
+		info[0] = typ
 		bo.PutUint32(info[12:], uint32(len(handle)))
-		info = append(append(append(info, handle...), name...), 0)
+		bo.PutUint32(info[16:], uint32(htype))
+		info = append(info, handle...)
+		if named {
+			info = append(append(info, name...), 0)
+		}
 		for len(info)%4 != 0 {
 			info = append(info, 0)
 		}
 		bo.PutUint16(info[2:], uint16(len(info)))
+		return info
+	}
+	// event is a DFID_NAME event, with the child's FID record (type 1,
+	// bytes child) after it when child is not empty.
+	event := func(mask uint64, pid int32, name string, child ...byte) []byte {
+		info := record(fanInfoDFIDName, 1, []byte{1, 2, 3, 4, 5, 6, 7, 8}, name, true)
+		if len(child) > 0 {
+			info = append(info, record(fanInfoFID, 1, child, "", false)...)
+		}
 		m := make([]byte, fanMetaLen)
 		bo.PutUint32(m[0:], uint32(fanMetaLen+len(info)))
 		m[4] = fanMetaVersion
@@ -148,13 +160,14 @@ func TestParseFanEvents(t *testing.T) {
 	bo.PutUint64(overflow[8:], fanQOverflow)
 	var b []byte
 	b = append(b, event(fanCreate, 42, "sem.x")...)
-	b = append(b, event(fanMovedTo, 43, "a\nb")...)
+	b = append(b, event(fanMovedTo, 43, "a\nb", 0xfd, 0x90, 0, 0)...)
 	b = append(b, overflow...)
 	evs, err := parseFanEvents(b, bo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 3 || evs[0].name != "sem.x" || evs[0].pid != 42 || evs[1].name != "a\nb" || evs[1].mask != fanMovedTo || evs[2].hasName || evs[2].mask != fanQOverflow {
+	if len(evs) != 3 || evs[0].name != "sem.x" || evs[0].pid != 42 || evs[0].file != "" || evs[1].name != "a\nb" || evs[1].mask != fanMovedTo ||
+		evs[1].file != "1:fd900000" || evs[2].hasName || evs[2].mask != fanQOverflow {
 		t.Fatalf("%+v", evs)
 	}
 	for i := 1; i < len(b)-len(overflow); i += 7 {
@@ -166,6 +179,22 @@ func TestParseFanEvents(t *testing.T) {
 	bad[4] = 2
 	if _, err := parseFanEvents(bad, bo); !errors.Is(err, ErrParse) || !strings.Contains(err.Error(), "version") {
 		t.Errorf("version: %v", err)
+	}
+}
+
+func TestHandle(t *testing.T) {
+	h := NewHandle(0x81, []byte{0x59, 0xd7, 0x56, 0, 0xab})
+	if h != "129:59d75600ab" {
+		t.Errorf("NewHandle: %q", h)
+	}
+	if NewHandle(1, nil) != "" {
+		t.Error("a handle of no bytes")
+	}
+	for s, ok := range map[string]bool{string(h): true, "-1:00": true, "1:": false, "1:abc": false, "1:AB": false, "x:00": false, "00": false, "": false,
+		"1:" + strings.Repeat("00", 128): true, "1:" + strings.Repeat("00", 129): false} {
+		if got, gok := ParseHandle(s); gok != ok || ok && string(got) != s {
+			t.Errorf("ParseHandle(%q) = %q, %v", s, got, gok)
+		}
 	}
 }
 

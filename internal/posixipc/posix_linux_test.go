@@ -502,6 +502,28 @@ func TestWatch(t *testing.T) {
 	if err := os.Truncate("/dev/shm/"+marker+"-moved", 8192); err != nil {
 		t.Fatal(err)
 	}
+	// A link and a rename make names for an existing file: their events
+	// name that file (its handle), as Dir.Handle does.
+	if err := os.WriteFile("/dev/shm/"+marker+"-orig", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link("/dev/shm/"+marker+"-orig", "/dev/shm/"+marker+"-link"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename("/dev/shm/"+marker+"-orig", "/dev/shm/"+marker+"-ren"); err != nil {
+		t.Fatal(err)
+	}
+	handles := map[string]Handle{}
+	for name, o := range list(t, e.shm, ListOptions{}) {
+		h, err := e.shm.Handle(o.ID)
+		if err != nil || h == "" {
+			t.Fatalf("Handle(%s): %q, %v", o.ID, h, err)
+		}
+		handles[name] = h
+	}
+	if h := handles[marker+"-link"]; h != handles[marker+"-ren"] || h == handles[marker+"-moved"] {
+		t.Errorf("handles: %q", handles)
+	}
 	rec := w.Stop()
 	if len(rec.Changes) != 1 || rec.Changes[0].Name != marker+"-moved" || rec.Changes[0].Pid != os.Getpid() {
 		t.Errorf("changes: %+v", rec.Changes)
@@ -521,6 +543,22 @@ func TestWatch(t *testing.T) {
 	}
 	if c, ok := got[marker+"-moved"]; !ok || !c.Moved || c.Pid != os.Getpid() {
 		t.Errorf("rename: %+v", c)
+	}
+	// Every creation names its file; the link and the rename name the
+	// file made as "-orig".
+	for _, c := range rec.Creations {
+		if want, ok := handles[c.Name]; c.File == "" || ok && c.File != want {
+			t.Errorf("creation of %q names file %q, want %q", c.Name, c.File, want)
+		}
+	}
+	if c := got[marker+"-orig"]; c.File != handles[marker+"-link"] || c.Moved {
+		t.Errorf("the creation of -orig: %+v, its file now under -link is %q", c, handles[marker+"-link"])
+	}
+	if c := got[marker+"-ren"]; c.File != handles[marker+"-link"] || !c.Moved {
+		t.Errorf("the rename to -ren: %+v", c)
+	}
+	if _, err := e.shm.Handle(ID{FileKey: FileKey{Dev: e.shm.Dev, Ino: 1}, Name: marker + "-link"}); !errors.Is(err, ErrReplaced) {
+		t.Errorf("Handle of another inode: %v", err)
 	}
 
 	// Queues: mq_open through the system call is seen on the instance.
@@ -543,6 +581,13 @@ func TestWatch(t *testing.T) {
 	}
 	if len(rq.Creations) != 1 || rq.Creations[0].Name != marker+"-q" || rq.Creations[0].Pid != q.pid() {
 		t.Errorf("mq_open: %+v", rq)
+	}
+	// A queue's handle, where the kernel encodes one (AT_HANDLE_FID), is
+	// the one its creation named.
+	if o, ok := list(t, mq, ListOptions{})[marker+"-q"]; !ok {
+		t.Error("the queue is not listed")
+	} else if h, err := mq.Handle(o.ID); err == nil && len(rq.Creations) == 1 && h != rq.Creations[0].File {
+		t.Errorf("queue handle %q, its creation names %q", h, rq.Creations[0].File)
 	}
 
 	// Unprivileged: inode marks work, pids are hidden.

@@ -24,6 +24,11 @@ type Creation struct {
 	Time time.Time
 	// Moved: renamed into the directory (FAN_MOVED_TO), not created there.
 	Moved bool
+	// File is the handle of the file the name was made for (the event's
+	// child FID, FAN_REPORT_TARGET_FID): the same as Dir.Handle gives for
+	// that file. "" when the kernel reported none (before Linux 5.17, or
+	// an encoding that failed).
+	File Handle
 }
 
 // Change is a change of the owner, group, mode or times of an entry of a
@@ -102,14 +107,14 @@ func (w *Watch) lostLocked(why string) {
 // says Lost. It returns an error wrapping ErrNotTracked where fanotify
 // cannot watch d.
 func (d *Dir) Watch() (*Watch, error) {
-	const base = unix.FAN_CLASS_NOTIF | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK | unix.FAN_REPORT_DFID_NAME
+	const base = unix.FAN_CLASS_NOTIF | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK
 	w := &Watch{done: make(chan struct{})}
-	fan, err := unix.FanotifyInit(base|unix.FAN_UNLIMITED_QUEUE, unix.O_RDONLY|unix.O_CLOEXEC)
-	if errors.Is(err, unix.EPERM) {
-		// Unprivileged: a bounded queue, and the pids hidden.
-		w.hidden = true
-		fan, err = unix.FanotifyInit(base, unix.O_RDONLY|unix.O_CLOEXEC)
+	fan, hidden, err := fanInit(base | unix.FAN_REPORT_DFID_NAME_TARGET)
+	if errors.Is(err, unix.EINVAL) {
+		// Before Linux 5.17: names without the files they name.
+		fan, hidden, err = fanInit(base | unix.FAN_REPORT_DFID_NAME)
 	}
+	w.hidden = hidden
 	if err != nil {
 		return nil, fmt.Errorf("%w: fanotify_init: %w", ErrNotTracked, err)
 	}
@@ -126,6 +131,18 @@ func (d *Dir) Watch() (*Watch, error) {
 	w.rec.PidsHidden = w.hidden
 	go w.loop()
 	return w, nil
+}
+
+// fanInit makes a fanotify group with flags, an unlimited queue where
+// allowed; without CAP_SYS_ADMIN (EPERM) a bounded one, whose events hide
+// the pids (hidden).
+func fanInit(flags uint) (fan int, hidden bool, err error) {
+	fan, err = unix.FanotifyInit(flags|unix.FAN_UNLIMITED_QUEUE, unix.O_RDONLY|unix.O_CLOEXEC)
+	if errors.Is(err, unix.EPERM) {
+		hidden = true
+		fan, err = unix.FanotifyInit(flags, unix.O_RDONLY|unix.O_CLOEXEC)
+	}
+	return fan, hidden, err
 }
 
 func (w *Watch) loop() {
@@ -188,7 +205,7 @@ func (w *Watch) add(b []byte) {
 				continue
 			}
 		}
-		c := Creation{Name: ev.name, Pid: pid, Time: now, Moved: ev.mask&fanCreate == 0}
+		c := Creation{Name: ev.name, Pid: pid, Time: now, Moved: ev.mask&fanCreate == 0, File: ev.file}
 		w.rec.Creations = append(w.rec.Creations, c)
 		if w.onCreate != nil {
 			w.onCreate(c)
