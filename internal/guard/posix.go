@@ -141,7 +141,9 @@ func creationOf(c posixipc.Creation, dev uint64, queue bool) ipcdiff.Creation {
 }
 
 // stop stops the creation watchers (after the snapshot after: every name
-// made before it is in their records). Later calls do nothing.
+// made before it is in their records). Later calls do nothing. Their
+// descriptors stay open until close: the later that comes after stop, the
+// less closing them waits (posixipc.Watch.Stop).
 func (pr *posixRun) stop() {
 	if pr == nil || pr.stopped {
 		return
@@ -149,6 +151,18 @@ func (pr *posixRun) stop() {
 	pr.stopped = true
 	for _, w := range pr.watches {
 		pr.recs = append(pr.recs, posixRecord{w, w.w.Stop()})
+	}
+}
+
+// close stops the creation watchers if stop was not called and releases
+// them.
+func (pr *posixRun) close() {
+	if pr == nil {
+		return
+	}
+	pr.stop()
+	for _, w := range pr.watches {
+		w.w.Close()
 	}
 }
 

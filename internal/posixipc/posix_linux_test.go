@@ -483,6 +483,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		nstest.Require(t, "%v", err)
 	}
+	defer w.Close()
 	p := e.start(t, nil, "shm", "/"+marker+"-s", "sem", "/"+marker+"-sem")
 	if err := os.WriteFile(filepath.Join(e.tmp, "f"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -533,6 +534,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("watch on mqueue: %v", err)
 	}
+	defer wq.Close()
 	q := e.start(t, nil, "mq", "/"+marker+"-q")
 	if err := os.Chown(e.mq+"/"+marker+"-q", nstest.NobodyUID, nstest.NobodyUID); err != nil {
 		t.Fatal(err)
