@@ -27,6 +27,7 @@ type Sample struct {
 	// cpu is each process's CPU time in nanoseconds; -1 where it could not
 	// be read.
 	cpu map[ProcKey]int64
+	buf []byte // what one reads the proc files into
 }
 
 // pfKthread is PF_KTHREAD of include/linux/sched.h (/proc/PID/stat field 9).
@@ -40,7 +41,7 @@ const pfKthread = 0x00200000
 // group, kernel/time/posix-cpu-timers.c), which unlike per-thread
 // schedstat also counts threads that exited between two samples.
 func SampleUID(proc string, uid uint32) (*Sample, error) {
-	s := &Sample{proc: proc, uid: uid, cpu: map[ProcKey]int64{}}
+	s := &Sample{proc: proc, uid: uid, cpu: map[ProcKey]int64{}, buf: make([]byte, 0, 4<<10)}
 	pids, err := procfs.Tgids(proc)
 	if err != nil {
 		return nil, fmt.Errorf("posixipc: listing %s: %w", proc, err)
@@ -61,15 +62,15 @@ func SampleUID(proc string, uid uint32) (*Sample, error) {
 // a kernel thread, or is gone.
 func (s *Sample) one(pid int) (ProcKey, int64, bool) {
 	p := s.proc + "/" + strconv.Itoa(pid)
-	st, flags, err := statFlags(p)
+	st, flags, err := s.statFlags(p)
 	if err != nil || flags&pfKthread != 0 {
 		return ProcKey{}, 0, false
 	}
-	b, err := readFile(p + "/status")
+	s.buf, err = readProc(p+"/status", s.buf)
 	if err != nil {
 		return ProcKey{}, 0, false
 	}
-	uids, err := parseStatusUids(b)
+	uids, err := parseStatusUids(s.buf)
 	if err != nil || !slices.Contains(uids[:], s.uid) {
 		return ProcKey{}, 0, false
 	}
@@ -80,17 +81,27 @@ func (s *Sample) one(pid int) (ProcKey, int64, bool) {
 		ns = ts.Nano()
 	}
 	// The clock is the pid's: it must still be the same process.
-	if st2, _, err := statFlags(p); err != nil || st2.Start != st.Start {
+	if st2, _, err := s.statFlags(p); err != nil || st2.Start != st.Start {
 		return ProcKey{}, 0, false
 	}
 	return k, ns, true
 }
 
+// statFlags reads the stat file of the process directory p: the fields
+// of procfs.Stat and the flags (field 9).
 func statFlags(p string) (procfs.Stat, uint64, error) {
-	b, err := readFile(p + "/stat")
+	var s Sample
+	return s.statFlags(p)
+}
+
+// statFlags is the package's statFlags reading into s.buf.
+func (s *Sample) statFlags(p string) (procfs.Stat, uint64, error) {
+	var err error
+	s.buf, err = readProc(p+"/stat", s.buf)
 	if err != nil {
 		return procfs.Stat{}, 0, err
 	}
+	b := s.buf
 	st, err := procfs.ParseStat(b)
 	if err != nil {
 		return st, 0, err
@@ -196,4 +207,35 @@ func (s *Sample) Compare(members map[ProcKey]bool) (Quiet, error) {
 		slices.SortFunc(*l, func(a, b ProcKey) int { return a.Pid - b.Pid })
 	}
 	return q, nil
+}
+
+// readProc reads the proc file at path to EOF into buf (reset first) and
+// returns the grown buffer: open(2), read(2) until it returns 0, close(2).
+// A sample reads three files of every process of the uid (every process,
+// as root): os.Open would add a fcntl(2) or two, an fstat(2) and an
+// epoll_ctl(2) that fails to each, for files that cannot be polled
+// anyway. The error is open(2)'s or read(2)'s.
+func readProc(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return buf[:0], &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(cap(buf), 4<<10))
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n <= 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
