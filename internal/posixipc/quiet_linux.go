@@ -60,13 +60,23 @@ func SampleUID(proc string, uid uint32) (*Sample, error) {
 
 // one reads one process: ok is false when it is not one of the uid's, is
 // a kernel thread, or is gone.
+//
+// Its files are read through its directory, which stays bound to it: once
+// it is reaped (and its number free for another), every lookup there fails
+// with ENOENT (fs/proc/base.c: pid_revalidate, proc_pident_lookup), while a
+// zombie's still succeeds. One lookup after the CPU clock, which is read by
+// number, proves that the clock was this process's.
 func (s *Sample) one(pid int) (ProcKey, int64, bool) {
-	p := s.proc + "/" + strconv.Itoa(pid)
-	st, flags, err := s.statFlags(p)
+	dir, err := unix.Open(s.proc+"/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ProcKey{}, 0, false
+	}
+	defer unix.Close(dir)
+	st, flags, err := s.statFlags(dir)
 	if err != nil || flags&pfKthread != 0 {
 		return ProcKey{}, 0, false
 	}
-	s.buf, err = readProc(p+"/status", s.buf)
+	s.buf, err = readProc(dir, "status", s.buf)
 	if err != nil {
 		return ProcKey{}, 0, false
 	}
@@ -80,24 +90,35 @@ func (s *Sample) one(pid int) (ProcKey, int64, bool) {
 	if err := unix.ClockGettime(int32(^pid<<3|2), &ts); err == nil {
 		ns = ts.Nano()
 	}
-	// The clock is the pid's: it must still be the same process.
-	if st2, _, err := s.statFlags(p); err != nil || st2.Start != st.Start {
+	if !reachable(dir) {
 		return ProcKey{}, 0, false
 	}
 	return k, ns, true
 }
 
+// reachable reports whether the process whose /proc directory is open as
+// dir has not been reaped (see Sample.one).
+func reachable(dir int) bool {
+	return unix.Faccessat(dir, "stat", unix.F_OK, 0) == nil
+}
+
 // statFlags reads the stat file of the process directory p: the fields
 // of procfs.Stat and the flags (field 9).
 func statFlags(p string) (procfs.Stat, uint64, error) {
+	dir, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return procfs.Stat{}, 0, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(dir)
 	var s Sample
-	return s.statFlags(p)
+	return s.statFlags(dir)
 }
 
-// statFlags is the package's statFlags reading into s.buf.
-func (s *Sample) statFlags(p string) (procfs.Stat, uint64, error) {
+// statFlags is the package's statFlags of the process directory open as
+// dir, reading into s.buf.
+func (s *Sample) statFlags(dir int) (procfs.Stat, uint64, error) {
 	var err error
-	s.buf, err = readProc(p+"/stat", s.buf)
+	s.buf, err = readProc(dir, "stat", s.buf)
 	if err != nil {
 		return procfs.Stat{}, 0, err
 	}
@@ -107,9 +128,30 @@ func (s *Sample) statFlags(p string) (procfs.Stat, uint64, error) {
 		return st, 0, err
 	}
 	// Field 9 (flags) is the 7th after the command name.
-	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	flags, err := strconv.ParseUint(string(f[6]), 10, 64)
+	f, ok := nthField(b[bytes.LastIndexByte(b, ')')+1:], 6)
+	if !ok {
+		return st, 0, fmt.Errorf("%w: stat has no flags field", ErrParse)
+	}
+	flags, err := strconv.ParseUint(string(f), 10, 64)
 	return st, flags, err
+}
+
+// nthField is the field n (from 0) of b, fields separated by spaces.
+func nthField(b []byte, n int) ([]byte, bool) {
+	for {
+		b = bytes.TrimLeft(b, " ")
+		if len(b) == 0 {
+			return nil, false
+		}
+		end := bytes.IndexByte(b, ' ')
+		if end < 0 {
+			end = len(b)
+		}
+		if n == 0 {
+			return b[:end], true
+		}
+		b, n = b[end:], n-1
+	}
 }
 
 // parseStatusUids returns the real, effective, saved and filesystem uids
@@ -209,16 +251,16 @@ func (s *Sample) Compare(members map[ProcKey]bool) (Quiet, error) {
 	return q, nil
 }
 
-// readProc reads the proc file at path to EOF into buf (reset first) and
-// returns the grown buffer: open(2), read(2) until it returns 0, close(2).
-// A sample reads three files of every process of the uid (every process,
-// as root): os.Open would add a fcntl(2) or two, an fstat(2) and an
-// epoll_ctl(2) that fails to each, for files that cannot be polled
-// anyway. The error is open(2)'s or read(2)'s.
-func readProc(path string, buf []byte) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// readProc reads the file name of the proc directory open as dir to EOF
+// into buf (reset first) and returns the grown buffer: openat(2), read(2)
+// until it returns 0, close(2). A sample reads two files of every process
+// of the uid (every process, as root): os.Open would add a fcntl(2) or
+// two, an fstat(2) and an epoll_ctl(2) that fails to each, for files that
+// cannot be polled anyway. The error is openat(2)'s or read(2)'s.
+func readProc(dir int, name string, buf []byte) ([]byte, error) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return buf[:0], &os.PathError{Op: "open", Path: path, Err: err}
+		return buf[:0], &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	defer unix.Close(fd)
 	buf = buf[:0]
@@ -231,7 +273,7 @@ func readProc(path string, buf []byte) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return buf, &os.PathError{Op: "read", Path: path, Err: err}
+			return buf, &os.PathError{Op: "read", Path: name, Err: err}
 		}
 		if n <= 0 {
 			return buf, nil
