@@ -35,6 +35,7 @@ type posixRun struct {
 	sample  *posixipc.Sample
 	sampErr error
 	stopped bool
+	stopAt  time.Time // when stop took the watchers' marks off
 	recs    []posixRecord
 	// ownTids are threads of ipcguard made for the run that exited (the
 	// thread that forked the command): their numbers are no stranger's.
@@ -152,6 +153,7 @@ func (pr *posixRun) stop() {
 	for _, w := range pr.watches {
 		pr.recs = append(pr.recs, posixRecord{w, w.w.Stop()})
 	}
+	pr.stopAt = time.Now()
 }
 
 // close stops the creation watchers if stop was not called and releases
@@ -161,10 +163,24 @@ func (pr *posixRun) close() {
 		return
 	}
 	pr.stop()
+	if len(pr.watches) == 0 {
+		return
+	}
+	// The marks stop took off are destroyed by kernel workers after a
+	// grace period of their SRCU (fs/notify/mark.c); a close that comes
+	// while that is still under way waits for a second, full one (5 to 15
+	// ms here), one that comes after it mostly does not (0.1 ms). A sleep
+	// lets the workers run on a busy machine.
+	if d := closeDelay - time.Since(pr.stopAt); d > 0 {
+		time.Sleep(d)
+	}
 	for _, w := range pr.watches {
 		w.w.Close()
 	}
 }
+
+// closeDelay is the least time between stop and close (see close).
+const closeDelay = 200 * time.Microsecond
 
 // policy adds to p what the run learned: the creations seen and which
 // types they cover completely, and whether window evidence is contended
