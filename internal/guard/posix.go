@@ -98,10 +98,26 @@ func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
 		}
 		pr.watches = append(pr.watches, posixWatch{w: w, dev: d.Dev, queue: d.Queues, types: g})
 	}
-	if !strict {
+	// Window evidence is never used for a type whose creations the watch
+	// sees with their pids (creation seen decides, for or against); the
+	// sample, which costs three /proc reads per process of the uid (every
+	// process, as root), is taken only when a type may need it.
+	if !strict && !pr.seesAll() {
 		pr.sample, pr.sampErr = posixipc.SampleUID(procRoot, pr.uid)
 	}
 	return pr
+}
+
+// seesAll reports whether every POSIX type of the run has a creation
+// watcher that sees the creators' pids.
+func (pr *posixRun) seesAll() bool {
+	var seen ipcdiff.TypeSet
+	for _, w := range pr.watches {
+		if !w.w.PidsHidden() {
+			seen |= w.types
+		}
+	}
+	return pr.types&^seen == 0
 }
 
 // journal records in jr, from now on and for what they saw so far, the
@@ -227,6 +243,11 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 	if p.Strict {
 		return
 	}
+	if pr.sample == nil && pr.sampErr == nil && pr.types&^p.CreationsWatched == 0 {
+		// Not sampled (startPosix), and not needed: creation seen decided
+		// every type.
+		return
+	}
 	p.PosixContended = pr.contention(p.Start, tree, handedOut)
 }
 
@@ -237,8 +258,11 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 func (pr *posixRun) contention(start time.Time, tree ipcdiff.Tree, handedOut func(int) ([]int, bool)) string {
 	if pr.sample == nil {
 		why := "no sample of the uid's processes"
-		if pr.sampErr != nil {
+		switch {
+		case pr.sampErr != nil:
 			why += " (" + ipcdiff.ErrText(pr.sampErr) + ")"
+		case pr.seesAll():
+			why += " (the creation watchers were to see every creation, and one lost events)"
 		}
 		return why
 	}
