@@ -35,6 +35,7 @@ type posixRun struct {
 	sample  *posixipc.Sample
 	sampErr error
 	stopped bool
+	stopAt  time.Time // when stop took the watchers' marks off
 	recs    []posixRecord
 	// ownTids are threads of ipcguard made for the run that exited (the
 	// thread that forked the command): their numbers are no stranger's.
@@ -97,10 +98,26 @@ func startPosix(fs ipcdiff.FS, types ipcdiff.TypeSet, strict bool) *posixRun {
 		}
 		pr.watches = append(pr.watches, posixWatch{w: w, dev: d.Dev, queue: d.Queues, types: g})
 	}
-	if !strict {
+	// Window evidence is never used for a type whose creations the watch
+	// sees with their pids (creation seen decides, for or against); the
+	// sample, which costs three /proc reads per process of the uid (every
+	// process, as root), is taken only when a type may need it.
+	if !strict && !pr.seesAll() {
 		pr.sample, pr.sampErr = posixipc.SampleUID(procRoot, pr.uid)
 	}
 	return pr
+}
+
+// seesAll reports whether every POSIX type of the run has a creation
+// watcher that sees the creators' pids.
+func (pr *posixRun) seesAll() bool {
+	var seen ipcdiff.TypeSet
+	for _, w := range pr.watches {
+		if !w.w.PidsHidden() {
+			seen |= w.types
+		}
+	}
+	return pr.types&^seen == 0
 }
 
 // journal records in jr, from now on and for what they saw so far, the
@@ -141,7 +158,9 @@ func creationOf(c posixipc.Creation, dev uint64, queue bool) ipcdiff.Creation {
 }
 
 // stop stops the creation watchers (after the snapshot after: every name
-// made before it is in their records). Later calls do nothing.
+// made before it is in their records). Later calls do nothing. Their
+// descriptors stay open until close: the later that comes after stop, the
+// less closing them waits (posixipc.Watch.Stop).
 func (pr *posixRun) stop() {
 	if pr == nil || pr.stopped {
 		return
@@ -150,7 +169,34 @@ func (pr *posixRun) stop() {
 	for _, w := range pr.watches {
 		pr.recs = append(pr.recs, posixRecord{w, w.w.Stop()})
 	}
+	pr.stopAt = time.Now()
 }
+
+// close stops the creation watchers if stop was not called and releases
+// them.
+func (pr *posixRun) close() {
+	if pr == nil {
+		return
+	}
+	pr.stop()
+	if len(pr.watches) == 0 {
+		return
+	}
+	// The marks stop took off are destroyed by kernel workers after a
+	// grace period of their SRCU (fs/notify/mark.c); a close that comes
+	// while that is still under way waits for a second, full one (5 to 15
+	// ms here), one that comes after it mostly does not (0.1 ms). A sleep
+	// lets the workers run on a busy machine.
+	if d := closeDelay - time.Since(pr.stopAt); d > 0 {
+		time.Sleep(d)
+	}
+	for _, w := range pr.watches {
+		w.w.Close()
+	}
+}
+
+// closeDelay is the least time between stop and close (see close).
+const closeDelay = 200 * time.Microsecond
 
 // policy adds to p what the run learned: the creations seen and which
 // types they cover completely, and whether window evidence is contended
@@ -197,6 +243,11 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 	if p.Strict {
 		return
 	}
+	if pr.sample == nil && pr.sampErr == nil && pr.types&^p.CreationsWatched == 0 {
+		// Not sampled (startPosix), and not needed: creation seen decided
+		// every type.
+		return
+	}
 	p.PosixContended = pr.contention(p.Start, tree, handedOut)
 }
 
@@ -207,8 +258,11 @@ func (pr *posixRun) policy(p *ipcdiff.Policy, tree ipcdiff.Tree, handedOut func(
 func (pr *posixRun) contention(start time.Time, tree ipcdiff.Tree, handedOut func(int) ([]int, bool)) string {
 	if pr.sample == nil {
 		why := "no sample of the uid's processes"
-		if pr.sampErr != nil {
+		switch {
+		case pr.sampErr != nil:
 			why += " (" + ipcdiff.ErrText(pr.sampErr) + ")"
+		case pr.seesAll():
+			why += " (the creation watchers were to see every creation, and one lost events)"
 		}
 		return why
 	}

@@ -104,6 +104,10 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 		logf("%s", msg)
 	}
 
+	// The creation watchers of the POSIX directories are released last
+	// (posixRun.stop, posixRun.close).
+	var px *posixRun
+	defer func() { px.close() }()
 	if cfg.Types&ipcdiff.PosixTypes != 0 {
 		// The POSIX directories are opened once, here: every later step
 		// works relative to them.
@@ -120,8 +124,7 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 	// So do the creation watchers of the POSIX directories and the first
 	// sample of the uid's processes: every name made after the snapshot
 	// is in their record.
-	px := startPosix(fs, cfg.Types, cfg.Strict)
-	defer px.stop()
+	px = startPosix(fs, cfg.Types, cfg.Strict)
 	// An mqueue mount not proven ours yet is listed too: the snapshot
 	// after reads pmsg only once a proof through the same descriptor makes
 	// it ours, and the listing before then was of our instance as well
@@ -267,6 +270,8 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 			warn("removing the run journal: %v", err)
 		}
 	}
+	// Not before: the journal records their creations until it is gone.
+	px.stop()
 	return rep, res.Status, nil
 }
 

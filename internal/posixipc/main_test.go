@@ -225,6 +225,7 @@ func nobodyHelper(args []string) int {
 		fmt.Println("watching")
 		io.Copy(io.Discard, os.Stdin)
 		out.Encode(w.Stop())
+		w.Close()
 	default:
 		return fail(fmt.Errorf("unknown %q", args[0]))
 	}

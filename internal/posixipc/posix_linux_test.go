@@ -483,6 +483,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		nstest.Require(t, "%v", err)
 	}
+	defer w.Close()
 	p := e.start(t, nil, "shm", "/"+marker+"-s", "sem", "/"+marker+"-sem")
 	if err := os.WriteFile(filepath.Join(e.tmp, "f"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -571,6 +572,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("watch on mqueue: %v", err)
 	}
+	defer wq.Close()
 	q := e.start(t, nil, "mq", "/"+marker+"-q")
 	if err := os.Chown(e.mq+"/"+marker+"-q", nstest.NobodyUID, nstest.NobodyUID); err != nil {
 		t.Fatal(err)
@@ -677,5 +679,35 @@ func TestSample(t *testing.T) {
 	}
 	if got := pids(q.Unknown); len(got) != 0 {
 		t.Errorf("unknown %v", got)
+	}
+}
+
+// TestReachableAfterReap: the proof of Sample.one, that a lookup in a
+// process's /proc directory opened before fails once the process is
+// reaped (its number free for another) and succeeds while it is alive or
+// a zombie.
+func TestReachableAfterReap(t *testing.T) {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := unix.Open("/proc/"+strconv.Itoa(cmd.Process.Pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dir)
+	if !reachable(dir) {
+		t.Error("a live process's directory: not reachable")
+	}
+	var si unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &si, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !reachable(dir) {
+		t.Error("a zombie's directory: not reachable")
+	}
+	cmd.Wait()
+	if reachable(dir) {
+		t.Error("a reaped process's directory: reachable")
 	}
 }

@@ -27,6 +27,7 @@ type Sample struct {
 	// cpu is each process's CPU time in nanoseconds; -1 where it could not
 	// be read.
 	cpu map[ProcKey]int64
+	buf []byte // what one reads the proc files into
 }
 
 // pfKthread is PF_KTHREAD of include/linux/sched.h (/proc/PID/stat field 9).
@@ -40,7 +41,7 @@ const pfKthread = 0x00200000
 // group, kernel/time/posix-cpu-timers.c), which unlike per-thread
 // schedstat also counts threads that exited between two samples.
 func SampleUID(proc string, uid uint32) (*Sample, error) {
-	s := &Sample{proc: proc, uid: uid, cpu: map[ProcKey]int64{}}
+	s := &Sample{proc: proc, uid: uid, cpu: map[ProcKey]int64{}, buf: make([]byte, 0, 4<<10)}
 	pids, err := procfs.Tgids(proc)
 	if err != nil {
 		return nil, fmt.Errorf("posixipc: listing %s: %w", proc, err)
@@ -59,17 +60,27 @@ func SampleUID(proc string, uid uint32) (*Sample, error) {
 
 // one reads one process: ok is false when it is not one of the uid's, is
 // a kernel thread, or is gone.
+//
+// Its files are read through its directory, which stays bound to it: once
+// it is reaped (and its number free for another), every lookup there fails
+// with ENOENT (fs/proc/base.c: pid_revalidate, proc_pident_lookup), while a
+// zombie's still succeeds. One lookup after the CPU clock, which is read by
+// number, proves that the clock was this process's.
 func (s *Sample) one(pid int) (ProcKey, int64, bool) {
-	p := s.proc + "/" + strconv.Itoa(pid)
-	st, flags, err := statFlags(p)
-	if err != nil || flags&pfKthread != 0 {
-		return ProcKey{}, 0, false
-	}
-	b, err := readFile(p + "/status")
+	dir, err := unix.Open(s.proc+"/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return ProcKey{}, 0, false
 	}
-	uids, err := parseStatusUids(b)
+	defer unix.Close(dir)
+	st, flags, err := s.statFlags(dir)
+	if err != nil || flags&pfKthread != 0 {
+		return ProcKey{}, 0, false
+	}
+	s.buf, err = readProc(dir, "status", s.buf)
+	if err != nil {
+		return ProcKey{}, 0, false
+	}
+	uids, err := parseStatusUids(s.buf)
 	if err != nil || !slices.Contains(uids[:], s.uid) {
 		return ProcKey{}, 0, false
 	}
@@ -79,26 +90,68 @@ func (s *Sample) one(pid int) (ProcKey, int64, bool) {
 	if err := unix.ClockGettime(int32(^pid<<3|2), &ts); err == nil {
 		ns = ts.Nano()
 	}
-	// The clock is the pid's: it must still be the same process.
-	if st2, _, err := statFlags(p); err != nil || st2.Start != st.Start {
+	if !reachable(dir) {
 		return ProcKey{}, 0, false
 	}
 	return k, ns, true
 }
 
+// reachable reports whether the process whose /proc directory is open as
+// dir has not been reaped (see Sample.one).
+func reachable(dir int) bool {
+	return unix.Faccessat(dir, "stat", unix.F_OK, 0) == nil
+}
+
+// statFlags reads the stat file of the process directory p: the fields
+// of procfs.Stat and the flags (field 9).
 func statFlags(p string) (procfs.Stat, uint64, error) {
-	b, err := readFile(p + "/stat")
+	dir, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return procfs.Stat{}, 0, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(dir)
+	var s Sample
+	return s.statFlags(dir)
+}
+
+// statFlags is the package's statFlags of the process directory open as
+// dir, reading into s.buf.
+func (s *Sample) statFlags(dir int) (procfs.Stat, uint64, error) {
+	var err error
+	s.buf, err = readProc(dir, "stat", s.buf)
 	if err != nil {
 		return procfs.Stat{}, 0, err
 	}
+	b := s.buf
 	st, err := procfs.ParseStat(b)
 	if err != nil {
 		return st, 0, err
 	}
 	// Field 9 (flags) is the 7th after the command name.
-	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	flags, err := strconv.ParseUint(string(f[6]), 10, 64)
+	f, ok := nthField(b[bytes.LastIndexByte(b, ')')+1:], 6)
+	if !ok {
+		return st, 0, fmt.Errorf("%w: stat has no flags field", ErrParse)
+	}
+	flags, err := strconv.ParseUint(string(f), 10, 64)
 	return st, flags, err
+}
+
+// nthField is the field n (from 0) of b, fields separated by spaces.
+func nthField(b []byte, n int) ([]byte, bool) {
+	for {
+		b = bytes.TrimLeft(b, " ")
+		if len(b) == 0 {
+			return nil, false
+		}
+		end := bytes.IndexByte(b, ' ')
+		if end < 0 {
+			end = len(b)
+		}
+		if n == 0 {
+			return b[:end], true
+		}
+		b, n = b[end:], n-1
+	}
 }
 
 // parseStatusUids returns the real, effective, saved and filesystem uids
@@ -196,4 +249,35 @@ func (s *Sample) Compare(members map[ProcKey]bool) (Quiet, error) {
 		slices.SortFunc(*l, func(a, b ProcKey) int { return a.Pid - b.Pid })
 	}
 	return q, nil
+}
+
+// readProc reads the file name of the proc directory open as dir to EOF
+// into buf (reset first) and returns the grown buffer: openat(2), read(2)
+// until it returns 0, close(2). A sample reads two files of every process
+// of the uid (every process, as root): os.Open would add a fcntl(2) or
+// two, an fstat(2) and an epoll_ctl(2) that fails to each, for files that
+// cannot be polled anyway. The error is openat(2)'s or read(2)'s.
+func readProc(dir int, name string, buf []byte) ([]byte, error) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return buf[:0], &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(cap(buf), 4<<10))
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if n <= 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
