@@ -90,12 +90,12 @@ func killTree(pid int) {
 	unix.Kill(pid, unix.SIGKILL)
 }
 
-// countingJob counts the SIGTERMs it gets; on SIGWINCH (sent after them,
-// a marker: a higher number, so delivered after SIGTERM when both are
-// pending, by the Go runtime to ipcguard and by the kernel) it writes the count to $COUNT and exits 1, having created a
-// segment ($IDS) and said it is ready ($READY).
+// countingJob counts the SIGTERMs it gets (and says it had one in
+// $TERMED); on SIGWINCH (a marker, sent after them) it writes the count to
+// $COUNT and exits 1, having created a segment ($IDS) and said it is ready
+// ($READY).
 const countingJob = `$| = 1; my $n = 0;
-$SIG{TERM} = sub { $n++ };
+$SIG{TERM} = sub { $n++; open my $t, ">", $ENV{TERMED}; close $t };
 $SIG{WINCH} = sub { open my $f, ">", $ENV{COUNT}; print $f $n; close $f; exit 1 };
 system("ipcmk -M 4096 > $ENV{IDS}") == 0 or die;
 open my $r, ">", $ENV{READY}; close $r;
@@ -113,7 +113,7 @@ func TestRunnerProcessGroup(t *testing.T) {
 		// The job's shell runs ipcguard as one of its commands.
 		cmd := exec.Command("sh", "-c", `"$G" -- perl -e "$JOB"; echo "job shell: $?"`)
 		cmd.Env = append(e.baseEnv(), "G="+guardBin(), "JOB="+countingJob,
-			"IDS="+e.path("ids"), "READY="+e.path("ready"), "COUNT="+e.path("count"))
+			"IDS="+e.path("ids"), "READY="+e.path("ready"), "COUNT="+e.path("count"), "TERMED="+e.path("termed"))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			e.fatalf("%v", err)
@@ -123,6 +123,13 @@ func TestRunnerProcessGroup(t *testing.T) {
 		ids := e.ipcmkIDs(e.path("ids"))
 		pgid := cmd.Process.Pid
 		unix.Kill(-pgid, unix.SIGTERM)
+		// SIGWINCH only once the command has had its SIGTERM, and a moment
+		// after, for a second copy to arrive if there were one: two
+		// signals sent to ipcguard back to back are caught by different
+		// threads of the Go runtime and may reach the command in either
+		// order on a loaded machine (README, known limits).
+		e.waitFile(e.path("termed"))
+		time.Sleep(100 * time.Millisecond)
 		unix.Kill(-pgid, unix.SIGWINCH)
 		cmd.Wait()
 		e.waitFor("ipcguard to finish", 20*time.Second, func() bool { return len(e.journals()) == 0 })
