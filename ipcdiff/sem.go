@@ -86,7 +86,7 @@ type semKind struct{}
 func (semKind) name() string { return "sem" }
 
 func (semKind) open(fs FS) (tableReader, error) {
-	return openSysv(fs, TypeSem, appendSem, func(s *Snapshot, rows []Sem) { s.Sem = rows })
+	return openSysv(fs, TypeSem, appendSem, semRow, func(s *Snapshot, rows []Sem) { s.Sem = rows })
 }
 
 func (semKind) count(s *Snapshot) int { return len(s.Sem) }
@@ -188,11 +188,20 @@ func (semKind) listing(o *Object) Listing {
 	return l
 }
 
-// fromStat reads struct semid64_ds: x86_64 pads each time with an unused
-// long.
 func (semKind) fromStat(id Ident, b *statBuf) (Object, bool) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
+	r, ok := semRow(id.ID, b)
+	if !ok {
 		return Object{}, false
+	}
+	return Object{Ident: id, Sem: &r}, true
+}
+
+// semRow is the row /proc/sysvipc/sem shows for set id, from the struct
+// semid64_ds IPC_STAT or SEM_STAT_ANY wrote into b (x86_64 pads each time
+// with an unused long); ok is false where the layout is not known here.
+func semRow(id int, b *statBuf) (Sem, bool) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		return Sem{}, false
 	}
 	w := (*[32]int64)(unsafe.Pointer(b))
 	base := int(unsafe.Sizeof(*b.perm())) / 8
@@ -202,11 +211,11 @@ func (semKind) fromStat(id Ident, b *statBuf) (Object, bool) {
 		ctime, nsems = w[base+2], w[base+4]
 	case "arm64", "riscv64", "loong64":
 	default:
-		return Object{}, false
+		return Sem{}, false
 	}
 	p := b.perm()
-	return Object{Ident: id, Sem: &Sem{Key: p.Key, ID: id.ID, Perms: uint32(p.Mode), NSems: int(nsems), UID: p.Uid, GID: p.Gid,
-		CUID: p.Cuid, CGID: p.Cgid, Otime: otime, Ctime: ctime}}, true
+	return Sem{Key: p.Key, ID: id, Perms: p.Mode & 0xffff, NSems: int(nsems), UID: p.Uid, GID: p.Gid,
+		CUID: p.Cuid, CGID: p.Cgid, Otime: otime, Ctime: ctime}, true
 }
 
 func (semKind) destroyed(uint32) bool { return false }

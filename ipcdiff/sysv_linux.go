@@ -2,6 +2,7 @@ package ipcdiff
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"unsafe"
 
@@ -183,21 +184,50 @@ func enrichSems(objs []Object) []ObjectError {
 // when the kernel will not say. It only sizes buffers and chooses how to
 // read.
 func inUse(t Type) int {
+	n, _ := info(t)
+	return n
+}
+
+// info is inUse, and the highest index in use in the namespace, which
+// *_INFO returns (ipc/util.c ipc_get_maxidx; -1 when the kernel will not
+// say, or holds none).
+func info(t Type) (n, maxIdx int) {
 	var b statBuf
 	i32 := (*[64]int32)(unsafe.Pointer(&b))
+	var cmd, field int
 	switch t {
 	case TypeShm:
-		if _, e := ctl(TypeShm, 0, 0, shmInfo, unsafe.Pointer(&b)); e == 0 {
-			return int(i32[0]) // struct shm_info: int used_ids first
-		}
+		cmd, field = shmInfo, 0 // struct shm_info: int used_ids first
 	case TypeSem:
-		if _, e := ctl(TypeSem, 0, 0, semInfo, unsafe.Pointer(&b)); e == 0 {
-			return int(i32[7]) // struct seminfo: semusz, the 8th int
-		}
+		cmd, field = semInfo, 7 // struct seminfo: semusz, the 8th int
 	case TypeMsg:
-		if _, e := ctl(TypeMsg, 0, 0, msgInfo, unsafe.Pointer(&b)); e == 0 {
-			return int(i32[0]) // struct msginfo: msgpool first
-		}
+		cmd, field = msgInfo, 0 // struct msginfo: msgpool first
+	default:
+		return -1, -1
 	}
-	return -1
+	r, e := ctl(t, 0, 0, cmd, unsafe.Pointer(&b))
+	if e != 0 {
+		return -1, -1
+	}
+	return int(i32[field]), max(r, -1)
+}
+
+// nsIdent names a namespace: the device and inode of its nsfs file.
+type nsIdent struct{ dev, ino uint64 }
+
+// threadIPC names the IPC namespace of the calling thread, from
+// /proc/thread-self/ns/ipc of fs's procfs (an error when that procfs does
+// not show the thread: another pid namespace's).
+func (fs FS) threadIPC() (nsIdent, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fs.Path("thread-self", "ns", "ipc"), &st); err != nil {
+		return nsIdent{}, err
+	}
+	return nsIdent{st.Dev, st.Ino}, nil
+}
+
+// onProcfs reports whether f is a file of a procfs (not a fixture).
+func onProcfs(f *os.File) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
 }
