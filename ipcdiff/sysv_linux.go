@@ -55,19 +55,33 @@ var ipcVersion = sync.OnceValue(func() int {
 })
 
 // ctl calls shmctl, semctl or msgctl on id with cmd and arg (semctl's union
-// semun is passed by value: a pointer or nothing).
+// semun is passed by value: a pointer or nothing). The commands that only
+// read (every one but IPC_RMID) never block: they are raw syscalls,
+// without telling the scheduler, which costs about as much as the call
+// itself (a snapshot makes one per object, a removal several).
 func ctl(t Type, id, semnum, cmd int, arg unsafe.Pointer) (int, unix.Errno) {
-	var r uintptr
-	var e unix.Errno
+	var nr uintptr
 	switch t {
 	case TypeShm:
-		r, _, e = unix.Syscall(unix.SYS_SHMCTL, uintptr(id), uintptr(cmd), uintptr(arg))
+		nr = unix.SYS_SHMCTL
 	case TypeSem:
-		r, _, e = unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+		nr = unix.SYS_SEMCTL
 	case TypeMsg:
-		r, _, e = unix.Syscall(unix.SYS_MSGCTL, uintptr(id), uintptr(cmd), uintptr(arg))
+		nr = unix.SYS_MSGCTL
 	default:
 		return 0, unix.EINVAL
+	}
+	a := [3]uintptr{uintptr(id), uintptr(cmd), uintptr(arg)}
+	if t == TypeSem {
+		a = [3]uintptr{uintptr(id), uintptr(semnum), uintptr(cmd)}
+	}
+	var r uintptr
+	var e unix.Errno
+	switch {
+	case cmd&^ipc64Flag == ipcRMID:
+		r, _, e = unix.Syscall6(nr, a[0], a[1], a[2], uintptr(arg), 0, 0)
+	default:
+		r, _, e = unix.RawSyscall6(nr, a[0], a[1], a[2], uintptr(arg), 0, 0)
 	}
 	return int(r), e
 }
