@@ -6,6 +6,7 @@ import (
 	"iter"
 	"runtime"
 	"slices"
+	"sync"
 	"unsafe"
 )
 
@@ -149,7 +150,10 @@ func (semKind) evidence(o *Object) Evidence {
 	waiting := false
 	for i, st := range o.Sems {
 		if st.Pid > 0 {
-			ev.Pids = append(ev.Pids, PidFact{Role: fmt.Sprintf("semaphore %d last op", i), Pid: st.Pid})
+			if ev.Pids == nil {
+				ev.Pids = make([]PidFact, 0, len(o.Sems)-i)
+			}
+			ev.Pids = append(ev.Pids, PidFact{Role: semRole(i), Pid: st.Pid})
 		} else if st.Pid == 0 {
 			zero++
 		}
@@ -169,6 +173,23 @@ func (semKind) evidence(o *Object) Evidence {
 	}
 	return ev
 }
+
+// semRole is the role of semaphore i's pid fact; the first ones are made
+// once (a run may leave thousands of sets).
+func semRole(i int) string {
+	if r := semRoles(); i < len(r) {
+		return r[i]
+	}
+	return fmt.Sprintf("semaphore %d last op", i)
+}
+
+var semRoles = sync.OnceValue(func() []string {
+	r := make([]string, 16)
+	for i := range r {
+		r[i] = fmt.Sprintf("semaphore %d last op", i)
+	}
+	return r
+})
 
 func (semKind) getsTracked() bool { return true }
 
