@@ -324,6 +324,7 @@ type attributor struct {
 	// and name said: the objects of a run share few pids and stamps.
 	classes map[factKey]verdict
 	names   map[int]string
+	window  [2]string // windowWords: SysV, POSIX
 }
 
 // factKey is what classify reads of a fact: its pid and window.
