@@ -265,7 +265,8 @@ func (o *Object) Owners() (uid, gid, cuid, cgid uint32) {
 	case o.Type == TypeMsg && o.Msg != nil:
 		return o.Msg.UID, o.Msg.GID, o.Msg.CUID, o.Msg.CGID
 	}
-	ev := o.Evidence()
+	c := *o // the kind's evidence makes its argument escape: a copy, on this path only
+	ev := c.Evidence()
 	return ev.UID, ev.GID, ev.CUID, ev.CGID
 }
 

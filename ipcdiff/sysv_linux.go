@@ -71,17 +71,19 @@ func ctl(t Type, id, semnum, cmd int, arg unsafe.Pointer) (int, unix.Errno) {
 	default:
 		return 0, unix.EINVAL
 	}
-	a := [3]uintptr{uintptr(id), uintptr(cmd), uintptr(arg)}
-	if t == TypeSem {
-		a = [3]uintptr{uintptr(id), uintptr(semnum), uintptr(cmd)}
-	}
+	// shmctl and msgctl take (id, cmd, buf), semctl (id, semnum, cmd, arg).
 	var r uintptr
 	var e unix.Errno
+	rm := cmd&^ipc64Flag == ipcRMID
 	switch {
-	case cmd&^ipc64Flag == ipcRMID:
-		r, _, e = unix.Syscall6(nr, a[0], a[1], a[2], uintptr(arg), 0, 0)
+	case t == TypeSem && rm:
+		r, _, e = unix.Syscall6(nr, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+	case t == TypeSem:
+		r, _, e = unix.RawSyscall6(nr, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+	case rm:
+		r, _, e = unix.Syscall(nr, uintptr(id), uintptr(cmd), uintptr(arg))
 	default:
-		r, _, e = unix.RawSyscall6(nr, a[0], a[1], a[2], uintptr(arg), 0, 0)
+		r, _, e = unix.RawSyscall(nr, uintptr(id), uintptr(cmd), uintptr(arg))
 	}
 	return int(r), e
 }
