@@ -148,7 +148,7 @@ func sysvOf(t Type) sysvKind {
 }
 
 // removeSysv is Remove for a System V object: the re-check of its
-// identity and evidence (recheck, k.reread, k.changed), then IPC_RMID.
+// identity and evidence (recheck, sysvReread, sysvChanged), then IPC_RMID.
 func removeSysv(fs FS, k sysvKind, o Object) (RemoveOutcome, error) {
 	res, found, cur, err := recheck(fs, o.Ident)
 	switch res {
@@ -159,10 +159,10 @@ func removeSysv(fs FS, k sysvKind, o Object) (RemoveOutcome, error) {
 	case Failed:
 		return failed(o.Ident, "re-check", err)
 	}
-	if out := k.reread(&o, &cur); out.Result != 0 {
+	if out := sysvReread(&o, &cur); out.Result != 0 {
 		return out, nil
 	}
-	if why := k.changed(&o, &cur); why != "" {
+	if why := sysvChanged(&o, &cur); why != "" {
 		return RemoveOutcome{Result: Touched, Why: why}, nil
 	}
 	if err := rmFuncs[o.Type](o.ID); err != nil {
@@ -174,12 +174,76 @@ func removeSysv(fs FS, k sysvKind, o Object) (RemoveOutcome, error) {
 	return RemoveOutcome{Result: k.removed(o.ID)}, nil
 }
 
+// sysvReread and sysvChanged are the kind's reread and changed, called on
+// the concrete kind: through the interface the two objects would escape
+// to the heap, two allocations per removal. A System V kind not listed
+// here is refused (kept), never removed without its re-check.
+func sysvReread(o, cur *Object) RemoveOutcome {
+	switch o.Type {
+	case TypeShm:
+		return shmKind{}.reread(o, cur)
+	case TypeSem:
+		return semKind{}.reread(o, cur)
+	case TypeMsg:
+		return msgKind{}.reread(o, cur)
+	}
+	return RemoveOutcome{Result: Refused, Why: "no re-check for " + o.Type.String()}
+}
+
+func sysvChanged(o, cur *Object) string {
+	switch o.Type {
+	case TypeShm:
+		return shmKind{}.changed(o, cur)
+	case TypeSem:
+		return semKind{}.changed(o, cur)
+	case TypeMsg:
+		return msgKind{}.changed(o, cur)
+	}
+	return "no re-check for " + o.Type.String()
+}
+
+// sysvFromStat is the kind's fromStat, called on the concrete kind (so
+// that the buffer stays on the caller's stack).
+func sysvFromStat(id Ident, b *statBuf) (Object, bool) {
+	switch id.Type {
+	case TypeShm:
+		return shmKind{}.fromStat(id, b)
+	case TypeSem:
+		return semKind{}.fromStat(id, b)
+	case TypeMsg:
+		return msgKind{}.fromStat(id, b)
+	}
+	return Object{}, false
+}
+
 // The kernel calls of the re-check, variables so that tests can make them
-// answer what a race or an old kernel would.
+// answer what a race or an old kernel would (nil: the real ones).
 var (
-	statID       = ipcStatID
-	statAnyIndex = statIndex
+	statID       func(t Type, id int, b *statBuf) unix.Errno
+	statAnyIndex func(t Type, idx int, b *statBuf) (int, unix.Errno)
 )
+
+// statByID is ipcStatID, or the test's statID.
+func statByID(t Type, id int, b *statBuf) unix.Errno {
+	if statID == nil {
+		return ipcStatID(t, id, b)
+	}
+	tb := new(statBuf) // the test's function may keep it: not b
+	e := statID(t, id, tb)
+	*b = *tb
+	return e
+}
+
+// statByIndex is statIndex, or the test's statAnyIndex.
+func statByIndex(t Type, idx int, b *statBuf) (int, unix.Errno) {
+	if statAnyIndex == nil {
+		return statIndex(t, idx, b)
+	}
+	tb := new(statBuf)
+	id, e := statAnyIndex(t, idx, tb)
+	*b = *tb
+	return id, e
+}
 
 // recheck compares the System V object the kernel holds at want.ID now
 // with want. It returns 0 when it is the same object, with what the kernel
@@ -192,7 +256,7 @@ func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 		return Failed, Ident{}, Object{}, fmt.Errorf("%w: %v", ErrUsage, want)
 	}
 	var b statBuf
-	e := statID(want.Type, want.ID, &b)
+	e := statByID(want.Type, want.ID, &b)
 	switch {
 	case e == 0:
 	case e == unix.EINVAL || e == unix.EIDRM:
@@ -220,7 +284,7 @@ func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 	if cur != want {
 		return Changed, cur, Object{}, nil
 	}
-	o, ok := k.fromStat(want, &b)
+	o, ok := sysvFromStat(want, &b)
 	if !ok {
 		return recheckProc(fs, k, want)
 	}
@@ -233,7 +297,7 @@ func recheck(fs FS, want Ident) (RemoveResult, Ident, Object, error) {
 func statAnyID(t Type, id int, b *statBuf) (found, ok bool) {
 	// The index is the id's low 15 bits, or 24 with ipcmni_extend.
 	for _, shift := range []uint{ipcmniShift, 24} {
-		got, e := statAnyIndex(t, id&(1<<shift-1), b)
+		got, e := statByIndex(t, id&(1<<shift-1), b)
 		if e == 0 && got == id {
 			return true, true
 		}
