@@ -3,6 +3,7 @@ package ipcdiff
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,7 +197,7 @@ const (
 // it was not).
 func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, contended string) {
 	a := attributor{tree: tree, procs: &memoProcs{Procs: procs, m: map[int]procInfo{}}, p: p,
-		live: map[int]bool{}, until: tree.Until()}
+		live: map[int]bool{}, until: tree.Until(), classes: map[factKey]verdict{}, names: map[int]string{}}
 	for _, pid := range tree.Alive() {
 		a.live[pid] = true
 	}
@@ -204,19 +205,26 @@ func Attribute(objs []Object, tree Tree, procs Procs, p Policy) (ds []Decision, 
 	// once, for the contention test and the decision alike.
 	evs := make([]Evidence, len(objs))
 	facts := make([][]pidFact, len(objs))
-	classes := make([][]class, len(objs))
-	whys := make([][]string, len(objs))
 	posix := make([]posixVerdict, len(objs))
+	n := 0
 	for i := range objs {
 		evs[i] = objs[i].Evidence()
 		if objs[i].Type.IsPosix() {
 			posix[i] = a.posixCreation(&objs[i], &evs[i])
 		}
 		facts[i] = a.facts(&evs[i])
-		classes[i] = make([]class, len(facts[i]))
-		whys[i] = make([]string, len(facts[i]))
+		n += len(facts[i])
+	}
+	// One backing array each for the classes and the reasons of all facts.
+	classes := make([][]class, len(objs))
+	whys := make([][]string, len(objs))
+	allClasses, allWhys := make([]class, n), make([]string, n)
+	for i := range objs {
+		k := len(facts[i])
+		classes[i], allClasses = allClasses[:k:k], allClasses[k:]
+		whys[i], allWhys = allWhys[:k:k], allWhys[k:]
 		for j, f := range facts[i] {
-			classes[i][j], whys[i][j] = a.classify(f)
+			classes[i][j], whys[i][j] = a.classifyOnce(f)
 		}
 	}
 	why := a.contention(objs, evs, facts, classes)
@@ -327,6 +335,34 @@ type attributor struct {
 	// with a creation of an unknown file (indexFiles).
 	firstMade map[fileKey]*Creation
 	noFile    map[uint64]bool
+	// classes and names remember, for one Attribute call, what classify
+	// and name said: the objects of a run share few pids and stamps.
+	classes map[factKey]verdict
+	names   map[int]string
+	window  [2]string // windowWords: SysV, POSIX
+}
+
+// factKey is what classify reads of a fact: its pid and window.
+type factKey struct {
+	pid      int
+	from, to int64 // UnixNano
+}
+
+type verdict struct {
+	class class
+	why   string
+}
+
+// classifyOnce is classify, remembered by pid and window: the tree, and
+// what procs said of a pid (memoProcs), do not change during one call.
+func (a *attributor) classifyOnce(f pidFact) (class, string) {
+	k := factKey{f.Pid, f.from.UnixNano(), f.to.UnixNano()}
+	if v, ok := a.classes[k]; ok {
+		return v.class, v.why
+	}
+	c, why := a.classify(f)
+	a.classes[k] = verdict{c, why}
+	return c, why
 }
 
 func secs(t int64) time.Time { return time.Unix(t, 0) }
@@ -425,10 +461,17 @@ func (a *attributor) classify(f pidFact) (class, string) {
 }
 
 func (a *attributor) name(pid int) string {
-	if c := a.procs.Comm(pid); c != "" {
-		return fmt.Sprintf("pid %d (%s)", pid, c)
+	if n, ok := a.names[pid]; ok {
+		return n
 	}
-	return fmt.Sprintf("pid %d", pid)
+	n := "pid " + strconv.Itoa(pid)
+	if c := a.procs.Comm(pid); c != "" {
+		n += " (" + c + ")"
+	}
+	if a.names != nil {
+		a.names[pid] = n
+	}
+	return n
 }
 
 // contention says why the window is contended ("" when it is not): another

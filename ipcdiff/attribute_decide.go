@@ -65,7 +65,10 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 	}
 	for i, f := range facts {
 		if classes[i] == inTree || classes[i] == liveMember {
-			d.Evidence = append(d.Evidence, fmt.Sprintf("%s is tree %s", f.Role, a.name(f.Pid)))
+			if d.Evidence == nil {
+				d.Evidence = make([]string, 0, len(facts)+1)
+			}
+			d.Evidence = append(d.Evidence, f.Role+" is tree "+a.name(f.Pid))
 		}
 	}
 	switch {
@@ -219,14 +222,28 @@ func (a *attributor) decide(o Object, ev *Evidence, facts []pidFact, classes []c
 			return keep("no pid evidence, and it changed after the tree was last watched")
 		}
 		d.Strength = WindowEvidence
-		if o.Type.IsPosix() {
-			d.Evidence = append(d.Evidence, fmt.Sprintf("born during the run, owned by the run's uid %d gid %d, held and mapped by nobody, no other process of the uid ran in the window", cuid, cgid))
-		} else {
-			d.Evidence = append(d.Evidence, fmt.Sprintf("new during the run, created by the run's uid %d gid %d, never used, no other activity in the window", cuid, cgid))
-		}
+		// cuid and cgid are the run's: the same words for every object.
+		d.Evidence = append(d.Evidence, a.windowWords(o.Type.IsPosix()))
 	}
 	d.Remove = true
 	return d
+}
+
+// windowWords is the window evidence of an object of the run's uid and
+// gid (a POSIX one when posix), made once per Attribute call.
+func (a *attributor) windowWords(posix bool) string {
+	i := 0
+	if posix {
+		i = 1
+	}
+	if a.window[i] == "" {
+		if posix {
+			a.window[i] = fmt.Sprintf("born during the run, owned by the run's uid %d gid %d, held and mapped by nobody, no other process of the uid ran in the window", a.p.UID, a.p.GID)
+		} else {
+			a.window[i] = fmt.Sprintf("new during the run, created by the run's uid %d gid %d, never used, no other activity in the window", a.p.UID, a.p.GID)
+		}
+	}
+	return a.window[i]
 }
 
 // changedAfter reports whether the object's ctime (creation, or a later

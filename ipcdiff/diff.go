@@ -18,13 +18,63 @@ type IdentSet interface {
 // by type, then in the order after lists them. Each Object holds a copy of
 // its row, not a pointer into after.
 func DiffIdents(before IdentSet, after *Snapshot) []Object {
-	var out []Object
-	for _, k := range kinds {
+	var idx [numTypes][]int
+	n := 0
+	for t, k := range kinds {
 		for i, id := range k.idents(after) {
 			if !before.Contains(id) {
-				out = append(out, k.object(after, i))
+				idx[t] = append(idx[t], i)
+				n++
 			}
 		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Object, 0, n)
+	for t, k := range kinds {
+		if b, ok := k.(batchObjects); ok {
+			out = b.appendObjects(out, after, idx[t])
+			continue
+		}
+		for _, i := range idx[t] {
+			out = append(out, k.object(after, i))
+		}
+	}
+	return out
+}
+
+// batchObjects is implemented by the kinds that make the Objects of many
+// rows at once (kind.object for each of the rows idx of s, appended to
+// out), copying the rows into one new array instead of one allocation
+// each: a run may leave thousands.
+type batchObjects interface {
+	appendObjects(out []Object, s *Snapshot, idx []int) []Object
+}
+
+func (shmKind) appendObjects(out []Object, s *Snapshot, idx []int) []Object {
+	rows := make([]Shm, len(idx))
+	for j, i := range idx {
+		rows[j] = s.Shm[i]
+		out = append(out, Object{Ident: rows[j].ident(), Shm: &rows[j]})
+	}
+	return out
+}
+
+func (semKind) appendObjects(out []Object, s *Snapshot, idx []int) []Object {
+	rows := make([]Sem, len(idx))
+	for j, i := range idx {
+		rows[j] = s.Sem[i]
+		out = append(out, Object{Ident: rows[j].ident(), Sem: &rows[j]})
+	}
+	return out
+}
+
+func (msgKind) appendObjects(out []Object, s *Snapshot, idx []int) []Object {
+	rows := make([]Msg, len(idx))
+	for j, i := range idx {
+		rows[j] = s.Msg[i]
+		out = append(out, Object{Ident: rows[j].ident(), Msg: &rows[j]})
 	}
 	return out
 }

@@ -31,6 +31,9 @@ type FS struct {
 	// unproven: snapshots also list an mqueue mount not proven ours yet
 	// (Unproven).
 	unproven bool
+	// textOnly: System V tables are read from /proc/sysvipc, never
+	// scanned with *_STAT_ANY (tests compare the two).
+	textOnly bool
 }
 
 // NewFS returns an FS for the procfs mounted at procRoot (usually "/proc").

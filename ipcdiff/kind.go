@@ -253,6 +253,23 @@ type Listing struct {
 	Flags      string // "dest": already removed, freed at the last detach
 }
 
+// Owners is what Evidence says of o's owner and creator (UID, GID, CUID,
+// CGID), without building the rest of it: a report wants them for every
+// object.
+func (o *Object) Owners() (uid, gid, cuid, cgid uint32) {
+	switch {
+	case o.Type == TypeShm && o.Shm != nil:
+		return o.Shm.UID, o.Shm.GID, o.Shm.CUID, o.Shm.CGID
+	case o.Type == TypeSem && o.Sem != nil:
+		return o.Sem.UID, o.Sem.GID, o.Sem.CUID, o.Sem.CGID
+	case o.Type == TypeMsg && o.Msg != nil:
+		return o.Msg.UID, o.Msg.GID, o.Msg.CUID, o.Msg.CGID
+	}
+	c := *o // the kind's evidence makes its argument escape: a copy, on this path only
+	ev := c.Evidence()
+	return ev.UID, ev.GID, ev.CUID, ev.CGID
+}
+
 // Listing is what `ipcguard ls` shows of o; with the evidence gathered
 // (Gather), the users and last operations it names.
 func (o *Object) Listing() Listing {

@@ -90,7 +90,7 @@ type msgKind struct{}
 func (msgKind) name() string { return "msg" }
 
 func (msgKind) open(fs FS) (tableReader, error) {
-	return openSysv(fs, TypeMsg, appendMsg, func(s *Snapshot, rows []Msg) { s.Msg = rows })
+	return openSysv(fs, TypeMsg, appendMsg, msgRow, func(s *Snapshot, rows []Msg) { s.Msg = rows })
 }
 
 func (msgKind) count(s *Snapshot) int { return len(s.Msg) }
@@ -176,13 +176,24 @@ type msqid64 struct {
 }
 
 func (msgKind) fromStat(id Ident, b *statBuf) (Object, bool) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
+	r, ok := msgRow(id.ID, b)
+	if !ok {
 		return Object{}, false
 	}
+	return Object{Ident: id, Msg: &r}, true
+}
+
+// msgRow is the row /proc/sysvipc/msg shows for queue id, from the struct
+// msqid64_ds IPC_STAT or MSG_STAT_ANY wrote into b; ok is false where the
+// layout is not known here (not 64-bit).
+func msgRow(id int, b *statBuf) (Msg, bool) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		return Msg{}, false
+	}
 	d := (*msqid64)(unsafe.Pointer(b))
-	return Object{Ident: id, Msg: &Msg{Key: d.Perm.Key, ID: id.ID, Perms: uint32(d.Perm.Mode), CBytes: d.Cbytes, QNum: d.Qnum,
+	return Msg{Key: d.Perm.Key, ID: id, Perms: d.Perm.Mode & 0xffff, CBytes: d.Cbytes, QNum: d.Qnum,
 		LSPID: int(d.Lspid), LRPID: int(d.Lrpid), UID: d.Perm.Uid, GID: d.Perm.Gid, CUID: d.Perm.Cuid, CGID: d.Perm.Cgid,
-		Stime: d.Stime, Rtime: d.Rtime, Ctime: d.Ctime}}, true
+		Stime: d.Stime, Rtime: d.Rtime, Ctime: d.Ctime}, true
 }
 
 func (msgKind) destroyed(uint32) bool { return false }

@@ -32,6 +32,12 @@ func Others(s *Snapshot, cands IdentSet) (keys map[int32]string, names map[strin
 			if _, ok := k.(creatorless); ok || invisible != "" {
 				continue
 			}
+			if c, ok := k.(creatorShown); ok {
+				if c.invisibleCreator(s, i) {
+					invisible = fmt.Sprintf("%s was made by a process not visible from this pid namespace: processes of another pid namespace use this IPC namespace", id)
+				}
+				continue
+			}
 			o := k.object(s, i)
 			if ev := k.evidence(&o); ev.CreatorRecorded && !hasCreator(ev.Pids) {
 				invisible = fmt.Sprintf("%s was made by a process not visible from this pid namespace: processes of another pid namespace use this IPC namespace", id)
@@ -72,3 +78,15 @@ type creatorless interface{ noCreator() }
 
 func (semKind) noCreator() {}
 func (msgKind) noCreator() {}
+
+// creatorShown is implemented by the kinds that tell from a snapshot's row
+// alone what their evidence would: whether the kernel recorded the
+// creator of the i-th object of s as a pid that reads 0. Others asks them
+// instead of building each object's evidence.
+type creatorShown interface {
+	invisibleCreator(s *Snapshot, i int) bool
+}
+
+// invisibleCreator: a segment's evidence has CreatorRecorded, and a
+// creator fact exactly when cpid > 0.
+func (shmKind) invisibleCreator(s *Snapshot, i int) bool { return s.Shm[i].CPID <= 0 }

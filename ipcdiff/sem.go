@@ -6,6 +6,7 @@ import (
 	"iter"
 	"runtime"
 	"slices"
+	"sync"
 	"unsafe"
 )
 
@@ -86,7 +87,7 @@ type semKind struct{}
 func (semKind) name() string { return "sem" }
 
 func (semKind) open(fs FS) (tableReader, error) {
-	return openSysv(fs, TypeSem, appendSem, func(s *Snapshot, rows []Sem) { s.Sem = rows })
+	return openSysv(fs, TypeSem, appendSem, semRow, func(s *Snapshot, rows []Sem) { s.Sem = rows })
 }
 
 func (semKind) count(s *Snapshot) int { return len(s.Sem) }
@@ -149,7 +150,10 @@ func (semKind) evidence(o *Object) Evidence {
 	waiting := false
 	for i, st := range o.Sems {
 		if st.Pid > 0 {
-			ev.Pids = append(ev.Pids, PidFact{Role: fmt.Sprintf("semaphore %d last op", i), Pid: st.Pid})
+			if ev.Pids == nil {
+				ev.Pids = make([]PidFact, 0, len(o.Sems)-i)
+			}
+			ev.Pids = append(ev.Pids, PidFact{Role: semRole(i), Pid: st.Pid})
 		} else if st.Pid == 0 {
 			zero++
 		}
@@ -170,6 +174,23 @@ func (semKind) evidence(o *Object) Evidence {
 	return ev
 }
 
+// semRole is the role of semaphore i's pid fact; the first ones are made
+// once (a run may leave thousands of sets).
+func semRole(i int) string {
+	if r := semRoles(); i < len(r) {
+		return r[i]
+	}
+	return fmt.Sprintf("semaphore %d last op", i)
+}
+
+var semRoles = sync.OnceValue(func() []string {
+	r := make([]string, 16)
+	for i := range r {
+		r[i] = fmt.Sprintf("semaphore %d last op", i)
+	}
+	return r
+})
+
 func (semKind) getsTracked() bool { return true }
 
 func (k semKind) remove(fs FS, o Object) (RemoveOutcome, error) { return removeSysv(fs, k, o) }
@@ -188,11 +209,20 @@ func (semKind) listing(o *Object) Listing {
 	return l
 }
 
-// fromStat reads struct semid64_ds: x86_64 pads each time with an unused
-// long.
 func (semKind) fromStat(id Ident, b *statBuf) (Object, bool) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
+	r, ok := semRow(id.ID, b)
+	if !ok {
 		return Object{}, false
+	}
+	return Object{Ident: id, Sem: &r}, true
+}
+
+// semRow is the row /proc/sysvipc/sem shows for set id, from the struct
+// semid64_ds IPC_STAT or SEM_STAT_ANY wrote into b (x86_64 pads each time
+// with an unused long); ok is false where the layout is not known here.
+func semRow(id int, b *statBuf) (Sem, bool) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		return Sem{}, false
 	}
 	w := (*[32]int64)(unsafe.Pointer(b))
 	base := int(unsafe.Sizeof(*b.perm())) / 8
@@ -202,11 +232,11 @@ func (semKind) fromStat(id Ident, b *statBuf) (Object, bool) {
 		ctime, nsems = w[base+2], w[base+4]
 	case "arm64", "riscv64", "loong64":
 	default:
-		return Object{}, false
+		return Sem{}, false
 	}
 	p := b.perm()
-	return Object{Ident: id, Sem: &Sem{Key: p.Key, ID: id.ID, Perms: uint32(p.Mode), NSems: int(nsems), UID: p.Uid, GID: p.Gid,
-		CUID: p.Cuid, CGID: p.Cgid, Otime: otime, Ctime: ctime}}, true
+	return Sem{Key: p.Key, ID: id, Perms: p.Mode & 0xffff, NSems: int(nsems), UID: p.Uid, GID: p.Gid,
+		CUID: p.Cuid, CGID: p.Cgid, Otime: otime, Ctime: ctime}, true
 }
 
 func (semKind) destroyed(uint32) bool { return false }

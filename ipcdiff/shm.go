@@ -105,7 +105,7 @@ type shmKind struct{}
 func (shmKind) name() string { return "shm" }
 
 func (shmKind) open(fs FS) (tableReader, error) {
-	return openSysv(fs, TypeShm, appendShm, func(s *Snapshot, rows []Shm) { s.Shm = rows })
+	return openSysv(fs, TypeShm, appendShm, shmRow, func(s *Snapshot, rows []Shm) { s.Shm = rows })
 }
 
 func (shmKind) count(s *Snapshot) int { return len(s.Shm) }
@@ -220,13 +220,25 @@ func (shmKind) listing(o *Object) Listing {
 }
 
 func (shmKind) fromStat(id Ident, b *statBuf) (Object, bool) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
+	r, ok := shmRow(id.ID, b)
+	if !ok {
 		return Object{}, false
 	}
+	return Object{Ident: id, Shm: &r}, true
+}
+
+// shmRow is the row /proc/sysvipc/shm shows for segment id, from the
+// struct shmid64_ds IPC_STAT or SHM_STAT_ANY wrote into b, without rss
+// and swap (which only /proc gives); ok is false where the layout is not
+// known here (not 64-bit).
+func shmRow(id int, b *statBuf) (Shm, bool) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		return Shm{}, false
+	}
 	d := (*unix.SysvShmDesc)(unsafe.Pointer(b))
-	return Object{Ident: id, Shm: &Shm{Key: d.Perm.Key, ID: id.ID, Perms: uint32(d.Perm.Mode), Size: d.Segsz, CPID: int(d.Cpid), LPID: int(d.Lpid),
+	return Shm{Key: d.Perm.Key, ID: id, Perms: d.Perm.Mode & 0xffff, Size: d.Segsz, CPID: int(d.Cpid), LPID: int(d.Lpid),
 		Nattch: d.Nattch, UID: d.Perm.Uid, GID: d.Perm.Gid, CUID: d.Perm.Cuid, CGID: d.Perm.Cgid,
-		Atime: d.Atime, Dtime: d.Dtime, Ctime: d.Ctime}}, true
+		Atime: d.Atime, Dtime: d.Dtime, Ctime: d.Ctime}, true
 }
 
 func (shmKind) destroyed(mode uint32) bool { return mode&ShmDest != 0 }

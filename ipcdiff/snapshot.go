@@ -8,20 +8,27 @@ import (
 	"time"
 )
 
-// Snapshot reads the objects of the requested types (/proc/sysvipc for
-// the SysV kinds). Taken is the time before the first read, so an object
-// created after Taken may or may not be in the snapshot, but one created
-// before it is.
+// Snapshot reads the objects of the requested types. Taken is the time
+// before the first read, so an object created after Taken may or may not
+// be in the snapshot, but one created before it is.
+//
+// The SysV kinds are listed with *_STAT_ANY, index by index (one syscall
+// an index, about half the cost of the kernel's rendering of
+// /proc/sysvipc), or read from /proc/sysvipc where that cannot be done or
+// proves nothing (see openSysv and sysvTable.scan); either way the rows
+// are what /proc/sysvipc shows, but for shm rss and swap, which a scan
+// leaves 0.
 //
 // What holds the objects is opened on the calling goroutine — /proc/sysvipc
 // shows the IPC namespace of the opening thread, and callers (tests,
 // benchmarks) may have locked their goroutine's thread into a private
-// namespace — and then read concurrently: the kernel's rendering of the
-// tables dominates the cost, and they render in parallel.
+// namespace — and then read concurrently: a scan on another thread runs
+// only when that thread is in the opener's IPC namespace, else /proc,
+// bound to it, is read.
 func (fs FS) Snapshot(types TypeSet) (*Snapshot, error) { return fs.SnapshotWith(types, true) }
 
 // parallelMin is the number of objects from which the tables are read in
-// parallel: about half a millisecond of rendering.
+// parallel: about half a millisecond of rendering, or of a scan.
 const parallelMin = 256
 
 // SnapshotWith is Snapshot, reading the kinds one after the other when

@@ -2,6 +2,7 @@ package ipcdiff
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"unsafe"
 
@@ -54,19 +55,35 @@ var ipcVersion = sync.OnceValue(func() int {
 })
 
 // ctl calls shmctl, semctl or msgctl on id with cmd and arg (semctl's union
-// semun is passed by value: a pointer or nothing).
+// semun is passed by value: a pointer or nothing). The commands that only
+// read (every one but IPC_RMID) never block: they are raw syscalls,
+// without telling the scheduler, which costs about as much as the call
+// itself (a snapshot makes one per object, a removal several).
 func ctl(t Type, id, semnum, cmd int, arg unsafe.Pointer) (int, unix.Errno) {
-	var r uintptr
-	var e unix.Errno
+	var nr uintptr
 	switch t {
 	case TypeShm:
-		r, _, e = unix.Syscall(unix.SYS_SHMCTL, uintptr(id), uintptr(cmd), uintptr(arg))
+		nr = unix.SYS_SHMCTL
 	case TypeSem:
-		r, _, e = unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+		nr = unix.SYS_SEMCTL
 	case TypeMsg:
-		r, _, e = unix.Syscall(unix.SYS_MSGCTL, uintptr(id), uintptr(cmd), uintptr(arg))
+		nr = unix.SYS_MSGCTL
 	default:
 		return 0, unix.EINVAL
+	}
+	// shmctl and msgctl take (id, cmd, buf), semctl (id, semnum, cmd, arg).
+	var r uintptr
+	var e unix.Errno
+	rm := cmd&^ipc64Flag == ipcRMID
+	switch {
+	case t == TypeSem && rm:
+		r, _, e = unix.Syscall6(nr, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+	case t == TypeSem:
+		r, _, e = unix.RawSyscall6(nr, uintptr(id), uintptr(semnum), uintptr(cmd), uintptr(arg), 0, 0)
+	case rm:
+		r, _, e = unix.Syscall(nr, uintptr(id), uintptr(cmd), uintptr(arg))
+	default:
+		r, _, e = unix.RawSyscall(nr, uintptr(id), uintptr(cmd), uintptr(arg))
 	}
 	return int(r), e
 }
@@ -183,21 +200,50 @@ func enrichSems(objs []Object) []ObjectError {
 // when the kernel will not say. It only sizes buffers and chooses how to
 // read.
 func inUse(t Type) int {
+	n, _ := info(t)
+	return n
+}
+
+// info is inUse, and the highest index in use in the namespace, which
+// *_INFO returns (ipc/util.c ipc_get_maxidx; -1 when the kernel will not
+// say, or holds none).
+func info(t Type) (n, maxIdx int) {
 	var b statBuf
 	i32 := (*[64]int32)(unsafe.Pointer(&b))
+	var cmd, field int
 	switch t {
 	case TypeShm:
-		if _, e := ctl(TypeShm, 0, 0, shmInfo, unsafe.Pointer(&b)); e == 0 {
-			return int(i32[0]) // struct shm_info: int used_ids first
-		}
+		cmd, field = shmInfo, 0 // struct shm_info: int used_ids first
 	case TypeSem:
-		if _, e := ctl(TypeSem, 0, 0, semInfo, unsafe.Pointer(&b)); e == 0 {
-			return int(i32[7]) // struct seminfo: semusz, the 8th int
-		}
+		cmd, field = semInfo, 7 // struct seminfo: semusz, the 8th int
 	case TypeMsg:
-		if _, e := ctl(TypeMsg, 0, 0, msgInfo, unsafe.Pointer(&b)); e == 0 {
-			return int(i32[0]) // struct msginfo: msgpool first
-		}
+		cmd, field = msgInfo, 0 // struct msginfo: msgpool first
+	default:
+		return -1, -1
 	}
-	return -1
+	r, e := ctl(t, 0, 0, cmd, unsafe.Pointer(&b))
+	if e != 0 {
+		return -1, -1
+	}
+	return int(i32[field]), max(r, -1)
+}
+
+// nsIdent names a namespace: the device and inode of its nsfs file.
+type nsIdent struct{ dev, ino uint64 }
+
+// threadIPC names the IPC namespace of the calling thread, from
+// /proc/thread-self/ns/ipc of fs's procfs (an error when that procfs does
+// not show the thread: another pid namespace's).
+func (fs FS) threadIPC() (nsIdent, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fs.Path("thread-self", "ns", "ipc"), &st); err != nil {
+		return nsIdent{}, err
+	}
+	return nsIdent{st.Dev, st.Ino}, nil
+}
+
+// onProcfs reports whether f is a file of a procfs (not a fixture).
+func onProcfs(f *os.File) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
 }

@@ -85,7 +85,9 @@ func TestSemWaiters(t *testing.T) {
 }
 
 // TestStatAnyMatchesProc shows that *_STAT_ANY yields the fields
-// /proc/sysvipc has (pids included), except shm rss and swap.
+// /proc/sysvipc has (pids included), except shm rss and swap, and that a
+// snapshot scans the tables with it, on the opening thread and on
+// threads of another IPC namespace alike (those read /proc instead).
 func TestStatAnyMatchesProc(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("statAnySnapshot decodes amd64 layouts")
@@ -97,9 +99,11 @@ func TestStatAnyMatchesProc(t *testing.T) {
 				return
 			}
 			fs := procFS(t)
+			text := fs
+			text.textOnly = true
 			startIPC(t, "shm:key=0x1234:size=8192:attach", "sem:key=0x80000001:n=3:op", "msg:key=0x5678:send", "shm", "msg:send:recv")
 			runIPC(t, "shm:key=0x99", "sem:n=2")
-			proc := snap(t, fs)
+			proc := snap(t, text)
 			any, err := statAnySnapshot()
 			if err != nil {
 				t.Fatal(err)
@@ -113,6 +117,99 @@ func TestStatAnyMatchesProc(t *testing.T) {
 			if len(any.Shm) != 3 || len(any.Sem) != 2 || len(any.Msg) != 2 {
 				t.Fatalf("counts: %+v", any)
 			}
+			for _, parallel := range []bool{false, true} {
+				got, err := fs.SnapshotWith(AllTypes, parallel)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(proc.Shm, got.Shm) || !slices.Equal(proc.Sem, got.Sem) || !slices.Equal(proc.Msg, got.Msg) {
+					t.Fatalf("parallel %v: /proc: %+v\nsnapshot: %+v", parallel, proc, got)
+				}
+			}
+			for ty := range SysvTypes.All() {
+				r, err := kinds[ty].open(fs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ok := false
+				switch r := r.(type) {
+				case *sysvTable[Shm]:
+					ok = r.ns != nsIdent{}
+				case *sysvTable[Sem]:
+					ok = r.ns != nsIdent{}
+				case *sysvTable[Msg]:
+					ok = r.ns != nsIdent{}
+				}
+				r.close()
+				if !ok {
+					t.Errorf("%v: the table would not be scanned", ty)
+				}
+			}
 		})
+	}
+}
+
+// TestScanOtherNamespace reads, on a thread of another IPC namespace,
+// tables opened in a private one: the scan refuses (it would list the
+// other namespace's objects) and /proc, bound to the opener's namespace,
+// is read.
+func TestScanOtherNamespace(t *testing.T) {
+	nstest.LockedNamespace(t)
+	fs := procFS(t)
+	if _, err := unix.SysvShmGet(0x4321, 1, unix.IPC_CREAT|0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_SEMGET, 0, 1, unix.IPC_CREAT|0o600); e != 0 {
+		t.Fatal(e)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_MSGGET, 0, unix.IPC_CREAT|0o600, 0); e != 0 {
+		t.Fatal(e)
+	}
+	want := snap(t, fs)
+	if len(want.Shm) != 1 || len(want.Sem) != 1 || len(want.Msg) != 1 {
+		t.Fatalf("counts: %+v", want)
+	}
+	s := &Snapshot{Types: SysvTypes}
+	var readers []tableReader
+	for ty := range SysvTypes.All() {
+		r, err := kinds[ty].open(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.close()
+		readers = append(readers, r)
+	}
+	done := make(chan error)
+	go func() {
+		// A thread of another private namespace, with objects at the
+		// same indexes; it ends with the goroutine (never unlocked).
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWIPC); err != nil {
+			done <- err
+			return
+		}
+		if err := createObjects(population{1, 1, 1}, 0x7000); err != nil {
+			done <- err
+			return
+		}
+		for _, r := range readers {
+			if err := r.read(s); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i := range want.Shm {
+		want.Shm[i].RSS, want.Shm[i].Swap = 0, 0
+	}
+	for i := range s.Shm {
+		s.Shm[i].RSS, s.Shm[i].Swap = 0, 0
+	}
+	if !slices.Equal(want.Shm, s.Shm) || !slices.Equal(want.Sem, s.Sem) || !slices.Equal(want.Msg, s.Msg) {
+		t.Fatalf("read on another thread: %+v, want %+v", s, want)
 	}
 }

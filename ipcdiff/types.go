@@ -105,8 +105,19 @@ type Ident struct {
 	Name string
 }
 
-// KeyString formats a key the way ipcs does.
-func KeyString(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
+// KeyString formats a key the way ipcs does: "0x%08x" (without fmt, and
+// without allocating for IPC_PRIVATE: a report names thousands).
+func KeyString(key int32) string {
+	if key == 0 {
+		return "0x00000000"
+	}
+	const digits = "0123456789abcdef"
+	b := [10]byte{'0', 'x'}
+	for i, u := 9, uint32(key); i >= 2; i, u = i-1, u>>4 {
+		b[i] = digits[u&15]
+	}
+	return string(b[:])
+}
 
 // String is "shm 32768", or a named object's type and name: "pshm foo".
 func (id Ident) String() string {

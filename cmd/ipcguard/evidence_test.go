@@ -609,17 +609,17 @@ func TestScenario06ShortLivedCreatorUnderForkLoad(t *testing.T) {
 
 // TestEvidence10RecheckBeforeRemoval: decide, then re-check just before
 // IPC_RMID. ipcguard runs under strace, which holds it for 0.3 s at the end
-// of every read(2) of /proc/sysvipc/shm (the data already read). Once the
-// command has ended and ipcguard is held in such a read (its after-run view
-// of the segments taken), a stranger attaches the tree's segment. What
-// ipcguard read says nattch 0; a re-check made after it sees the attach and
-// keeps the segment. Without a re-check the segment is marked for
-// destruction under the attached stranger.
+// of every shmctl(2) (the data already read). Once the command has ended
+// and ipcguard is held in a shmctl SHM_STAT_ANY (its after-run view of the
+// segments, listed index by index, taken), a stranger attaches the tree's
+// segment. What ipcguard read says nattch 0; a re-check made after it sees
+// the attach and keeps the segment. Without a re-check the segment is
+// marked for destruction under the attached stranger.
 //
-// The test places the attach after ipcguard's last read of
-// /proc/sysvipc/shm that precedes its decision; an ipcguard that takes its
-// after-run view some other way (shmctl SHM_STAT) is never held, and the
-// test says so instead of passing.
+// The test places the attach after ipcguard's last SHM_STAT_ANY that
+// precedes its decision; an ipcguard that takes its after-run view some
+// other way (reading /proc/sysvipc/shm) is never held, and the test says so
+// instead of passing.
 func TestEvidence10RecheckBeforeRemoval(t *testing.T) {
 	inBothModes(t, func(t *testing.T, mode nstest.Mode) {
 		e := newEnv(t, "kind 10 (re-check before IPC_RMID, "+mode.String()+")")
@@ -631,8 +631,8 @@ func TestEvidence10RecheckBeforeRemoval(t *testing.T) {
 			t.Skip("kind 10 needs strace (delay injection)")
 		}
 		ids, cmdPid, goOn, rep := e.path("ids"), e.path("cmdpid"), e.path("go"), e.path("report.json")
-		st := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-P", "/proc/sysvipc/shm",
-			"-e", "trace=read", "-e", "inject=read:delay_exit=300000",
+		st := exec.Command(strace, "-f", "-qq", "-o", "/dev/null",
+			"-e", "trace=shmctl", "-e", "inject=shmctl:delay_exit=300000",
 			guardBin(), "--quiet", "--report", rep, "--", "sh", "-c",
 			shPrelude()+`echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && ipc out="$0" shm:attach && waitfile "$2" && exit 1`, ids, cmdPid, goOn)
 		st.Env = e.baseEnv()
@@ -667,8 +667,8 @@ func TestEvidence10RecheckBeforeRemoval(t *testing.T) {
 			e.fatalf("%v", err)
 		}
 		e.waitFor("the command to end", 30*time.Second, func() bool { s := procState(cmd); return s == 0 || s == 'Z' })
-		if !poll(30*time.Second, func() bool { return heldInSysvRead(guard) }) {
-			e.fatalf("ipcguard was never held in a read of /proc/sysvipc/shm after the command ended: this test cannot place the attach (output: %q)", out.String())
+		if !poll(30*time.Second, func() bool { return heldInShmStatAny(guard) }) {
+			e.fatalf("ipcguard was never held in a shmctl SHM_STAT_ANY after the command ended: this test cannot place the attach (output: %q)", out.String())
 		}
 		if _, err := unix.SysvShmAttach(id, 0, unix.SHM_RDONLY); err != nil {
 			e.fatalf("the stranger's attach: %v", err)
@@ -687,10 +687,11 @@ func TestEvidence10RecheckBeforeRemoval(t *testing.T) {
 	})
 }
 
-// heldInSysvRead reports whether a thread of pid is stopped in read(2) of a
-// descriptor open on /proc/sysvipc/shm (/proc/PID/task/TID/syscall: the
-// syscall number, 0 for read on x86_64, and its first argument, the fd).
-func heldInSysvRead(pid int) bool {
+// heldInShmStatAny reports whether a thread of pid is stopped in
+// shmctl(2) with the command SHM_STAT_ANY (15, linux/shm.h)
+// (/proc/PID/task/TID/syscall: the syscall number and its arguments, the
+// command second).
+func heldInShmStatAny(pid int) bool {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, tk := range tasks {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, tk.Name()))
@@ -698,14 +699,10 @@ func heldInSysvRead(pid int) bool {
 			continue
 		}
 		f := strings.Fields(string(b))
-		if len(f) < 2 || f[0] != "0" {
+		if len(f) < 3 || f[0] != strconv.Itoa(unix.SYS_SHMCTL) {
 			continue
 		}
-		fd, err := strconv.ParseInt(f[1], 0, 32)
-		if err != nil {
-			continue
-		}
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); l == "/proc/sysvipc/shm" {
+		if cmd, err := strconv.ParseInt(f[2], 0, 64); err == nil && cmd == 15 {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ipcguard/ipcguard/ipcdiff"
@@ -45,8 +46,9 @@ type judgement struct {
 // reading (nothing is decided then).
 func (j *judgement) judge(rep *Report, clock *time.Time) error {
 	types := j.policy.Types
-	// The command has ended: memory matters more than latency now.
-	after, err := j.fs.SnapshotWith(types, false)
+	// The kinds in parallel: a scan holds no read buffer, and /proc is
+	// read chunk by chunk (ipcdiff.FS.Snapshot).
+	after, err := j.fs.Snapshot(types)
 	rep.Timings.SnapshotAfter = since(clock)
 	if err != nil {
 		return err
@@ -103,6 +105,9 @@ func (j *judgement) judge(rep *Report, clock *time.Time) error {
 // a reference to it.
 func unsettled(objs []ipcdiff.Object) bool {
 	for i := range objs {
+		if objs[i].Sem != nil || objs[i].Msg != nil {
+			continue // sets and queues have no users
+		}
 		for _, u := range objs[i].Evidence().Users {
 			if u.Count > 0 && len(u.Pids) == 0 {
 				return true
@@ -190,6 +195,7 @@ func addNames(dst, src map[string]string) {
 // applyDecisions removes (or, dry, would remove) what the decisions give to
 // the tree, and records every object in the report.
 func applyDecisions(fs ipcdiff.FS, ds []ipcdiff.Decision, dryRun bool, rep *Report) {
+	rep.Objects = slices.Grow(rep.Objects, len(ds))
 	for _, d := range ds {
 		switch {
 		case !d.Remove:

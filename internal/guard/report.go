@@ -149,9 +149,9 @@ const (
 )
 
 func newReportObject(d ipcdiff.Decision, action, errText string) ReportObject {
-	ev := d.Object.Evidence()
+	uid, gid, cuid, cgid := d.Object.Owners()
 	r := ReportObject{Type: d.Type.String(), ID: d.ID, Name: d.Name, Key: ipcdiff.KeyString(d.Key),
-		Owner: IDs{ev.UID, ev.GID}, Creator: IDs{ev.CUID, ev.CGID}, Action: action,
+		Owner: IDs{uid, gid}, Creator: IDs{cuid, cgid}, Action: action,
 		Evidence: d.Evidence, Reason: d.Reason, Error: errText}
 	if d.Remove {
 		r.Strength = d.Strength.String()
