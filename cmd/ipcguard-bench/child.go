@@ -42,6 +42,9 @@ var sysctls = []struct{ file, val string }{
 // table.
 func childMain(opt options) error {
 	start := time.Now()
+	if err := privateShm(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	b, err := newBench(ctx, opt)

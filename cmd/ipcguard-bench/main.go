@@ -7,9 +7,9 @@
 //
 //	go run ./cmd/ipcguard-bench -bin bin/ipcguard
 //
-// Everything that creates IPC objects happens in a private IPC namespace:
-// benchtab re-executes itself into one (as root: CLONE_NEWIPC; otherwise
-// with a user namespace too) and that child fills it, runs ipcguard and
+// Everything that creates IPC objects happens in a private IPC namespace
+// with its own /dev/shm: ipcguard-bench re-executes itself into new IPC
+// and mount namespaces (as root; otherwise with a user namespace too) and that child fills it, runs ipcguard and
 // the references, and prints the table. The parent checks that the host's
 // /proc/sysvipc is the same afterwards and fails the run when it is not.
 //
@@ -120,11 +120,12 @@ func parentMain(opt options) error {
 	return nil
 }
 
-// namespaceAttr makes the child's private IPC namespace: as root a new IPC
-// namespace; otherwise also a user namespace mapping us to its root. The
+// namespaceAttr makes the child's private IPC namespace, and a mount
+// namespace for its own /dev/shm (privateShm): as root new IPC and mount
+// namespaces; otherwise also a user namespace mapping us to its root. The
 // child dies with us.
 func namespaceAttr() *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWIPC, Pdeathsig: syscall.SIGKILL}
+	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWIPC | syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() != 0 {
 		a.Cloneflags |= syscall.CLONE_NEWUSER
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
@@ -222,4 +223,18 @@ func versionOf(bin string) string {
 		return "(version unknown)"
 	}
 	return f[len(f)-1]
+}
+
+// privateShm gives the child its own tmpfs on /dev/shm, in a mount
+// namespace whose mounts do not propagate to the host's: ipcguard reads
+// the POSIX objects there too, and the host's (another program's
+// PostgreSQL.N) must neither count in the figures nor be touched.
+func privateShm() error {
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making the mount namespace private: %w", err)
+	}
+	if err := syscall.Mount("tmpfs", "/dev/shm", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("a private tmpfs on /dev/shm: %w", err)
+	}
+	return nil
 }
