@@ -382,3 +382,60 @@ func TestScanChurn(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestScanLimits: a set at the last index (32767) among few others is
+// too sparse to scan (the table is read from /proc), among enough others
+// it is scanned; and a namespace with every index in use (*_INFO then
+// says ipc_mni - 1 whatever max_idx) is listed whole. Each time as /proc
+// lists it.
+func TestScanLimits(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("64-bit layouts only")
+	}
+	if !nstest.Isolate(t, nstest.Root) {
+		return
+	}
+	const mni = 1 << ipcmniShift
+	if err := os.WriteFile("/proc/sys/kernel/sem", []byte(fmt.Sprintf("2 %d 32 %d", 2*mni, mni)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := procFS(t)
+	for range 10 {
+		mkObj(t, TypeSem, 0, 0o600)
+	}
+	setNextID(t, TypeSem, mni-1)
+	last := mkObj(t, TypeSem, 0, 0o600)
+	if last != mni-1 {
+		t.Fatalf("sem_next_id %d: got %d", mni-1, last)
+	}
+	if scanned(t, fs)[TypeSem] {
+		t.Errorf("11 sets up to index %d: scanned", mni-1)
+	}
+	if s := sameAsProc(t, fs); len(s.Sem) != 11 {
+		t.Fatalf("%d sets, want 11", len(s.Sem))
+	}
+	// Enough sets for a scan of every index (4n + 256 >= 32768).
+	n := 11
+	for ; n < (mni-scanSlack)/scanSparse; n++ {
+		mkObj(t, TypeSem, 0, 0o600)
+	}
+	if !scanned(t, fs)[TypeSem] {
+		t.Errorf("%d sets up to index %d: not scanned", n, mni-1)
+	}
+	if s := sameAsProc(t, fs); len(s.Sem) != n {
+		t.Fatalf("%d sets, want %d", len(s.Sem), n)
+	}
+	// Every index.
+	for ; n < mni; n++ {
+		mkObj(t, TypeSem, 0, 0o600)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_SEMGET, 0, 1, unix.IPC_CREAT|0o600); e != unix.ENOSPC {
+		t.Fatalf("semget with every index in use: %v, want ENOSPC", e)
+	}
+	if got, maxIdx := info(TypeSem); got != mni || maxIdx != mni-1 {
+		t.Fatalf("SEM_INFO: %d in use, highest index %d", got, maxIdx)
+	}
+	if s := sameAsProc(t, fs); len(s.Sem) != mni {
+		t.Fatalf("%d sets, want %d", len(s.Sem), mni)
+	}
+}
