@@ -380,3 +380,36 @@ func TestAttributeNeverRemovesWithoutEvidence(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyOnceKey: the verdict remembered for a pid and window is the
+// one classify gives for every fact with that pid and window, whatever its
+// role, creator flag, or how its window was made (a stamp, a creator's
+// bound, a tracker's window), in either order: classify reads nothing
+// else of a fact.
+func TestClassifyOnceKey(t *testing.T) {
+	tree := baseTree()
+	tree.reused = map[int]bool{tree2: true}
+	tree.spans[gone] = [2]int64{t0 + 1, t0 + 2}
+	tree.alive = []int{tree2}
+	for _, pid := range []int{treePid, tree2, outside, gone, unseen} {
+		ev := Evidence{Pids: []PidFact{
+			{Role: "creator", Pid: pid, Stamp: t0 + 1, NoLater: true, Creator: true},
+			{Role: "last attach/detach", Pid: pid, Stamp: t0 + 1, LetGo: true},
+			{Role: "semaphore 0 last op", Pid: pid},
+			{Role: "renamer", Pid: pid, From: time.Unix(t0, 0), To: time.Unix(t0+3, 0)},
+			{Role: "last msgsnd", Pid: pid, Stamp: t0 + 1},
+		}}
+		for _, order := range [][]int{{0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}} {
+			a := attributor{tree: tree, procs: &memoProcs{Procs: procs, m: map[int]procInfo{}}, p: policy(),
+				live: map[int]bool{tree2: true}, until: tree.Until(), classes: map[factKey]verdict{}, names: map[int]string{}}
+			facts := a.facts(&ev)
+			for _, i := range order {
+				c, why := a.classifyOnce(facts[i])
+				wc, wwhy := a.classify(facts[i])
+				if c != wc || why != wwhy {
+					t.Errorf("pid %d, %s after others of its window: %v %q, classify says %v %q", pid, facts[i].Role, c, why, wc, wwhy)
+				}
+			}
+		}
+	}
+}
