@@ -62,6 +62,10 @@ type sysvTable[T any] struct {
 // IPC namespace can be named (so that a reader on another thread can
 // prove it sees the same).
 func openSysv[T any](fs FS, t Type, parse func([]byte, []T) ([]T, error), row func(int, *statBuf) (T, bool), store func(*Snapshot, []T)) (tableReader, error) {
+	// The table, the counts and the namespace proof are read on one OS
+	// thread: each answers for the IPC namespace of the thread that asks.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	f, err := fs.openTable(t.String())
 	if err != nil {
 		return nil, err
