@@ -38,6 +38,9 @@ func ParseSelector(s string) (Selector, error) {
 		}
 		sel.Type, sel.AnyType, v = typ, false, rest
 		if typ.IsPosix() {
+			if q, err := strconv.Unquote(v); err == nil && strings.HasPrefix(v, `"`) {
+				v = q // as ls prints an odd name
+			}
 			if v == "" || strings.ContainsAny(v, "/\x00") || v == "." || v == ".." {
 				return sel, fmt.Errorf("%w: %q: want %s:NAME, the name as its directory lists it", ErrUsage, s, typ)
 			}

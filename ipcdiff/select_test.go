@@ -20,6 +20,7 @@ func TestParseSelector(t *testing.T) {
 		{"pshm:PostgreSQL.42", Selector{Text: "pshm:PostgreSQL.42", Type: TypePshm, Name: "PostgreSQL.42"}},
 		{"psem:sem.lock", Selector{Text: "psem:sem.lock", Type: TypePsem, Name: "sem.lock"}},
 		{"pmsg:12", Selector{Text: "pmsg:12", Type: TypePmsg, Name: "12"}},
+		{`pshm:"a b\n"`, Selector{Text: `pshm:"a b\n"`, Type: TypePshm, Name: "a b\n"}},
 	}
 	for _, c := range ok {
 		got, err := ParseSelector(c.in)

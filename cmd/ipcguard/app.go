@@ -24,17 +24,18 @@ type statusError struct{ ws unix.WaitStatus }
 
 func (e *statusError) Error() string { return fmt.Sprintf("status %v", e.ws) }
 
-const appHelp = `ipcguard runs COMMAND and, if it fails, removes the System V IPC objects
-(shared memory segments, semaphore sets, message queues) that COMMAND's
-process tree created — and nothing else.
+const appHelp = `ipcguard runs COMMAND and, if it fails, removes the IPC objects that
+COMMAND's process tree created — and nothing else: System V shared memory
+segments, semaphore sets and message queues, and POSIX shared memory
+(/dev/shm), named semaphores (/dev/shm/sem.*) and message queues (--types).
 
-The kernel keeps SysV IPC objects after the process that made them dies, so a
-crashing program leaks them until shmget/semget fail with ENOSPC. ipcguard
-snapshots /proc/sysvipc before COMMAND starts, tracks every process of its
-tree, and when COMMAND exits non-zero or dies from a signal it removes the new
-objects that the kernel's pid records (or a creation tracker) tie to the tree,
-unless someone else still uses them. Whatever the evidence does not settle is
-kept and reported.
+The kernel keeps these objects after the process that made them dies, so a
+crashing program leaks them until shmget/semget fail with ENOSPC or /dev/shm
+fills up. ipcguard snapshots them before COMMAND starts, tracks every process
+of its tree, and when COMMAND exits non-zero or dies from a signal it removes
+the new objects that the evidence ties to the tree (the kernel's pid records,
+creations seen, an uncontended window), unless someone else still uses them.
+Whatever the evidence does not settle is kept and reported.
 
 Otherwise ipcguard is transparent: same stdin, stdout, stderr, environment and
 signal dispositions; signals are forwarded to COMMAND; COMMAND's exit status is
@@ -61,7 +62,7 @@ func newApp(stdout, stderr io.Writer, args []string) *cli.App {
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageErr(err, args) }
 	app := &cli.App{
 		Name:        "ipcguard",
-		Usage:       "run a command; if it fails, remove the SysV IPC objects it created",
+		Usage:       "run a command; if it fails, remove the IPC objects it created (System V and POSIX)",
 		UsageText:   "ipcguard [options] [--] COMMAND [ARGS...]\nipcguard --cmd 'COMMAND LINE'\nipcguard run|ls|rm|sweep [options]",
 		Description: appHelp,
 		Version:     appVersion(),

@@ -33,7 +33,7 @@ func docSpec(date string) *clidoc.Spec {
 		Values: map[string][]string{
 			"on":      {"failure", "always", "never"},
 			"tracker": {"auto", "perf", "proc-connector", "poll"},
-			"types":   {"shm", "sem", "msg"},
+			"types":   {"shm", "sem", "msg", "pshm", "psem", "pmsg"},
 		},
 		Lists:   []string{"types"},
 		Dirs:    []string{"state-dir"},

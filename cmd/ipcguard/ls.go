@@ -29,8 +29,10 @@ process's that started after the object's last activity; nobody attaches it
 or waits on it; no process of another pid namespace used it; nothing about
 it was unreadable; it was left alone for at least 3 seconds (and for
 --older-than, against its latest time stamp); a set or queue nobody ever
-operated on is judged by age alone, so only with --older-than; and no other
-object of the same key is kept. With --json it prints every object, with
+operated on, and a POSIX object nobody holds or maps, is judged by age
+alone, so only with --older-than (reading a queue's status, as every ls
+does, counts as activity on it); and no other object of the same key or
+name is kept. With --json it prints every object, with
 "orphan" true or false, the evidence for and the reasons against.
 ipcguard rm --orphans removes exactly these.`,
 	UsageText: "ipcguard ls [--json] [--types shm,sem,msg,pshm,psem,pmsg] [--orphans [--older-than DURATION] [--metrics FILE]]",

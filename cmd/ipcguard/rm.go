@@ -19,15 +19,19 @@ var rmCommand = &cli.Command{
   0xKEY       every object with this key, of every type
   shm:ID      the segment with this id; sem:ID and msg:ID alike
   shm:0xKEY   the segment with this key; sem:0xKEY and msg:0xKEY alike
+  pshm:NAME   the POSIX shared memory object of this name, as ls shows it
+              (quoted or not); psem:sem.NAME and pmsg:NAME alike
 (ipcrm -m ID is shm:ID, -s ID is sem:ID, -q ID is msg:ID, -M KEY is
-shm:KEY, -S KEY is sem:KEY, -Q KEY is msg:KEY.)
+shm:KEY, -S KEY is sem:KEY, -Q KEY is msg:KEY, --posix-shmem NAME is
+pshm:NAME.)
 
 An object in use is refused, with the reason: attached (nattch, or a
 mapping in /proc/PID/maps); a process waiting on a semaphore; a pid the
 kernel recorded on it that runs and started before its last activity (so it
 may be the process that acted); a process of another pid namespace that used
 it (a pid field 0); evidence that could not be read; another object of the
-same key in use. Right before IPC_RMID the object is read again: if its id
+same key in use; for a POSIX object, a process that holds it open or maps
+it, or a queue's registered notifier. Right before IPC_RMID (or unlink) the object is read again: if its id
 now names another object, or it was attached, operated on, sent to or read
 from since the decision, it is kept. --force removes objects in use too, as
 ipcrm does, still checking that the id names the same object.

@@ -130,7 +130,7 @@ type ReportObject struct {
 	// Name is a POSIX object's name as its directory lists it ("foo",
 	// "sem.foo"); absent for System V objects.
 	Name     string   `json:"name,omitempty"`
-	Key      string   `json:"key"`
+	Key      string   `json:"key,omitempty"` // System V only
 	Owner    IDs      `json:"owner"`
 	Creator  IDs      `json:"creator"`
 	Action   string   `json:"action"` // ActRemoved, ActKept, ActWouldRemove, ActFailed
@@ -150,9 +150,12 @@ const (
 
 func newReportObject(d ipcdiff.Decision, action, errText string) ReportObject {
 	uid, gid, cuid, cgid := d.Object.Owners()
-	r := ReportObject{Type: d.Type.String(), ID: d.ID, Name: d.Name, Key: ipcdiff.KeyString(d.Key),
+	r := ReportObject{Type: d.Type.String(), ID: d.ID, Name: d.Name,
 		Owner: IDs{uid, gid}, Creator: IDs{cuid, cgid}, Action: action,
 		Evidence: d.Evidence, Reason: d.Reason, Error: errText}
+	if d.Name == "" {
+		r.Key = ipcdiff.KeyString(d.Key) // a POSIX object has a name, no key
+	}
 	if d.Remove {
 		r.Strength = d.Strength.String()
 	}

@@ -57,7 +57,7 @@ type family struct {
 
 // families are the metrics written, in order.
 var families = []family{
-	{"ipcguard_runs_total", "counter", "Runs of ipcguard that wrote this file, by mode (run, sweep) and result."},
+	{"ipcguard_runs_total", "counter", "Runs of ipcguard that wrote this file, by mode (run, sweep, orphans) and result."},
 	{"ipcguard_objects_total", "counter", "New IPC objects a run dealt with, by mode, type (shm, sem, msg), action (removed, kept, failed, would_remove) and reason class."},
 	{"ipcguard_phase_seconds_total", "counter", "Seconds ipcguard spent in each phase of its runs (command is the wrapped command's run time)."},
 	{"ipcguard_sweep_journals_total", "counter", "Run journals a sweep looked at, by status (swept, live, running, corrupt, foreign, error)."},
