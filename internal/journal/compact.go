@@ -321,38 +321,13 @@ func compactRecords(b []byte, lim limits, keep map[int]bool) ([]byte, Compaction
 		out = append(out, '\n')
 	}
 
-	// Gets: the most recent that fit.
-	var gl [][]byte
-	budget = lim.gets
-	for k := len(gets) - 1; k >= 0; k-- {
-		l := seal(appendGet(nil, gets[k]))
-		if len(l) > budget {
-			c.Gets += k + 1
-			break
-		}
-		budget -= len(l)
-		gl = append(gl, l)
-	}
-	for k := len(gl) - 1; k >= 0; k-- {
-		out = append(out, gl[k]...)
-	}
-
-	// Creations: the most recent that fit, in the order they were first
-	// recorded.
-	var ml [][]byte
-	budget = lim.gets
-	for k := len(made) - 1; k >= 0; k-- {
-		l := seal(appendCreated(nil, made[k]))
-		if len(l) > budget {
-			c.Created += k + 1
-			break
-		}
-		budget -= len(l)
-		ml = append(ml, l)
-	}
-	for k := len(ml) - 1; k >= 0; k-- {
-		out = append(out, ml[k]...)
-	}
+	// Gets, then creations: the most recent of each that fit, in the
+	// order they were first recorded.
+	var dropped int
+	out, dropped = appendRecent(out, len(gets), lim.gets, func(k int) []byte { return appendGet(nil, gets[k]) })
+	c.Gets += dropped
+	out, dropped = appendRecent(out, len(made), lim.gets, func(k int) []byte { return appendCreated(nil, made[k]) })
+	c.Created += dropped
 
 	// The pid watch: merged two by two, all but the last, until it fits.
 	for len(watch) > lim.watch {
@@ -410,4 +385,25 @@ func ringDist(lo, hi, pidMax int) int {
 		return hi - lo
 	}
 	return pidMax - lo + hi
+}
+
+// appendRecent appends to out, sealed and in their order, the last of the
+// n records line(0..n-1) that fit in budget bytes together, and says how
+// many of the first it left out.
+func appendRecent(out []byte, n, budget int, line func(k int) []byte) ([]byte, int) {
+	first := n
+	var ls [][]byte
+	for k := n - 1; k >= 0; k-- {
+		l := seal(line(k))
+		if len(l) > budget {
+			break
+		}
+		budget -= len(l)
+		ls = append(ls, l)
+		first = k
+	}
+	for k := len(ls) - 1; k >= 0; k-- {
+		out = append(out, ls[k]...)
+	}
+	return out, first
 }
