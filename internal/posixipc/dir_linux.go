@@ -347,21 +347,8 @@ func (d *Dir) names() ([]string, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 32<<10)
-	var names []string
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-	}
+	var buf []byte
+	return readNames(fd, &buf)
 }
 
 const statxMask = unix.STATX_BASIC_STATS | unix.STATX_BTIME

@@ -231,6 +231,8 @@ func (s *scanner) dirNames(path string) ([]string, error) {
 	return readNames(fd, &s.dent)
 }
 
+// readNames reads the directory fd to EOF from its offset and returns the
+// names but "." and "..", reading into *buf (allocated on first use).
 func readNames(fd int, buf *[]byte) ([]string, error) {
 	if *buf == nil {
 		*buf = make([]byte, 16<<10)
