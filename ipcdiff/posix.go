@@ -197,15 +197,9 @@ func (r posixReader) size() int { return -1 }
 func (r posixReader) close()    {}
 
 func (r posixReader) read(s *Snapshot) error {
-	all, err := r.d.List(posixipc.ListOptions{})
+	rows, err := r.d.List(posixipc.ListOptions{Kind: r.k.pk})
 	if err != nil {
 		return err
-	}
-	rows := make([]posixipc.Object, 0, len(all))
-	for _, o := range all {
-		if o.Kind == r.k.pk {
-			rows = append(rows, o)
-		}
 	}
 	s.rows[r.k.t] = rows
 	return nil

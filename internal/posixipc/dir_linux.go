@@ -365,6 +365,10 @@ type ListOptions struct {
 	// kernel stamps atime and ctime of a queue whose file is read; List
 	// takes the times before reading.
 	QueueStatus bool
+	// Kind, when not 0, lists only the objects of that kind: in the shm
+	// directory the name tells shared memory from a semaphore, so the
+	// other kind's entries are not even looked at.
+	Kind Kind
 }
 
 // List is a snapshot of the directory: every regular file of its own
@@ -381,6 +385,9 @@ func (d *Dir) List(opt ListOptions) ([]Object, error) {
 	slices.Sort(names)
 	objs := make([]Object, 0, len(names))
 	for _, name := range names {
+		if opt.Kind != 0 && !d.Queues && kindOf(name) != opt.Kind {
+			continue
+		}
 		st, err := d.statName(name)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
