@@ -1,11 +1,9 @@
 package guard
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ipcguard/ipcguard/internal/journal"
@@ -335,53 +333,23 @@ func (pr *posixRun) strangers(start time.Time, tree ipcdiff.Tree, pfs procfs.FS,
 		if member[n] || own[n] {
 			continue
 		}
-		tgid, uids, err := taskIDs(n)
+		status, err := pfs.Status(n) // n may be a thread's id: /proc shows it too
 		if err != nil {
 			return fmt.Sprintf("pid %d was handed out during the run, is gone, and was not known to be the tree's", n)
 		}
-		if ours[tgid] {
+		if ours[status.Tgid] {
 			continue
 		}
 		if st, ok := pfs.Started(n); ok && st.Before(start) {
 			continue
 		}
-		for _, u := range uids {
+		for _, u := range status.Uids {
 			if u == pr.uid {
 				return fmt.Sprintf("pid %d of uid %d, outside the tree, started during the run", n, pr.uid)
 			}
 		}
 	}
 	return ""
-}
-
-// taskIDs reads the thread-group id and the uids (real, effective, saved,
-// filesystem) of task n from /proc/N/status (a thread's number opens its
-// own entry, though /proc lists only processes).
-func taskIDs(n int) (tgid int, uids []uint32, err error) {
-	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(n) + "/status")
-	if err != nil {
-		return 0, nil, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		switch {
-		case !ok:
-		case k == "Tgid":
-			tgid, _ = strconv.Atoi(strings.TrimSpace(v))
-		case k == "Uid":
-			for _, f := range strings.Fields(v) {
-				u, err := strconv.ParseUint(f, 10, 32)
-				if err != nil {
-					return 0, nil, err
-				}
-				uids = append(uids, uint32(u))
-			}
-		}
-	}
-	if tgid == 0 || len(uids) == 0 {
-		return 0, nil, errors.New("no Tgid or Uid in status")
-	}
-	return tgid, uids, nil
 }
 
 // otherNames are the families of the POSIX objects of before (by

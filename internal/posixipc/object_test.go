@@ -110,16 +110,6 @@ func TestMapsKey(t *testing.T) {
 	}
 }
 
-func TestParseStatusUids(t *testing.T) {
-	u, err := parseStatusUids([]byte("Name:\tx\nUid:\t1000\t0\t1000\t65534\nGid:\t1 1 1 1\n"))
-	if err != nil || u != [4]uint32{1000, 0, 1000, 65534} {
-		t.Fatalf("%v %v", u, err)
-	}
-	if _, err := parseStatusUids([]byte("Name:\tx\n")); !errors.Is(err, ErrParse) {
-		t.Fatal(err)
-	}
-}
-
 func TestParseFanEvents(t *testing.T) {
 	bo := binary.LittleEndian
 	record := func(typ byte, htype int32, handle []byte, name string, named bool) []byte {

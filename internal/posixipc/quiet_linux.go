@@ -80,8 +80,8 @@ func (s *Sample) one(pid int) (ProcKey, int64, bool) {
 	if err != nil {
 		return ProcKey{}, 0, false
 	}
-	uids, err := parseStatusUids(s.buf)
-	if err != nil || !slices.Contains(uids[:], s.uid) {
+	status, err := procfs.ParseStatus(s.buf)
+	if err != nil || !slices.Contains(status.Uids[:], s.uid) {
 		return ProcKey{}, 0, false
 	}
 	k := ProcKey{Pid: pid, Start: st.Start}
@@ -152,33 +152,6 @@ func nthField(b []byte, n int) ([]byte, bool) {
 		}
 		b, n = b[end:], n-1
 	}
-}
-
-// parseStatusUids returns the real, effective, saved and filesystem uids
-// of the "Uid:" line of /proc/PID/status (proc_pid_status(5)).
-func parseStatusUids(b []byte) ([4]uint32, error) {
-	var u [4]uint32
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		if len(f) != 4 {
-			return u, fmt.Errorf("%w: status Uid line %q", ErrParse, line)
-		}
-		for i := range u {
-			n, err := strconv.ParseUint(string(f[i]), 10, 32)
-			if err != nil {
-				return u, fmt.Errorf("%w: status Uid line %q: %w", ErrParse, line, err)
-			}
-			u[i] = uint32(n)
-		}
-		return u, nil
-	}
-	return u, fmt.Errorf("%w: status has no Uid line", ErrParse)
 }
 
 // Quiet is what Compare found.
