@@ -586,15 +586,7 @@ func pgPosixStart(c *pgCluster, report string, stale int, asPostgres bool) *guar
 		g.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	}
 	g.start()
-	c.e.waitFor("postgres to be ready (postmaster.pid)", 60*time.Second, func() bool {
-		ls := scanLines(filepath.Join(c.data, "postmaster.pid"))
-		return len(ls) >= 8 && strings.TrimSpace(ls[0]) != strconv.Itoa(stale) &&
-			strings.TrimSpace(ls[7]) == "ready" || g.exited()
-	})
-	if g.exited() {
-		r := g.wait()
-		c.e.fatalf("postgres under ipcguard ended before it was ready: %v", r)
-	}
+	c.waitReady(g, stale)
 	return g
 }
 

@@ -93,15 +93,7 @@ func (c *pgCluster) start(report string, stale int) *guardProc {
 	g.cmd.Env = append(g.cmd.Env, "HOME="+c.base)
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	g.start()
-	c.e.waitFor("postgres to be ready (postmaster.pid)", 60*time.Second, func() bool {
-		ls := scanLines(filepath.Join(c.data, "postmaster.pid"))
-		return len(ls) >= 8 && strings.TrimSpace(ls[0]) != strconv.Itoa(stale) &&
-			strings.TrimSpace(ls[7]) == "ready" || g.exited()
-	})
-	if g.exited() {
-		r := g.wait()
-		c.e.fatalf("postgres under ipcguard ended before it was ready: %v", r)
-	}
+	c.waitReady(g, stale)
 	ready := exec.Command(filepath.Join(pgBin, "pg_isready"), "-h", c.sock, "-p", c.port)
 	if out, err := ready.CombinedOutput(); err != nil {
 		c.e.fatalf("pg_isready: %v: %s", err, out)
@@ -194,4 +186,20 @@ func TestScenario09PostgresKilled(t *testing.T) {
 			e.errorf("objects left after a clean shutdown: %v", setOf(left).sorted())
 		}
 	})
+}
+
+// waitReady waits until the postmaster under g says it is ready in its
+// postmaster.pid; one left by a killed postmaster (pid stale) does not
+// count. It fails the test when g ends first.
+func (c *pgCluster) waitReady(g *guardProc, stale int) {
+	c.e.t.Helper()
+	c.e.waitFor("postgres to be ready (postmaster.pid)", 60*time.Second, func() bool {
+		ls := scanLines(filepath.Join(c.data, "postmaster.pid"))
+		return len(ls) >= 8 && strings.TrimSpace(ls[0]) != strconv.Itoa(stale) &&
+			strings.TrimSpace(ls[7]) == "ready" || g.exited()
+	})
+	if g.exited() {
+		r := g.wait()
+		c.e.fatalf("postgres under ipcguard ended before it was ready: %v", r)
+	}
 }
