@@ -150,6 +150,35 @@ func catch() *signals {
 	return s
 }
 
+// Unprepare undoes a Prepare that no Run followed (the command line asked
+// for something else, or was wrong): the signals are handled as they were
+// before it, and each one caught meanwhile is raised again, to meet that
+// handling as if it had arrived a moment later. Without a pending Prepare
+// it does nothing.
+func Unprepare() {
+	pending.mu.Lock()
+	s, ready := pending.sigs, pending.ready
+	pending.sigs, pending.ready = nil, nil
+	pending.mu.Unlock()
+	if s == nil {
+		return
+	}
+	<-ready
+	router.mu.Lock()
+	router.sink = nil
+	router.mu.Unlock()
+	signal.Stop(s.c)
+	signal.Stop(s.chld)
+	for {
+		select {
+		case sig := <-s.c:
+			unix.Kill(unix.Getpid(), sig.(syscall.Signal))
+		default:
+			return
+		}
+	}
+}
+
 // newSignals makes the channels of a run and routes isFatalEarly's
 // signals to it.
 func newSignals() *signals {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ipcguard/ipcguard/internal/guard"
+	"github.com/ipcguard/ipcguard/supervisor"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -144,6 +145,9 @@ func runWith(args []string, stdout, stderr io.Writer) unix.WaitStatus {
 		argv = append([]string{args[0], "run"}, args[1:]...)
 	}
 	err := newApp(stdout, stderr, args[1:]).Run(argv)
+	// The signals package prestart caught for a run that did not happen
+	// (a usage error, --help) are handled as if it never had.
+	supervisor.Unprepare()
 	var st *statusError
 	var ue *usageError
 	switch {

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/ipcguard/ipcguard/internal/guard"
+	_ "github.com/ipcguard/ipcguard/internal/prestart" // catch the run's signals from initialization on
 	"github.com/ipcguard/ipcguard/supervisor"
 	"golang.org/x/sys/unix"
 )
