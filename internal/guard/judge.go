@@ -2,7 +2,10 @@ package guard
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipcguard/ipcguard/ipcdiff"
@@ -193,10 +196,15 @@ func addNames(dst, src map[string]string) {
 }
 
 // applyDecisions removes (or, dry, would remove) what the decisions give to
-// the tree, and records every object in the report.
+// the tree, and records every object in the report, in the decisions'
+// order.
 func applyDecisions(fs ipcdiff.FS, ds []ipcdiff.Decision, dryRun bool, rep *Report) {
+	var outs []removal
+	if !dryRun {
+		outs = removeAll(fs, ds)
+	}
 	rep.Objects = slices.Grow(rep.Objects, len(ds))
-	for _, d := range ds {
+	for i, d := range ds {
 		switch {
 		case !d.Remove:
 			rep.Objects = append(rep.Objects, newReportObject(d, ActKept, ""))
@@ -204,7 +212,7 @@ func applyDecisions(fs ipcdiff.FS, ds []ipcdiff.Decision, dryRun bool, rep *Repo
 		case dryRun:
 			rep.Objects = append(rep.Objects, newReportObject(d, ActWouldRemove, ""))
 		default:
-			action, errText := removeOne(fs, d)
+			action, errText := outs[i].action, outs[i].errText
 			rep.Objects = append(rep.Objects, newReportObject(d, action, errText))
 			switch action {
 			case ActRemoved:
@@ -216,6 +224,54 @@ func applyDecisions(fs ipcdiff.FS, ds []ipcdiff.Decision, dryRun bool, rep *Repo
 			}
 		}
 	}
+}
+
+// removal is how the removal of one object went, for the report.
+type removal struct{ action, errText string }
+
+// parallelRemovals is the least number of removals that removeAll spreads
+// over several threads.
+const parallelRemovals = 256
+
+// removeAll removes the objects of ds that are to be removed, each with its
+// own re-check (removeOne), and returns how each went (indexed as ds). The
+// objects are independent of one another: each re-check reads its own
+// object and IPC_RMID or unlinkat acts on it alone. Many of them are spread
+// over up to four threads, one per CPU: the re-check of a semaphore set
+// reads each semaphore's pid and waiters with one semctl(2) each, and the
+// kernel runs those side by side (ipc/sem.c takes the set's own lock);
+// only IPC_RMID takes the namespace's lock of its type for writing.
+func removeAll(fs ipcdiff.FS, ds []ipcdiff.Decision) []removal {
+	outs := make([]removal, len(ds))
+	todo := make([]int, 0, len(ds))
+	for i := range ds {
+		if ds[i].Remove {
+			todo = append(todo, i)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), 4, len(todo)/(parallelRemovals/4))
+	if len(todo) < parallelRemovals || workers < 2 {
+		for _, i := range todo {
+			outs[i].action, outs[i].errText = removeOne(fs, ds[i])
+		}
+		return outs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(todo) {
+					return
+				}
+				i := todo[n]
+				outs[i].action, outs[i].errText = removeOne(fs, ds[i])
+			}
+		})
+	}
+	wg.Wait()
+	return outs
 }
 
 // removeOne removes one object and says how it went, for the report.
