@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -164,6 +165,7 @@ func Unprepare() {
 		return
 	}
 	<-ready
+	uninstallRaw()
 	router.mu.Lock()
 	router.sink = nil
 	router.mu.Unlock()
@@ -191,7 +193,20 @@ func newSignals() *signals {
 
 func (s *signals) notify() {
 	signal.Notify(s.chld, unix.SIGCHLD)
+	if installRaw() {
+		signal.Notify(s.c, osOnly()...)
+		return
+	}
 	signal.Notify(s.c, notified()...)
+}
+
+// osNotified is what os/signal delivers on signals.c: notified, or osOnly
+// while rawHandler catches the others (rawsig_linux.go).
+func osNotified() []os.Signal {
+	if rawOn() {
+		return osOnly()
+	}
+	return notified()
 }
 
 // stop ends the delivery to s. The signals stay caught and are dropped
@@ -200,7 +215,7 @@ func (s *signals) notify() {
 func (s *signals) stop() {
 	dropOnce.Do(func() {
 		drop := make(chan os.Signal, 16)
-		signal.Notify(drop, notified()...)
+		signal.Notify(drop, osNotified()...)
 		go func() {
 			for range drop {
 			}
@@ -252,12 +267,20 @@ func (s *signals) ignoreForFork(sigs []syscall.Signal) (undo func()) {
 	if len(sigs) == 0 {
 		return func() {}
 	}
+	var raws []syscall.Signal
 	for _, sig := range sigs {
+		if isRaw(sig) {
+			// The runtime sets SIG_IGN and forgets its handler, so
+			// that the child keeps the signal ignored.
+			raws = append(raws, sig)
+		}
 		signal.Ignore(sig)
 	}
 	return func() {
+		rawReinstall(raws)
 		for _, sig := range sigs {
 			switch {
+			case slices.Contains(raws, sig): // reinstalled above
 			case isFatalEarly(sig):
 				signal.Notify(router.c, sig)
 			case sig == unix.SIGURG:

@@ -1,0 +1,210 @@
+package supervisor
+
+import (
+	"encoding/binary"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Catching the forwarded signals without os/signal.
+//
+// os/signal enables each signal with a round trip to the Go runtime's
+// signal thread (runtime.sigenable: ensureSigM, enableSigChan,
+// maskUpdatedChan), about 25 µs and four context switches each: 1 to 2 ms
+// for the fifty or so signals a run forwards, the largest part of
+// ipcguard's start-up (make bench, P1). Where rawHandler exists
+// (rawsig_linux_amd64.s) it is installed instead, with rt_sigaction(2)
+// behind the runtime's back, for every forwarded signal but those of
+// osOnly and the fatal ones of isFatalEarly: one system call each. The handler writes the
+// signal's number to a pipe; readRaw reads the numbers in the order the
+// handler ran and hands them on as route does. The runtime keeps SIGPIPE
+// (it raises it itself when ipcguard writes to a closed stdout or stderr,
+// runtime.sigpipe, and must find it caught), the signals of faults (see
+// rawSet), SIGCHLD, SIGURG, SIGPROF and the signals it answers with a
+// goroutine dump.
+//
+// A forked child gets the signals' default handling back as before: the
+// runtime resets every signal it installed a handler for at start to
+// SIG_DFL in the child (runtime.clearSignalHandlers, by handlingSig, which
+// rt_sigaction behind its back leaves as it was), and execve(2) resets
+// caught signals anyway.
+
+// Flags of struct sigaction (asm-generic/signal-defs.h, x86 signal.h).
+const (
+	saSiginfo  = 0x4
+	saRestorer = 0x04000000
+	saOnstack  = 0x08000000
+	saRestart  = 0x10000000
+)
+
+var raw struct {
+	mu      sync.Mutex
+	started bool                // the pipe and its reader exist
+	on      []syscall.Signal    // the signals rawHandler is installed for
+	old     [65]kernelSigaction // the runtime's actions it replaced
+	drained chan struct{}       // readRaw got drainRaw's marker
+}
+
+// rawSet is what rawHandler catches: notified without SIGPIPE and the
+// signals a fault raises (SIGILL, SIGBUS, SIGFPE, SIGSEGV, and SIGSTKFLT,
+// which the runtime treats alike). The runtime must keep those: it turns
+// a fault into a panic or a crash report, and os/signal delivers only the
+// ones sent with kill(2). A handler that just returns would re-run the
+// faulting instruction forever.
+func rawSet() []syscall.Signal {
+	var sigs []syscall.Signal
+	for _, s := range notified() {
+		switch s {
+		case unix.SIGPIPE, unix.SIGILL, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT:
+			continue
+		}
+		sigs = append(sigs, s.(syscall.Signal))
+	}
+	return sigs
+}
+
+// osOnly is notified without rawSet: what os/signal still catches while
+// rawHandler catches the rest.
+func osOnly() []os.Signal {
+	var sigs []os.Signal
+	for _, s := range notified() {
+		if !slices.Contains(rawSet(), s.(syscall.Signal)) {
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs
+}
+
+// rawOn reports whether rawHandler catches the forwarded signals now.
+func rawOn() bool {
+	raw.mu.Lock()
+	defer raw.mu.Unlock()
+	return len(raw.on) > 0
+}
+
+// rawAction is the struct sigaction that installs rawHandler: every signal
+// blocked while it runs, interrupted system calls restarted, on the
+// alternate signal stack.
+func rawAction() kernelSigaction {
+	h, r := rawAddrs()
+	return kernelSigaction{handler: h, flags: saSiginfo | saOnstack | saRestart | saRestorer, restorer: r, mask: ^uint64(0)}
+}
+
+// installRaw installs rawHandler for rawSet and reports whether it did;
+// false leaves every action as it was (no handler for this architecture,
+// no pipe).
+func installRaw() bool {
+	if !haveRaw {
+		return false
+	}
+	raw.mu.Lock()
+	defer raw.mu.Unlock()
+	if len(raw.on) > 0 {
+		return true
+	}
+	if !raw.started {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+			return false
+		}
+		// The write end stays open for the life of the process: a
+		// handler may run at any moment once installed.
+		rawWriteFd = int64(p[1])
+		raw.drained = make(chan struct{})
+		raw.started = true
+		go readRaw(os.NewFile(uintptr(p[0]), "signals"))
+	}
+	act := rawAction()
+	for _, sig := range rawSet() {
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig),
+			uintptr(unsafe.Pointer(&act)), uintptr(unsafe.Pointer(&raw.old[sig])), 8, 0, 0)
+		if e != 0 {
+			restoreRawLocked()
+			return false
+		}
+		raw.on = append(raw.on, sig)
+	}
+	return true
+}
+
+// restoreRawLocked gives the runtime its actions back (raw.mu held).
+func restoreRawLocked() {
+	for _, sig := range raw.on {
+		restoreAction(sig, raw.old[sig])
+	}
+	raw.on = nil
+}
+
+// uninstallRaw gives the runtime back the signals installRaw took, and
+// returns once every number the handler wrote until then was handed on.
+func uninstallRaw() {
+	raw.mu.Lock()
+	if len(raw.on) == 0 {
+		raw.mu.Unlock()
+		return
+	}
+	restoreRawLocked()
+	raw.mu.Unlock()
+	// The pipe is a queue: once the reader meets this marker (0 is no
+	// signal), it has handed on everything written before it.
+	var zero [4]byte
+	if _, err := unix.Write(int(rawWriteFd), zero[:]); err == nil {
+		<-raw.drained
+	}
+}
+
+// rawReinstall installs rawHandler again for sigs, those of rawSet that
+// ignoreForFork set to SIG_IGN.
+func rawReinstall(sigs []syscall.Signal) {
+	act := rawAction()
+	for _, sig := range sigs {
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	}
+}
+
+// isRaw reports whether rawHandler catches sig now.
+func isRaw(sig syscall.Signal) bool {
+	raw.mu.Lock()
+	defer raw.mu.Unlock()
+	for _, s := range raw.on {
+		if s == sig {
+			return true
+		}
+	}
+	return false
+}
+
+// readRaw hands on the numbers rawHandler writes to f, in the order it
+// wrote them, as route does: to the run's channel while a run has one,
+// dropped once the run is over. A full channel drops it, as the kernel
+// drops a standard signal already pending.
+func readRaw(f *os.File) {
+	var b [256]byte // a multiple of 4: every write is 4 bytes, atomic
+	for {
+		n, err := f.Read(b[:])
+		if err != nil {
+			return
+		}
+		for i := 0; i+4 <= n; i += 4 {
+			sig := syscall.Signal(binary.NativeEndian.Uint32(b[i:]))
+			if sig == 0 {
+				raw.drained <- struct{}{}
+				continue
+			}
+			router.mu.Lock()
+			sink, drop := router.sink, router.drop
+			router.mu.Unlock()
+			if sink != nil && !drop {
+				select {
+				case sink <- sig:
+				default:
+				}
+			}
+		}
+	}
+}
