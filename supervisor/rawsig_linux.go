@@ -56,7 +56,7 @@ var raw struct {
 // a fault into a panic or a crash report, and os/signal delivers only the
 // ones sent with kill(2). A handler that just returns would re-run the
 // faulting instruction forever.
-func rawSet() []syscall.Signal {
+var rawSet = sync.OnceValue(func() []syscall.Signal {
 	var sigs []syscall.Signal
 	for _, s := range notified() {
 		switch s {
@@ -66,11 +66,11 @@ func rawSet() []syscall.Signal {
 		sigs = append(sigs, s.(syscall.Signal))
 	}
 	return sigs
-}
+})
 
 // osOnly is notified without rawSet: what os/signal still catches while
 // rawHandler catches the rest.
-func osOnly() []os.Signal {
+var osOnly = sync.OnceValue(func() []os.Signal {
 	var sigs []os.Signal
 	for _, s := range notified() {
 		if !slices.Contains(rawSet(), s.(syscall.Signal)) {
@@ -78,7 +78,7 @@ func osOnly() []os.Signal {
 		}
 	}
 	return sigs
-}
+})
 
 // rawOn reports whether rawHandler catches the forwarded signals now.
 func rawOn() bool {

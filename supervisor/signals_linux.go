@@ -71,7 +71,8 @@ func isFatalEarly(sig syscall.Signal) bool {
 // forwarded too: the command inherits them ignored, and gets them only if
 // it installed a handler, as it would have without ipcguard. The signals
 // of isFatalEarly are in the list but reach Run through route.
-func forwarded() []os.Signal {
+// The lists are made once: Run reads them at its start and at its end.
+var forwarded = sync.OnceValue(func() []os.Signal {
 	var sigs []os.Signal
 	for n := 1; n <= 64; n++ {
 		s := syscall.Signal(n)
@@ -84,11 +85,11 @@ func forwarded() []os.Signal {
 		sigs = append(sigs, s)
 	}
 	return sigs
-}
+})
 
 // notified is forwarded without those of isFatalEarly: what notify asks
 // os/signal to deliver on signals.c.
-func notified() []os.Signal {
+var notified = sync.OnceValue(func() []os.Signal {
 	var sigs []os.Signal
 	for _, s := range forwarded() {
 		if !isFatalEarly(s.(syscall.Signal)) {
@@ -96,7 +97,7 @@ func notified() []os.Signal {
 		}
 	}
 	return sigs
-}
+})
 
 // signals is what Run receives: forwardable signals on c, SIGCHLD on chld.
 // chld has room for one: a pending SIGCHLD already promises a full reap, so
@@ -224,8 +225,16 @@ func (s *signals) stop() {
 	router.mu.Lock()
 	router.sink, router.drop = nil, true
 	router.mu.Unlock()
-	signal.Stop(s.c)
-	signal.Stop(s.chld)
+	// signal.Stop waits for os/signal's delivery to go idle
+	// (runtime.signalWaitUntilIdle), and for SIGCHLD, no longer wanted,
+	// for a round trip to the runtime's signal thread: a third of a
+	// millisecond the end of every run would wait for. Nothing reads the
+	// two channels any more, and a full one drops what os/signal sends
+	// it: they are released meanwhile.
+	go func() {
+		signal.Stop(s.c)
+		signal.Stop(s.chld)
+	}()
 }
 
 var dropOnce sync.Once
