@@ -3,6 +3,7 @@ package supervisor
 import (
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -37,14 +38,18 @@ func TestRawHandler(t *testing.T) {
 		}
 	}()
 
-	// Sent to this process, each is handled before kill(2) returns, by
-	// this thread or another: the order sent is the order delivered.
+	// Each is sent to this thread, which has them unblocked: it is handled
+	// on the way out of tgkill(2), before the next is sent. (Sent to the
+	// process, several pending at once would be taken lowest number
+	// first, signal(7).)
 	sent := []syscall.Signal{unix.SIGUSR2, 40, unix.SIGWINCH, unix.SIGUSR1, 35, unix.SIGUSR2}
+	runtime.LockOSThread()
 	for _, sig := range sent {
-		if err := unix.Kill(os.Getpid(), sig); err != nil {
+		if err := unix.Tgkill(os.Getpid(), unix.Gettid(), sig); err != nil {
 			t.Fatal(err)
 		}
 	}
+	runtime.UnlockOSThread()
 	for i, want := range sent {
 		select {
 		case got := <-sink:
