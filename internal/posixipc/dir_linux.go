@@ -57,9 +57,10 @@ func (n NS) String() string {
 // instance. Every operation works relative to its descriptor.
 type Dir struct {
 	fd int
-	// Path is where the directory was found ("" for a detached mount of
-	// our mqueue instance that no mount point shows).
-	Path string
+	// Path is where the directory was found; "" for a detached mount of
+	// our mqueue instance (messages name a mount point of it, if any).
+	Path      string
+	mountinfo string // for a detached mount: the mount table that names it
 	// Dev is the st_dev of the directory's filesystem instance.
 	Dev uint64
 	// Magic is the filesystem's f_type (statfs(2)): unix.TMPFS_MAGIC for a
@@ -122,28 +123,15 @@ func newDir(fd int, path string) (*Dir, error) {
 // namespace. It returns ErrNoMqueue when it finds no directory that may be
 // ours; a Dir with NS NSUnknown when it found a mount it could not prove.
 func OpenMqueue(proc string) (*Dir, error) {
-	var mounts []Mount
-	b, merr := readFile(filepath.Join(proc, "thread-self", "mountinfo"))
-	if merr == nil {
-		all, err := parseMountinfo(b)
-		if err != nil {
-			merr = err
-		}
-		for _, m := range all {
-			if m.FSType == "mqueue" && m.Root == "/" {
-				mounts = append(mounts, m)
-			}
-		}
-	}
-	if d, err := detachedMqueue(); err == nil {
-		for _, m := range mounts {
-			if m.Dev == d.Dev {
-				d.Path = m.Point
-				break
-			}
-		}
+	// Our own instance, detached, needs no mount table: the table only
+	// names it in messages (Dir.where), read then.
+	d, err := detachedMqueue()
+	if err == nil {
+		d.mountinfo = filepath.Join(proc, "thread-self", "mountinfo")
 		return d, nil
-	} else if len(mounts) == 0 {
+	}
+	mounts, merr := mqueueMounts(filepath.Join(proc, "thread-self", "mountinfo"))
+	if len(mounts) == 0 {
 		if merr != nil {
 			return nil, fmt.Errorf("%w: %w; mountinfo: %w", ErrNoMqueue, err, merr)
 		}
@@ -511,11 +499,39 @@ func (d *Dir) queueStatus(id ID) (QueueStatus, time.Time, error) {
 	return q, time.Unix(st.Ctim.Sec, st.Ctim.Nsec), nil
 }
 
+// where names d in messages: its path, or for a detached mount of our
+// mqueue instance a mount point of the same instance, if the mount table
+// shows one.
 func (d *Dir) where() string {
 	if d.Path != "" {
 		return d.Path
 	}
+	if d.mountinfo != "" {
+		mounts, _ := mqueueMounts(d.mountinfo)
+		for _, m := range mounts {
+			if m.Dev == d.Dev {
+				return m.Point
+			}
+		}
+	}
 	return "mqueue (detached)"
+}
+
+// mqueueMounts lists the mounts of whole mqueue instances in the mount
+// table at path (proc(5), /proc/PID/mountinfo).
+func mqueueMounts(path string) ([]Mount, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	all, err := parseMountinfo(b)
+	var mounts []Mount
+	for _, m := range all {
+		if m.FSType == "mqueue" && m.Root == "/" {
+			mounts = append(mounts, m)
+		}
+	}
+	return mounts, err
 }
 
 // readFile reads a /proc file to EOF (its stat size is not its size).

@@ -109,7 +109,7 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mq.Close()
-	if mq.NS != NSOurs || !mq.Queues || mq.Path != e.mq {
+	if mq.NS != NSOurs || !mq.Queues || mq.where() != e.mq {
 		t.Fatalf("mqueue: %+v", mq)
 	}
 	p := e.start(t, nil, "mqsend", "/"+marker+"-q1", "mqnotify", "/"+marker+"-q2")
