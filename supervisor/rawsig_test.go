@@ -1,8 +1,13 @@
 package supervisor
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -86,5 +91,83 @@ func TestRawHandler(t *testing.T) {
 	case sig := <-sink:
 		t.Fatalf("%v reached the run's channel after uninstallRaw", sig)
 	default:
+	}
+}
+
+// blockWrapper blocks the signal $ARGV[0] and executes the rest of its
+// arguments.
+const blockWrapper = `
+use POSIX;
+my $sig = shift @ARGV;
+sigprocmask(SIG_BLOCK, POSIX::SigSet->new($sig)) or die "sigprocmask: $!";
+exec @ARGV or die "exec: $!";
+`
+
+// pendingProbe says "ready", then waits until the signal $ARGV[0], which
+// it started with blocked, is pending for it, and says "pending".
+const pendingProbe = `
+$| = 1;
+my $bit = 1 << ($ARGV[0] - 1);
+print "ready\n";
+while (1) {
+	open my $s, "<", "/proc/self/status" or die "status: $!";
+	while (<$s>) {
+		if (/^(SigPnd|ShdPnd):\s*([0-9a-f]+)/ && (hex($2) & $bit)) { print "pending\n"; exit 0 }
+	}
+	close $s;
+	select(undef, undef, undef, 0.01);
+}
+`
+
+// TestBlockedAtStartForwarded: a signal that the supervisor started with
+// blocked is forwarded all the same, as os/signal forwarded it (its
+// thread unblocks what it catches): the command, which starts with the
+// same mask, finds it pending, as it would have run directly. Signals the
+// Go runtime leaves blocked: SIGUSR1, SIGWINCH, SIGTSTP, a real-time one.
+func TestBlockedAtStartForwarded(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("perl"); err != nil {
+		t.Skip("perl is not installed")
+	}
+	for _, sig := range []syscall.Signal{unix.SIGUSR1, unix.SIGWINCH, unix.SIGTSTP, 40} {
+		n := strconv.Itoa(int(sig))
+		cmd := harness("--", "perl", "-e", pendingProbe, n)
+		cmd.Args = append([]string{"perl", "-e", blockWrapper, n, cmd.Path}, cmd.Args[1:]...)
+		perl, err := exec.LookPath("perl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path = perl
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		out := lines(stdout)
+		expectLine(t, out, "ready", sig, ": ")
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case l := <-out:
+			if l != "pending" {
+				t.Errorf("%v blocked at start: line %q, want %q", sig, l, "pending")
+			}
+		case <-time.After(10 * time.Second):
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			var pnd []string
+			for _, l := range strings.Split(string(st), "\n") {
+				if strings.HasPrefix(l, "ShdPnd:") || strings.HasPrefix(l, "SigBlk:") {
+					pnd = append(pnd, l)
+				}
+			}
+			t.Errorf("%v blocked at start, sent to the supervisor: not pending for the command within 10s (supervisor %s)", sig, strings.Join(pnd, ", "))
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
 	}
 }
