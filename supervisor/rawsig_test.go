@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -169,5 +170,48 @@ func TestBlockedAtStartForwarded(t *testing.T) {
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
+	}
+}
+
+func init() { helpers["unprepare"] = unprepareHelper }
+
+// unprepareHelper prepares a run, sends itself the signal args[0] and
+// waits until it is caught, calls the run off (Unprepare) and exits 0 at
+// once.
+func unprepareHelper(args []string) int {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return 125
+	}
+	Prepare()
+	pending.mu.Lock()
+	ready, sigs := pending.ready, pending.sigs
+	pending.mu.Unlock()
+	<-ready
+	unix.Kill(os.Getpid(), syscall.Signal(n))
+	for len(sigs.c) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	Unprepare()
+	return 0
+}
+
+// TestUnprepareRaisesBeforeReturning: a signal caught for a run that
+// does not follow has met its default handling when Unprepare returns:
+// an exit right after it does not win (a kill(2) of the process may be
+// delivered on another thread, after the exit).
+func TestUnprepareRaisesBeforeReturning(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 20; i++ {
+		for _, sig := range []syscall.Signal{unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT} {
+			if inheritedIgnored(sig) {
+				continue
+			}
+			cmd := nstest.HelperCmd("unprepare", strconv.Itoa(int(sig)))
+			o := run(t, cmd)
+			if !o.ws.Signaled() || o.ws.Signal() != sig {
+				t.Fatalf("%v caught, then Unprepare and exit 0 (round %d): %s, want death by it", sig, i, o)
+			}
+		}
 	}
 }
