@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,6 +213,64 @@ func TestUnprepareRaisesBeforeReturning(t *testing.T) {
 			if !o.ws.Signaled() || o.ws.Signal() != sig {
 				t.Fatalf("%v caught, then Unprepare and exit 0 (round %d): %s, want death by it", sig, i, o)
 			}
+		}
+	}
+}
+
+func init() { helpers["flood-early"] = floodEarlyHelper }
+
+// floodEarlyHelper prepares a run, sends its thread args[0] SIGWINCHes and
+// then a SIGTERM, waits until each has been handed on (or dropped), and
+// runs args[1:] under Run.
+func floodEarlyHelper(args []string) int {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return 125
+	}
+	Prepare()
+	pending.mu.Lock()
+	ready := pending.ready
+	pending.mu.Unlock()
+	<-ready
+	// Directed at this thread, each is handled before tgkill returns: the
+	// kernel coalesces none of them.
+	runtime.LockOSThread()
+	for range n {
+		unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGWINCH)
+	}
+	unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGTERM)
+	runtime.UnlockOSThread()
+	if rawOn() {
+		// readRaw has handled every number before this marker.
+		var zero [4]byte
+		if _, err := unix.Write(int(rawWriteFd), zero[:]); err == nil {
+			<-raw.drained
+		}
+	}
+	path, err := LookPath(args[1], nil)
+	if err != nil {
+		return execFailure(err)
+	}
+	res, err := Run(Options{Path: path, Args: args[1:]})
+	if err != nil {
+		return execFailure(err)
+	}
+	Exit(res.Status)
+	return 125
+}
+
+// TestFloodBeforeStart: a SIGTERM that follows a flood of another signal
+// (a terminal resized again and again while ipcguard prepares the run)
+// reaches the command. The kernel keeps one of each standard signal
+// pending, and os/signal's queue is one bit per signal: a flood of one
+// never crowded out another. (The run's channel holds 256.)
+func TestFloodBeforeStart(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 300} {
+		// Were SIGTERM lost, sleep would exit 0 after its 30 s.
+		o := run(t, nstest.HelperCmd("flood-early", strconv.Itoa(n), "sleep", "30"))
+		if !o.ws.Signaled() || o.ws.Signal() != unix.SIGTERM {
+			t.Errorf("%d SIGWINCH, then SIGTERM before the start: %s, want the command killed by SIGTERM", n, o)
 		}
 	}
 }
