@@ -3,6 +3,7 @@ package supervisor
 import (
 	"encoding/binary"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -48,6 +49,8 @@ var raw struct {
 	on      []syscall.Signal    // the signals rawHandler is installed for
 	old     [65]kernelSigaction // the runtime's actions it replaced
 	drained chan struct{}       // readRaw got drainRaw's marker
+	catcher chan func()         // runs functions on rawCatcher's thread
+	blocked unix.Sigset_t       // the signals of on unblocked there
 }
 
 // rawSet is what rawHandler catches: notified without SIGPIPE and the
@@ -129,11 +132,66 @@ func installRaw() bool {
 		}
 		raw.on = append(raw.on, sig)
 	}
+	unblockRawLocked()
 	return true
 }
 
-// restoreRawLocked gives the runtime its actions back (raw.mu held).
+// unblockRawLocked unblocks, on the thread of rawCatcher, the signals of
+// raw.on that this process started with blocked (raw.mu held). The
+// runtime keeps them blocked on every thread (runtime.minitSignalMask:
+// each thread starts with the mask the process started with, minus what
+// the runtime must get), so the kernel would leave them pending on the
+// process and rawHandler would never run for them; os/signal unblocks
+// what it catches on a thread of its own (runtime.ensureSigM) for the
+// same reason. A thread that forks the command sets its own mask
+// (setStartMask): the command still starts with them blocked.
+func unblockRawLocked() {
+	var set unix.Sigset_t
+	for _, sig := range raw.on {
+		if startState.Blocked.Has(sig) {
+			set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+		}
+	}
+	if set == (unix.Sigset_t{}) {
+		return
+	}
+	if raw.catcher == nil {
+		raw.catcher = make(chan func())
+		go rawCatcher(raw.catcher)
+	}
+	raw.blocked = set
+	onCatcher(func() { unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil) })
+}
+
+// rawCatcher runs the functions sent on c on one thread of its own, which
+// it keeps: the thread where the signals unblockRawLocked unblocked are
+// delivered.
+func rawCatcher(c chan func()) {
+	runtime.LockOSThread()
+	for f := range c {
+		f()
+	}
+}
+
+// onCatcher runs f on rawCatcher's thread and returns when it is done
+// (raw.mu held).
+func onCatcher(f func()) {
+	done := make(chan struct{})
+	raw.catcher <- func() {
+		f()
+		close(done)
+	}
+	<-done
+}
+
+// restoreRawLocked gives the runtime its actions back (raw.mu held). The
+// signals started with blocked are blocked again first: once the
+// runtime's handlers are back, they stay pending, as they did before.
 func restoreRawLocked() {
+	if set := raw.blocked; set != (unix.Sigset_t{}) {
+		raw.blocked = unix.Sigset_t{}
+		onCatcher(func() { unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil) })
+	}
 	for _, sig := range raw.on {
 		restoreAction(sig, raw.old[sig])
 	}

@@ -1,13 +1,19 @@
 package supervisor
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,5 +97,184 @@ func TestRawHandler(t *testing.T) {
 	case sig := <-sink:
 		t.Fatalf("%v reached the run's channel after uninstallRaw", sig)
 	default:
+	}
+}
+
+// blockWrapper blocks the signal $ARGV[0] and executes the rest of its
+// arguments.
+const blockWrapper = `
+use POSIX;
+my $sig = shift @ARGV;
+sigprocmask(SIG_BLOCK, POSIX::SigSet->new($sig)) or die "sigprocmask: $!";
+exec @ARGV or die "exec: $!";
+`
+
+// pendingProbe says "ready", then waits until the signal $ARGV[0], which
+// it started with blocked, is pending for it, and says "pending".
+const pendingProbe = `
+$| = 1;
+my $bit = 1 << ($ARGV[0] - 1);
+print "ready\n";
+while (1) {
+	open my $s, "<", "/proc/self/status" or die "status: $!";
+	while (<$s>) {
+		if (/^(SigPnd|ShdPnd):\s*([0-9a-f]+)/ && (hex($2) & $bit)) { print "pending\n"; exit 0 }
+	}
+	close $s;
+	select(undef, undef, undef, 0.01);
+}
+`
+
+// TestBlockedAtStartForwarded: a signal that the supervisor started with
+// blocked is forwarded all the same, as os/signal forwarded it (its
+// thread unblocks what it catches): the command, which starts with the
+// same mask, finds it pending, as it would have run directly. Signals the
+// Go runtime leaves blocked: SIGUSR1, SIGWINCH, SIGTSTP, a real-time one.
+func TestBlockedAtStartForwarded(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("perl"); err != nil {
+		t.Skip("perl is not installed")
+	}
+	for _, sig := range []syscall.Signal{unix.SIGUSR1, unix.SIGWINCH, unix.SIGTSTP, 40} {
+		n := strconv.Itoa(int(sig))
+		cmd := harness("--", "perl", "-e", pendingProbe, n)
+		cmd.Args = append([]string{"perl", "-e", blockWrapper, n, cmd.Path}, cmd.Args[1:]...)
+		perl, err := exec.LookPath("perl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path = perl
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		out := lines(stdout)
+		expectLine(t, out, "ready", sig, ": ")
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case l := <-out:
+			if l != "pending" {
+				t.Errorf("%v blocked at start: line %q, want %q", sig, l, "pending")
+			}
+		case <-time.After(10 * time.Second):
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			var pnd []string
+			for _, l := range strings.Split(string(st), "\n") {
+				if strings.HasPrefix(l, "ShdPnd:") || strings.HasPrefix(l, "SigBlk:") {
+					pnd = append(pnd, l)
+				}
+			}
+			t.Errorf("%v blocked at start, sent to the supervisor: not pending for the command within 10s (supervisor %s)", sig, strings.Join(pnd, ", "))
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+func init() { helpers["unprepare"] = unprepareHelper }
+
+// unprepareHelper prepares a run, sends itself the signal args[0] and
+// waits until it is caught, calls the run off (Unprepare) and exits 0 at
+// once.
+func unprepareHelper(args []string) int {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return 125
+	}
+	Prepare()
+	pending.mu.Lock()
+	ready, sigs := pending.ready, pending.sigs
+	pending.mu.Unlock()
+	<-ready
+	unix.Kill(os.Getpid(), syscall.Signal(n))
+	for len(sigs.c) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	Unprepare()
+	return 0
+}
+
+// TestUnprepareRaisesBeforeReturning: a signal caught for a run that
+// does not follow has met its default handling when Unprepare returns:
+// an exit right after it does not win (a kill(2) of the process may be
+// delivered on another thread, after the exit).
+func TestUnprepareRaisesBeforeReturning(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 20; i++ {
+		for _, sig := range []syscall.Signal{unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT} {
+			if inheritedIgnored(sig) {
+				continue
+			}
+			cmd := nstest.HelperCmd("unprepare", strconv.Itoa(int(sig)))
+			o := run(t, cmd)
+			if !o.ws.Signaled() || o.ws.Signal() != sig {
+				t.Fatalf("%v caught, then Unprepare and exit 0 (round %d): %s, want death by it", sig, i, o)
+			}
+		}
+	}
+}
+
+func init() { helpers["flood-early"] = floodEarlyHelper }
+
+// floodEarlyHelper prepares a run, sends its thread args[0] SIGWINCHes and
+// then a SIGTERM, waits until each has been handed on (or dropped), and
+// runs args[1:] under Run.
+func floodEarlyHelper(args []string) int {
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return 125
+	}
+	Prepare()
+	pending.mu.Lock()
+	ready := pending.ready
+	pending.mu.Unlock()
+	<-ready
+	// Directed at this thread, each is handled before tgkill returns: the
+	// kernel coalesces none of them.
+	runtime.LockOSThread()
+	for range n {
+		unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGWINCH)
+	}
+	unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGTERM)
+	runtime.UnlockOSThread()
+	if rawOn() {
+		// readRaw has handled every number before this marker.
+		var zero [4]byte
+		if _, err := unix.Write(int(rawWriteFd), zero[:]); err == nil {
+			<-raw.drained
+		}
+	}
+	path, err := LookPath(args[1], nil)
+	if err != nil {
+		return execFailure(err)
+	}
+	res, err := Run(Options{Path: path, Args: args[1:]})
+	if err != nil {
+		return execFailure(err)
+	}
+	Exit(res.Status)
+	return 125
+}
+
+// TestFloodBeforeStart: a SIGTERM that follows a flood of another signal
+// (a terminal resized again and again while ipcguard prepares the run)
+// reaches the command. The kernel keeps one of each standard signal
+// pending, and os/signal's queue is one bit per signal: a flood of one
+// never crowded out another. (The run's channel holds 256.)
+func TestFloodBeforeStart(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 300} {
+		// Were SIGTERM lost, sleep would exit 0 after its 30 s.
+		o := run(t, nstest.HelperCmd("flood-early", strconv.Itoa(n), "sleep", "30"))
+		if !o.ws.Signaled() || o.ws.Signal() != unix.SIGTERM {
+			t.Errorf("%d SIGWINCH, then SIGTERM before the start: %s, want the command killed by SIGTERM", n, o)
+		}
 	}
 }

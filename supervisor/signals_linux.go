@@ -155,8 +155,10 @@ func catch() *signals {
 // Unprepare undoes a Prepare that no Run followed (the command line asked
 // for something else, or was wrong): the signals are handled as they were
 // before it, and each one caught meanwhile is raised again, to meet that
-// handling as if it had arrived a moment later. Without a pending Prepare
-// it does nothing.
+// handling as if it had arrived a moment later, before Unprepare returns
+// (raiseAgain). Call it as soon as it is clear that no run follows,
+// before anything that may block (a message to a full pipe): until then,
+// signals wait. Without a pending Prepare it does nothing.
 func Unprepare() {
 	pending.mu.Lock()
 	s, ready := pending.sigs, pending.ready
@@ -172,13 +174,38 @@ func Unprepare() {
 	router.mu.Unlock()
 	signal.Stop(s.c)
 	signal.Stop(s.chld)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for {
 		select {
 		case sig := <-s.c:
-			unix.Kill(unix.Getpid(), sig.(syscall.Signal))
+			raiseAgain(sig.(syscall.Signal))
 		default:
 			return
 		}
+	}
+}
+
+// raiseAgain raises sig, caught for a run that does not follow, again, so
+// that it has met the handling it has now when raiseAgain returns: a kill(2)
+// of this process may be delivered on another thread after the caller has
+// exited. The caller must have locked the OS thread. A signal this
+// process started with blocked is blocked on every thread: it stays
+// pending, as it would have. Those of isFatalEarly are handled as route
+// handles them with no run (route would get them on its own goroutine,
+// later).
+func raiseAgain(sig syscall.Signal) {
+	switch {
+	case isFatalEarly(sig):
+		if !startState.Ignored.Has(sig) {
+			dieFrom(sig)
+		}
+	case startState.Blocked.Has(sig):
+		unix.Kill(unix.Getpid(), sig)
+	default:
+		// Directed at this thread, which does not block it, it is
+		// delivered before tgkill(2) returns.
+		unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
 	}
 }
 

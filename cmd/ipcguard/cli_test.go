@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ipcguard/ipcguard/internal/cmdline"
 	"github.com/ipcguard/ipcguard/internal/guard"
 	"github.com/ipcguard/ipcguard/ipcdiff"
+	"github.com/urfave/cli/v2"
 )
 
 func TestParseRunConfig(t *testing.T) {
@@ -87,5 +90,24 @@ func TestUsageErrorWording(t *testing.T) {
 		if ws.ExitStatus() != guard.ExitUsage || errb.String() != c.want {
 			t.Errorf("ipcguard %q: status %v, stderr %q, want %q", c.args, ws, errb.String(), c.want)
 		}
+	}
+}
+
+// TestRunValueOptions: cmdline.RunValueOptions, which the early guess of
+// a run (cmdline.IsGuardedRun) reads, names exactly the run options that
+// take a value.
+func TestRunValueOptions(t *testing.T) {
+	var want []string
+	for _, f := range runFlags {
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			continue
+		}
+		want = append(want, f.Names()...)
+	}
+	got := slices.Clone(cmdline.RunValueOptions)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("cmdline.RunValueOptions %q, the options of runFlags that take a value %q", got, want)
 	}
 }

@@ -284,3 +284,53 @@ wait $p; echo status=$?`
 		}
 	})
 }
+
+// TestSignalsWhenNoRunFollows (docs/supervisor.md, signals): command lines
+// with a "--" whose run never starts: a command that is not found, a
+// report file that cannot be written, a "--" that is an option's value
+// (then --help prints the help). A signal sent while ipcguard writes what
+// it has to say (blocked on a full pipe) ends it at once as its default
+// action would, as it did before the signals were caught from package
+// initialization: not later, not never (a caught signal raised again
+// with kill(2) may be delivered only after the exit).
+func TestSignalsWhenNoRunFollows(t *testing.T) {
+	inBothModes(t, func(t *testing.T, _ nstest.Mode) {
+		e := newEnv(t, "signals when no run follows")
+		for _, args := range [][]string{
+			{"--", "/nonexistent/command"},
+			{"--report", e.path("no/such/dir/r.json"), "--", "true"},
+			{"--report", "--", "--help"},
+		} {
+			for _, sig := range []syscall.Signal{unix.SIGTERM, unix.SIGQUIT} {
+				r, w := e.blockedStderr()
+				cmd := exec.Command(guardBin(), args...)
+				cmd.Env = e.baseEnv()
+				cmd.Stdout, cmd.Stderr = w, w
+				if err := cmd.Start(); err != nil {
+					e.fatalf("%v", err)
+				}
+				w.Close()
+				e.waitFor("ipcguard to block writing", 20*time.Second, func() bool { return inWrite(cmd.Process.Pid) })
+				unix.Kill(cmd.Process.Pid, sig)
+				exited := make(chan struct{})
+				go func() {
+					cmd.Wait()
+					close(exited)
+				}()
+				early := true
+				select {
+				case <-exited:
+				case <-time.After(20 * time.Second):
+					early = false
+				}
+				go io.Copy(io.Discard, r)
+				<-exited
+				r.Close()
+				ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+				if !early || !ws.Signaled() || ws.Signal() != sig {
+					e.errorf("ipcguard %q, %v while it writes: status %#x, ended while blocked %v; want death by it at once", args, unix.SignalName(sig), uint32(ws), early)
+				}
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ipcguard/ipcguard/internal/guard"
+	"github.com/ipcguard/ipcguard/supervisor"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,19 +24,27 @@ type config struct {
 // end with.
 func runGuarded(cfg config, stderr io.Writer) unix.WaitStatus {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "ipcguard: "+format+"\n", args...) }
+	// A run that does not start calls off the signals caught for it
+	// (package prestart) before saying why: a signal sent while that
+	// blocks is handled as if none had been caught.
 	sink, err := guard.OpenReportFile(cfg.report)
 	if err != nil {
+		supervisor.Unprepare()
 		logf("--report %v", err)
 		return guard.Exited(guard.ExitUsage)
 	}
 	msink, err := openMetrics(cfg.metrics)
 	if err != nil {
+		supervisor.Unprepare()
 		logf("%s", err)
 		return guard.Exited(guard.ExitUsage)
 	}
 	cfg.Env = commandEnv(os.Environ())
 	cfg.ListNew = sink != nil || msink != nil
 	rep, ws, err := guard.Run(cfg.Config, stderr)
+	// Once a run has started, its signals are the run's (this does
+	// nothing); otherwise the command did not start.
+	supervisor.Unprepare()
 	if err != nil {
 		logf("%s", guard.OneLine(err))
 	}

@@ -23,6 +23,14 @@ func TestIsGuardedRun(t *testing.T) {
 		{[]string{"ipcguard", "--version", "--", "make"}, false},
 		{[]string{"ipcguard", "--state-dir", "ls", "--", "make"}, false},
 		{[]string{"ipcguard", "--", "ipcguard", "ls"}, true},
+		// "--" as an option's value: what follows is options again.
+		{[]string{"ipcguard", "--report", "--", "--help"}, false},
+		{[]string{"ipcguard", "--state-dir", "--", "--sweep", "--", "make"}, false},
+		{[]string{"ipcguard", "-c", "--", "--version"}, false},
+		{[]string{"ipcguard", "run", "--grace", "--", "-h"}, false},
+		{[]string{"ipcguard", "--report=r.json", "--", "make"}, true},
+		{[]string{"ipcguard", "--dry-run", "--", "make"}, true},
+		{[]string{"ipcguard", "-q", "--strict", "--", "make"}, true},
 	} {
 		if got := IsGuardedRun(c.args); got != c.want {
 			t.Errorf("IsGuardedRun(%q) = %v, want %v", c.args, got, c.want)
