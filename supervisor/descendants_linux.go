@@ -239,6 +239,7 @@ func (s *supervision) hurried() bool {
 	for {
 		select {
 		case sig := <-s.sigs.c:
+			taken(sig)
 			switch sig {
 			case unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT:
 				hurry = true

@@ -198,22 +198,31 @@ func restoreRawLocked() {
 	raw.on = nil
 }
 
-// uninstallRaw gives the runtime back the signals installRaw took, and
-// returns once every number the handler wrote until then was handed on.
-func uninstallRaw() {
+// uninstallRaw gives the runtime back the signals installRaw took. It
+// returns a channel that is closed once every number the handler wrote
+// until then has been given to handOn (nil when nothing was installed):
+// the caller must keep taking from the run's channel until then.
+func uninstallRaw() <-chan struct{} {
 	raw.mu.Lock()
 	if len(raw.on) == 0 {
 		raw.mu.Unlock()
-		return
+		return nil
 	}
 	restoreRawLocked()
 	raw.mu.Unlock()
 	// The pipe is a queue: once the reader meets this marker (0 is no
 	// signal), it has handed on everything written before it.
+	done := make(chan struct{})
 	var zero [4]byte
-	if _, err := unix.Write(int(rawWriteFd), zero[:]); err == nil {
-		<-raw.drained
+	if _, err := unix.Write(int(rawWriteFd), zero[:]); err != nil {
+		close(done)
+		return done
 	}
+	go func() {
+		<-raw.drained
+		close(done)
+	}()
+	return done
 }
 
 // rawReinstall installs rawHandler again for sigs, those of rawSet that
@@ -238,9 +247,10 @@ func isRaw(sig syscall.Signal) bool {
 }
 
 // readRaw hands on the numbers rawHandler writes to f, in the order it
-// wrote them, as route does: to the run's channel while a run has one,
-// dropped once the run is over. A full channel drops it, as the kernel
-// drops a standard signal already pending.
+// wrote them (handOn): to the run's channel while a run has one, dropped
+// once the run is over. While the channel is full they wait in the pipe;
+// once the pipe is full (64 KiB, 16384 signals, pipe(7)) the handler
+// drops them.
 func readRaw(f *os.File) {
 	var b [256]byte // a multiple of 4: every write is 4 bytes, atomic
 	for {
@@ -254,15 +264,7 @@ func readRaw(f *os.File) {
 				raw.drained <- struct{}{}
 				continue
 			}
-			router.mu.Lock()
-			sink, drop := router.sink, router.drop
-			router.mu.Unlock()
-			if sink != nil && !drop {
-				select {
-				case sink <- sig:
-				default:
-				}
-			}
+			handOn(sig)
 		}
 	}
 }

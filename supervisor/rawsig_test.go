@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,21 +27,15 @@ func TestRawHandler(t *testing.T) {
 		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
 	}
 	sink := make(chan os.Signal, 16)
-	router.mu.Lock()
-	router.sink, router.drop = sink, false
-	router.mu.Unlock()
-	defer func() {
-		router.mu.Lock()
-		router.sink = nil
-		router.mu.Unlock()
-	}()
+	setRoute(sink, false)
+	defer setRoute(nil, false)
 	if !installRaw() {
 		t.Fatal("installRaw failed")
 	}
 	uninstalled := false
 	defer func() {
 		if !uninstalled {
-			uninstallRaw()
+			<-uninstallRaw()
 		}
 	}()
 
@@ -48,7 +43,10 @@ func TestRawHandler(t *testing.T) {
 	// on the way out of tgkill(2), before the next is sent. (Sent to the
 	// process, several pending at once would be taken lowest number
 	// first, signal(7).)
-	sent := []syscall.Signal{unix.SIGUSR2, 40, unix.SIGWINCH, unix.SIGUSR1, 35, unix.SIGUSR2}
+	// A real-time signal queues, each one (40 twice); a repeated
+	// standard one merges with the one not yet taken (see
+	// TestRawMergesStandard).
+	sent := []syscall.Signal{unix.SIGUSR2, 40, unix.SIGWINCH, unix.SIGUSR1, 35, 40}
 	runtime.LockOSThread()
 	for _, sig := range sent {
 		if err := unix.Tgkill(os.Getpid(), unix.Gettid(), sig); err != nil {
@@ -59,6 +57,7 @@ func TestRawHandler(t *testing.T) {
 	for i, want := range sent {
 		select {
 		case got := <-sink:
+			taken(got)
 			if got != want {
 				t.Fatalf("signal %d: got %v, want %v (sent %v)", i, got, want, sent)
 			}
@@ -82,7 +81,7 @@ func TestRawHandler(t *testing.T) {
 		t.Fatal("a nil dereference did not panic within 10s: the fault is not the runtime's")
 	}
 
-	uninstallRaw()
+	<-uninstallRaw()
 	uninstalled = true
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, unix.SIGUSR1)
@@ -275,6 +274,103 @@ func TestFloodBeforeStart(t *testing.T) {
 		o := run(t, nstest.HelperCmd("flood-early", strconv.Itoa(n), "sleep", "30"))
 		if !o.ws.Signaled() || o.ws.Signal() != unix.SIGTERM {
 			t.Errorf("%d SIGWINCH, then SIGTERM before the start: %s, want the command killed by SIGTERM", n, o)
+		}
+	}
+}
+
+// TestRawMergesStandard: a standard signal repeated before the run has
+// taken it from its channel merges with it, as the kernel merges a
+// pending one; a real-time signal queues, each one; once taken, the
+// standard signal is handed on again.
+func TestRawMergesStandard(t *testing.T) {
+	if !haveRaw {
+		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
+	}
+	sink := make(chan os.Signal, 16)
+	setRoute(sink, false)
+	defer setRoute(nil, false)
+	got := func(sent ...syscall.Signal) []os.Signal {
+		t.Helper()
+		if !installRaw() {
+			t.Fatal("installRaw failed")
+		}
+		runtime.LockOSThread()
+		for _, sig := range sent {
+			if err := unix.Tgkill(os.Getpid(), unix.Gettid(), sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.UnlockOSThread()
+		<-uninstallRaw() // all handed on
+		var out []os.Signal
+		for {
+			select {
+			case sig := <-sink:
+				out = append(out, sig)
+				continue
+			default:
+			}
+			return out
+		}
+	}
+	first := got(unix.SIGUSR1, unix.SIGUSR1, 40, 40, unix.SIGUSR1)
+	if want := []os.Signal{unix.SIGUSR1, syscall.Signal(40), syscall.Signal(40)}; !slices.Equal(first, want) {
+		t.Fatalf("got %v, want %v", first, want)
+	}
+	// Not taken yet: merged.
+	if again := got(unix.SIGUSR1); len(again) != 0 {
+		t.Fatalf("SIGUSR1 not taken yet, sent again: got %v, want it merged", again)
+	}
+	taken(unix.SIGUSR1)
+	if again := got(unix.SIGUSR1); !slices.Equal(again, []os.Signal{unix.SIGUSR1}) {
+		t.Fatalf("SIGUSR1 taken, sent again: got %v, want it handed on", again)
+	}
+	taken(unix.SIGUSR1)
+}
+
+// TestRawFloodWaits: more signals than the run's channel holds wait,
+// in order, until it is read: a flood of a real-time signal (which never
+// merges) does not crowd out the SIGTERM sent after it.
+func TestRawFloodWaits(t *testing.T) {
+	if !haveRaw {
+		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
+	}
+	sink := make(chan os.Signal, 8)
+	setRoute(sink, false)
+	defer setRoute(nil, false)
+	if !installRaw() {
+		t.Fatal("installRaw failed")
+	}
+	const n = 100
+	runtime.LockOSThread()
+	for range n {
+		unix.Tgkill(os.Getpid(), unix.Gettid(), 40)
+	}
+	unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGTERM)
+	runtime.UnlockOSThread()
+	done := uninstallRaw()
+	var got []os.Signal
+	take := func(sig os.Signal) {
+		taken(sig)
+		got = append(got, sig)
+	}
+	for done != nil {
+		select {
+		case sig := <-sink:
+			take(sig)
+		case <-done:
+			done = nil
+		}
+	}
+	for len(sink) > 0 {
+		take(<-sink)
+	}
+	if len(got) != n+1 || got[n] != unix.SIGTERM {
+		t.Fatalf("got %d signals, last %v; want %d of signal 40, then SIGTERM", len(got), got[len(got)-1], n)
+	}
+	for _, sig := range got[:n] {
+		if sig != syscall.Signal(40) {
+			t.Fatalf("got %v among the signals 40", sig)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -29,6 +30,64 @@ var router struct {
 	c    chan os.Signal // where os/signal delivers them (sigstart.Fatal)
 	sink chan os.Signal // the run's forwarding channel; nil before Prepare
 	drop bool           // the run is over: drop
+	// changed is closed, and made anew, when sink or drop change
+	// (setRoute): it wakes a handOn waiting for room in the old sink.
+	changed chan struct{}
+}
+
+// setRoute points the router at sink (nil: none) and drop.
+func setRoute(sink chan os.Signal, drop bool) {
+	router.mu.Lock()
+	defer router.mu.Unlock()
+	router.sink, router.drop = sink, drop
+	if router.changed != nil {
+		close(router.changed)
+	}
+	router.changed = make(chan struct{})
+}
+
+// queued has bit n-1 set while the standard signal n (1..31) that handOn
+// gave the run's channel has not been taken from it (signals.taken): a
+// repeat meanwhile merges with it, as the kernel merges a pending
+// standard signal with itself (signal(7)), so that a flood of one signal
+// never crowds another out of the channel. Real-time signals queue, each
+// one, as the kernel queues them.
+var queued atomic.Uint32
+
+// handOn gives sig to the run's channel in the order handOn is called,
+// waiting while the channel is full (the callers' own queues, the pipe of
+// rawHandler and os/signal's, hold what comes meanwhile). With no run's
+// channel, or once the run is over, sig is dropped.
+func handOn(sig os.Signal) {
+	var bit uint32
+	if n, ok := sig.(syscall.Signal); ok && n >= 1 && n <= 31 {
+		bit = 1 << (n - 1)
+		if queued.Or(bit)&bit != 0 {
+			return
+		}
+	}
+	for {
+		router.mu.Lock()
+		sink, drop, changed := router.sink, router.drop, router.changed
+		router.mu.Unlock()
+		if sink == nil || drop {
+			queued.And(^bit)
+			return
+		}
+		select {
+		case sink <- sig:
+			return
+		case <-changed:
+		}
+	}
+}
+
+// taken tells handOn that sig left the run's channel: a repeat of it is
+// queued again. Every reader of the channel calls it.
+func taken(sig os.Signal) {
+	if n, ok := sig.(syscall.Signal); ok && n >= 1 && n <= 31 {
+		queued.And(^uint32(1 << (n - 1)))
+	}
 }
 
 func init() {
@@ -44,10 +103,7 @@ func route() {
 		switch {
 		case drop:
 		case sink != nil:
-			select {
-			case sink <- sig:
-			default: // full: as dropped as a standard signal already pending
-			}
+			handOn(sig)
 		case startState.Ignored.Has(sig.(syscall.Signal)):
 			// This process started with it ignored: so does the signal.
 		default:
@@ -168,21 +224,35 @@ func Unprepare() {
 		return
 	}
 	<-ready
-	uninstallRaw()
-	router.mu.Lock()
-	router.sink = nil
-	router.mu.Unlock()
+	// What rawHandler wrote before it was uninstalled reaches s.c (the
+	// reader may be waiting for room in it) before drained is closed.
+	var again []syscall.Signal
+	for drained := uninstallRaw(); drained != nil; {
+		select {
+		case sig := <-s.c:
+			taken(sig)
+			again = append(again, sig.(syscall.Signal))
+		case <-drained:
+			drained = nil
+		}
+	}
+	setRoute(nil, false)
 	signal.Stop(s.c)
 	signal.Stop(s.chld)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	for {
 		select {
 		case sig := <-s.c:
-			raiseAgain(sig.(syscall.Signal))
+			taken(sig)
+			again = append(again, sig.(syscall.Signal))
+			continue
 		default:
-			return
 		}
+		break
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, sig := range again {
+		raiseAgain(sig)
 	}
 }
 
@@ -213,9 +283,7 @@ func raiseAgain(sig syscall.Signal) {
 // signals to it.
 func newSignals() *signals {
 	s := &signals{c: make(chan os.Signal, 256), chld: make(chan os.Signal, 1)}
-	router.mu.Lock()
-	router.sink, router.drop = s.c, false
-	router.mu.Unlock()
+	setRoute(s.c, false)
 	return s
 }
 
@@ -249,9 +317,7 @@ func (s *signals) stop() {
 			}
 		}()
 	})
-	router.mu.Lock()
-	router.sink, router.drop = nil, true
-	router.mu.Unlock()
+	setRoute(nil, true)
 	// signal.Stop waits for os/signal's delivery to go idle
 	// (runtime.signalWaitUntilIdle), and for SIGCHLD, no longer wanted,
 	// for a round trip to the runtime's signal thread: a third of a

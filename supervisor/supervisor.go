@@ -375,6 +375,7 @@ func (s *supervision) wait() {
 		case <-s.sigs.chld:
 			s.reap()
 		case sig := <-s.sigs.c:
+			taken(sig)
 			s.forward(sig.(syscall.Signal))
 			if s.killAfter > 0 && budget == nil && terminating(sig.(syscall.Signal)) {
 				budget = time.After(s.killAfter)
@@ -464,6 +465,7 @@ func (s *supervision) waitDescendants() {
 		select {
 		case <-s.sigs.chld:
 		case sig := <-s.sigs.c:
+			taken(sig)
 			s.forward(sig.(syscall.Signal))
 		}
 	}
