@@ -29,11 +29,16 @@ import (
 // rawSet), SIGCHLD, SIGURG, SIGPROF and the signals it answers with a
 // goroutine dump.
 //
-// A forked child gets the signals' default handling back as before: the
-// runtime resets every signal it installed a handler for at start to
-// SIG_DFL in the child (runtime.clearSignalHandlers, by handlingSig, which
-// rt_sigaction behind its back leaves as it was), and execve(2) resets
-// caught signals anyway.
+// The command gets every caught signal's default handling back from
+// execve(2), which resets caught signals. Between the fork and the exec
+// the child resets only the signals the runtime installed a handler for
+// at start (runtime.clearSignalHandlers, by handlingSig, which
+// rt_sigaction behind its back leaves as it was): not SIGTSTP, SIGTTIN,
+// SIGTTOU and SIGCONT, nor SIGHUP and SIGINT ignored at start. One of
+// those that reaches the child in that moment runs rawHandler there (the
+// child shares this process's memory until the exec, and has the pipe)
+// and is forwarded to the command once it runs, instead of acting on the
+// child at once.
 
 // Flags of struct sigaction (asm-generic/signal-defs.h, x86 signal.h).
 const (

@@ -240,7 +240,9 @@ const parallelRemovals = 256
 // over up to four threads, one per CPU: the re-check of a semaphore set
 // reads each semaphore's pid and waiters with one semctl(2) each, and the
 // kernel runs those side by side (ipc/sem.c takes the set's own lock);
-// only IPC_RMID takes the namespace's lock of its type for writing.
+// only IPC_RMID takes the namespace's lock of its type for writing. Every
+// thread of this process is in the same IPC namespace (ipcguard never
+// calls setns(2)): the spread threads act where the caller's would.
 func removeAll(fs ipcdiff.FS, ds []ipcdiff.Decision) []removal {
 	outs := make([]removal, len(ds))
 	todo := make([]int, 0, len(ds))
