@@ -2,12 +2,10 @@ package guard
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/ipcguard/ipcguard/internal/spread"
 	"github.com/ipcguard/ipcguard/ipcdiff"
 	"github.com/ipcguard/ipcguard/supervisor"
 )
@@ -251,28 +249,10 @@ func removeAll(fs ipcdiff.FS, ds []ipcdiff.Decision) []removal {
 			todo = append(todo, i)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), 4, len(todo)/(parallelRemovals/4))
-	if len(todo) < parallelRemovals || workers < 2 {
-		for _, i := range todo {
-			outs[i].action, outs[i].errText = removeOne(fs, ds[i])
-		}
-		return outs
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				n := int(next.Add(1)) - 1
-				if n >= len(todo) {
-					return
-				}
-				i := todo[n]
-				outs[i].action, outs[i].errText = removeOne(fs, ds[i])
-			}
-		})
-	}
-	wg.Wait()
+	spread.Each(len(todo), parallelRemovals, 4, func(n int) {
+		i := todo[n]
+		outs[i].action, outs[i].errText = removeOne(fs, ds[i])
+	})
 	return outs
 }
 
