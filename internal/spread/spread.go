@@ -1,8 +1,10 @@
 // Package spread runs independent steps on a few threads at once: the
-// re-checks and removals of many IPC objects, the reading of many
-// semaphore sets. Each step is a few system calls on one object, and the
-// kernel runs those for different objects side by side (ipc/sem.c and
-// ipc/shm.c lock the object, not the namespace, for them).
+// re-checks and removals of many IPC objects. Each step is a few system
+// calls on one object, and the kernel runs those for different objects
+// side by side (ipc/sem.c and ipc/shm.c lock the object, not the
+// namespace, for them). The threads must all be in the IPC namespace the
+// steps mean: a caller on a thread of its own namespace (setns(2)) must
+// not spread.
 package spread
 
 import (
