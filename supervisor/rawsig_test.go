@@ -177,6 +177,17 @@ func TestBlockedAtStartForwarded(t *testing.T) {
 	}
 }
 
+// prepared prepares a run (Prepare) and returns its signals once they are
+// caught.
+func prepared() *signals {
+	Prepare()
+	pending.mu.Lock()
+	ready, sigs := pending.ready, pending.sigs
+	pending.mu.Unlock()
+	<-ready
+	return sigs
+}
+
 func init() { helpers["unprepare"] = unprepareHelper }
 
 // unprepareHelper prepares a run, sends itself the signal args[0] and
@@ -187,11 +198,7 @@ func unprepareHelper(args []string) int {
 	if err != nil {
 		return 125
 	}
-	Prepare()
-	pending.mu.Lock()
-	ready, sigs := pending.ready, pending.sigs
-	pending.mu.Unlock()
-	<-ready
+	sigs := prepared()
 	unix.Kill(os.Getpid(), syscall.Signal(n))
 	for len(sigs.c) == 0 {
 		time.Sleep(time.Millisecond)
@@ -230,11 +237,7 @@ func floodEarlyHelper(args []string) int {
 	if err != nil {
 		return 125
 	}
-	Prepare()
-	pending.mu.Lock()
-	ready := pending.ready
-	pending.mu.Unlock()
-	<-ready
+	prepared()
 	// Directed at this thread, each is handled before tgkill returns: the
 	// kernel coalesces none of them.
 	runtime.LockOSThread()
