@@ -54,6 +54,10 @@ type Options struct {
 
 	// Started is called right after the command started (journal).
 	Started func(pid int, at time.Time)
+	// Exited is called right after the command was reaped, with its
+	// status, before Run ends leftover descendants or waits for them; may
+	// be nil.
+	Exited func(ws unix.WaitStatus)
 	// Joined is called as tree members are learned (journal); may be nil.
 	Joined func(pid int, at time.Time)
 	// Left is called as members' exits are seen (journal); may be nil.

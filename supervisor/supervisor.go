@@ -199,6 +199,9 @@ func Run(opts Options) (*Result, error) {
 	s := &supervision{pid: st.pid, sigs: sigs, tty: tty, handed: attr.Sys.Foreground, logf: opts.Logf,
 		killAfter: opts.KillAfter, waitAll: opts.WaitDescendants}
 	s.wait()
+	if opts.Exited != nil {
+		opts.Exited(s.ws)
+	}
 	res := &Result{Pid: st.pid, Status: s.ws, Started: st.at, Ended: s.ended, KilledAfter: s.killedAfter, ForkTid: st.tid}
 	s.reclaimTerminal()
 	var leftover []member

@@ -187,6 +187,16 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 			return clean && Failed(ws) && !cfg.LeaveDescendants && haveBefore
 		},
 		Logf: func(format string, args ...any) { logf(format, args...) },
+		// A run that will not clean up needs no record of the POSIX
+		// names made after the command: their watchers stop at once,
+		// so that the grace period their close waits for (posixRun.close)
+		// passes while the run ends. Without those records a sweep
+		// keeps what a leftover descendant makes meanwhile.
+		Exited: func(ws unix.WaitStatus) {
+			if clean, _ := WantCleanup(cfg.On, ws); !clean && !cfg.WaitDescendants {
+				px.stop()
+			}
+		},
 	}
 	if jr != nil {
 		opts.Started = func(pid int, at time.Time) {
@@ -270,7 +280,8 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 			warn("removing the run journal: %v", err)
 		}
 	}
-	// Not before: the journal records their creations until it is gone.
+	// Not before: the journal records their creations until it is gone
+	// (but see Exited above).
 	px.stop()
 	return rep, res.Status, nil
 }
