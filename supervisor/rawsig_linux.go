@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -255,7 +256,10 @@ func isRaw(sig syscall.Signal) bool {
 // wrote them (handOn): to the run's channel while a run has one, dropped
 // once the run is over. While the channel is full they wait in the pipe;
 // once the pipe is full (64 KiB, 16384 signals, pipe(7)) the handler
-// drops them.
+// drops real-time signals and marks standard ones in rawOverflow, which
+// readRaw hands on after each read (takeOverflow): later than the numbers
+// read before them, as the kernel, too, delivers the pending standard
+// signals of a process before its real-time ones (signal(7)).
 func readRaw(f *os.File) {
 	var b [256]byte // a multiple of 4: every write is 4 bytes, atomic
 	for {
@@ -265,11 +269,31 @@ func readRaw(f *os.File) {
 		}
 		for i := 0; i+4 <= n; i += 4 {
 			sig := syscall.Signal(binary.NativeEndian.Uint32(b[i:]))
-			if sig == 0 {
+			switch {
+			case sig == 0:
+				takeOverflow()
 				raw.drained <- struct{}{}
-				continue
+			case sig == rawWake:
+			default:
+				handOn(sig)
 			}
-			handOn(sig)
 		}
+		takeOverflow()
+	}
+}
+
+// rawWake is the word rawHandler writes after marking a standard signal
+// in rawOverflow: no signal, it only makes readRaw read again.
+const rawWake = syscall.Signal(0xffffffff)
+
+// takeOverflow hands on the standard signals rawHandler marked in
+// rawOverflow, lowest number first.
+func takeOverflow() {
+	bits := atomic.SwapUint32(&rawOverflow, 0)
+	for n := 1; bits != 0; n++ {
+		if bits&1 != 0 {
+			handOn(syscall.Signal(n))
+		}
+		bits >>= 1
 	}
 }

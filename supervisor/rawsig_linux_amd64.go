@@ -8,6 +8,11 @@ const haveRaw = true
 // the handler is installed, never changed after.
 var rawWriteFd int64 = -1
 
+// rawOverflow has bit n-1 set when rawHandler found the pipe full for the
+// standard signal n (1..31): readRaw hands it on (takeOverflow). Written
+// by the handler with a locked OR, read with atomic operations.
+var rawOverflow uint32
+
 func rawHandler()
 func rawRestorer()
 

@@ -8,4 +8,6 @@ const haveRaw = false
 
 var rawWriteFd int64 = -1
 
+var rawOverflow uint32
+
 func rawAddrs() (handler, restorer uintptr) { return 0, 0 }

@@ -35,11 +35,15 @@ var router struct {
 	changed chan struct{}
 }
 
-// setRoute points the router at sink (nil: none) and drop.
+// setRoute points the router at sink (nil: none) and drop. The marks of
+// queued were the old sink's: what it still holds is never taken (the run
+// is over, or was called off), and a signal handed on from now on queues
+// anew.
 func setRoute(sink chan os.Signal, drop bool) {
 	router.mu.Lock()
 	defer router.mu.Unlock()
 	router.sink, router.drop = sink, drop
+	queued.Store(0)
 	if router.changed != nil {
 		close(router.changed)
 	}
@@ -47,7 +51,8 @@ func setRoute(sink chan os.Signal, drop bool) {
 }
 
 // queued has bit n-1 set while the standard signal n (1..31) that handOn
-// gave the run's channel has not been taken from it (signals.taken): a
+// gave the run's channel has not been taken from it (taken; setRoute
+// clears every bit when the channel changes): a
 // repeat meanwhile merges with it, as the kernel merges a pending
 // standard signal with itself (signal(7)), so that a flood of one signal
 // never crowds another out of the channel. Real-time signals queue, each
