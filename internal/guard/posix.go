@@ -171,6 +171,29 @@ func (pr *posixRun) stop() {
 	pr.stopAt = time.Now()
 }
 
+// stopEarly stops the creation watchers before the run ends and records
+// in jr (nil: none) that their record ends now, as a watcher that lost
+// events does: a sweep must not take the creations they did not see for
+// none. A name made again after the stop would otherwise show the tree's
+// creation as its last one to a sweep that judges by names.
+func (pr *posixRun) stopEarly(jr *journal.Journal) {
+	if pr == nil || pr.stopped {
+		return
+	}
+	pr.stop()
+	if jr == nil {
+		return
+	}
+	for _, w := range pr.watches {
+		if w.w.PidsHidden() {
+			continue
+		}
+		for t := range w.types.All() {
+			jr.Lost(t)
+		}
+	}
+}
+
 // close stops the creation watchers if stop was not called and releases
 // them.
 func (pr *posixRun) close() {

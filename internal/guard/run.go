@@ -190,11 +190,12 @@ func Run(cfg Config, log io.Writer) (*Report, unix.WaitStatus, error) {
 		// A run that will not clean up needs no record of the POSIX
 		// names made after the command: their watchers stop at once,
 		// so that the grace period their close waits for (posixRun.close)
-		// passes while the run ends. Without those records a sweep
-		// keeps what a leftover descendant makes meanwhile.
+		// passes while the run ends. The journal says their record
+		// ends there (as lost): a sweep, should ipcguard die before it
+		// removes the journal, then removes no POSIX object of theirs.
 		Exited: func(ws unix.WaitStatus) {
 			if clean, _ := WantCleanup(cfg.On, ws); !clean && !cfg.WaitDescendants {
-				px.stop()
+				px.stopEarly(jr)
 			}
 		},
 	}
