@@ -61,14 +61,16 @@ var queued atomic.Uint32
 
 // handOn gives sig to the run's channel in the order handOn is called,
 // waiting while the channel is full (the callers' own queues, the pipe of
-// rawHandler and os/signal's, hold what comes meanwhile). With no run's
-// channel, or once the run is over, sig is dropped.
-func handOn(sig os.Signal) {
+// rawHandler and os/signal's, hold what comes meanwhile). Once the run is
+// over, sig is dropped; with no run's channel (none yet, or the run was
+// called off meanwhile: Unprepare) it is dropped too, and handled is
+// false, for route to handle it as with no run.
+func handOn(sig os.Signal) (handled bool) {
 	var bit uint32
 	if n, ok := sig.(syscall.Signal); ok && n >= 1 && n <= 31 {
 		bit = 1 << (n - 1)
 		if queued.Or(bit)&bit != 0 {
-			return
+			return true
 		}
 	}
 	for {
@@ -77,11 +79,11 @@ func handOn(sig os.Signal) {
 		router.mu.Unlock()
 		if sink == nil || drop {
 			queued.And(^bit)
-			return
+			return drop
 		}
 		select {
 		case sink <- sig:
-			return
+			return true
 		case <-changed:
 		}
 	}
@@ -107,8 +109,7 @@ func route() {
 		router.mu.Unlock()
 		switch {
 		case drop:
-		case sink != nil:
-			handOn(sig)
+		case sink != nil && handOn(sig):
 		case startState.Ignored.Has(sig.(syscall.Signal)):
 			// This process started with it ignored: so does the signal.
 		default:
