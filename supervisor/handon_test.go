@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"os"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -19,22 +18,9 @@ import (
 // the SIGTERM must reach the run. Real-time signals past the pipe's room
 // may be dropped, as the kernel refuses them past RLIMIT_SIGPENDING.
 func TestRawOverflowKeepsStandard(t *testing.T) {
-	if !haveRaw {
-		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
-	}
-	sink := make(chan os.Signal, 8)
-	setRoute(sink, false)
-	defer setRoute(nil, false)
-	if !installRaw() {
-		t.Fatal("installRaw failed")
-	}
+	sink := rawRun(t, 8, true)
 	const n = 17000 // more than the pipe and the channel hold
-	runtime.LockOSThread()
-	for range n {
-		unix.Tgkill(os.Getpid(), unix.Gettid(), 40)
-	}
-	unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGTERM)
-	runtime.UnlockOSThread()
+	toThread(t, append(repeat(40, n), unix.SIGTERM)...)
 
 	// The run reads its channel from now on.
 	got := map[os.Signal]int{}

@@ -23,15 +23,7 @@ import (
 // dereference panics, it does not re-run forever); once uninstalled,
 // os/signal catches the signals again.
 func TestRawHandler(t *testing.T) {
-	if !haveRaw {
-		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
-	}
-	sink := make(chan os.Signal, 16)
-	setRoute(sink, false)
-	defer setRoute(nil, false)
-	if !installRaw() {
-		t.Fatal("installRaw failed")
-	}
+	sink := rawRun(t, 16, true)
 	uninstalled := false
 	defer func() {
 		if !uninstalled {
@@ -39,21 +31,11 @@ func TestRawHandler(t *testing.T) {
 		}
 	}()
 
-	// Each is sent to this thread, which has them unblocked: it is handled
-	// on the way out of tgkill(2), before the next is sent. (Sent to the
-	// process, several pending at once would be taken lowest number
-	// first, signal(7).)
-	// A real-time signal queues, each one (40 twice); a repeated
-	// standard one merges with the one not yet taken (see
-	// TestRawMergesStandard).
+	// Sent to this thread, one after the other (toThread). A real-time
+	// signal queues, each one (40 twice); a repeated standard one merges
+	// with the one not yet taken (see TestRawMergesStandard).
 	sent := []syscall.Signal{unix.SIGUSR2, 40, unix.SIGWINCH, unix.SIGUSR1, 35, 40}
-	runtime.LockOSThread()
-	for _, sig := range sent {
-		if err := unix.Tgkill(os.Getpid(), unix.Gettid(), sig); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runtime.UnlockOSThread()
+	toThread(t, sent...)
 	for i, want := range sent {
 		select {
 		case got := <-sink:
@@ -287,24 +269,13 @@ func TestFloodBeforeStart(t *testing.T) {
 // pending one; a real-time signal queues, each one; once taken, the
 // standard signal is handed on again.
 func TestRawMergesStandard(t *testing.T) {
-	if !haveRaw {
-		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
-	}
-	sink := make(chan os.Signal, 16)
-	setRoute(sink, false)
-	defer setRoute(nil, false)
+	sink := rawRun(t, 16, false)
 	got := func(sent ...syscall.Signal) []os.Signal {
 		t.Helper()
 		if !installRaw() {
 			t.Fatal("installRaw failed")
 		}
-		runtime.LockOSThread()
-		for _, sig := range sent {
-			if err := unix.Tgkill(os.Getpid(), unix.Gettid(), sig); err != nil {
-				t.Fatal(err)
-			}
-		}
-		runtime.UnlockOSThread()
+		toThread(t, sent...)
 		<-uninstallRaw() // all handed on
 		var out []os.Signal
 		for {
@@ -336,22 +307,9 @@ func TestRawMergesStandard(t *testing.T) {
 // in order, until it is read: a flood of a real-time signal (which never
 // merges) does not crowd out the SIGTERM sent after it.
 func TestRawFloodWaits(t *testing.T) {
-	if !haveRaw {
-		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
-	}
-	sink := make(chan os.Signal, 8)
-	setRoute(sink, false)
-	defer setRoute(nil, false)
-	if !installRaw() {
-		t.Fatal("installRaw failed")
-	}
+	sink := rawRun(t, 8, true)
 	const n = 100
-	runtime.LockOSThread()
-	for range n {
-		unix.Tgkill(os.Getpid(), unix.Gettid(), 40)
-	}
-	unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGTERM)
-	runtime.UnlockOSThread()
+	toThread(t, append(repeat(40, n), unix.SIGTERM)...)
 	done := uninstallRaw()
 	var got []os.Signal
 	take := func(sig os.Signal) {
@@ -377,4 +335,45 @@ func TestRawFloodWaits(t *testing.T) {
 			t.Fatalf("got %v among the signals 40", sig)
 		}
 	}
+}
+
+// rawRun skips without rawHandler, points the router at a new channel of
+// size n for the test's life, and installs rawHandler (unless install is
+// false: the caller installs it).
+func rawRun(t *testing.T, n int, install bool) chan os.Signal {
+	t.Helper()
+	if !haveRaw {
+		t.Skip("no rawHandler for this architecture: os/signal catches every signal")
+	}
+	sink := make(chan os.Signal, n)
+	setRoute(sink, false)
+	t.Cleanup(func() { setRoute(nil, false) })
+	if install && !installRaw() {
+		t.Fatal("installRaw failed")
+	}
+	return sink
+}
+
+// toThread sends sigs, in order, to the calling thread, which has them
+// unblocked: each is handled on the way out of tgkill(2), before the next
+// is sent (sent to the process, several pending at once would be taken
+// lowest number first, signal(7)).
+func toThread(t *testing.T, sigs ...syscall.Signal) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, sig := range sigs {
+		if err := unix.Tgkill(os.Getpid(), unix.Gettid(), sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// repeat is n times sig.
+func repeat(sig syscall.Signal, n int) []syscall.Signal {
+	out := make([]syscall.Signal, n)
+	for i := range out {
+		out[i] = sig
+	}
+	return out
 }
