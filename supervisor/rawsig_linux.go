@@ -152,12 +152,13 @@ func installRaw() bool {
 // same reason. A thread that forks the command sets its own mask
 // (setStartMask): the command still starts with them blocked.
 func unblockRawLocked() {
-	var set unix.Sigset_t
+	var blocked []syscall.Signal
 	for _, sig := range raw.on {
 		if startState.Blocked.Has(sig) {
-			set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+			blocked = append(blocked, sig)
 		}
 	}
+	set := sigset(blocked...)
 	if set == (unix.Sigset_t{}) {
 		return
 	}
@@ -244,12 +245,7 @@ func rawReinstall(sigs []syscall.Signal) {
 func isRaw(sig syscall.Signal) bool {
 	raw.mu.Lock()
 	defer raw.mu.Unlock()
-	for _, s := range raw.on {
-		if s == sig {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(raw.on, sig)
 }
 
 // readRaw hands on the numbers rawHandler writes to f, in the order it

@@ -66,12 +66,9 @@ var queued atomic.Uint32
 // called off meanwhile: Unprepare) it is dropped too, and handled is
 // false, for route to handle it as with no run.
 func handOn(sig os.Signal) (handled bool) {
-	var bit uint32
-	if n, ok := sig.(syscall.Signal); ok && n >= 1 && n <= 31 {
-		bit = 1 << (n - 1)
-		if queued.Or(bit)&bit != 0 {
-			return true
-		}
+	bit := standardBit(sig)
+	if bit != 0 && queued.Or(bit)&bit != 0 {
+		return true
 	}
 	for {
 		router.mu.Lock()
@@ -91,10 +88,24 @@ func handOn(sig os.Signal) (handled bool) {
 
 // taken tells handOn that sig left the run's channel: a repeat of it is
 // queued again. Every reader of the channel calls it.
-func taken(sig os.Signal) {
+func taken(sig os.Signal) { queued.And(^standardBit(sig)) }
+
+// standardBit is sig's bit in queued: bit n-1 for a standard signal n
+// (1..31), 0 for a real-time one.
+func standardBit(sig os.Signal) uint32 {
 	if n, ok := sig.(syscall.Signal); ok && n >= 1 && n <= 31 {
-		queued.And(^uint32(1 << (n - 1)))
+		return 1 << (n - 1)
 	}
+	return 0
+}
+
+// sigset is the kernel signal set (rt_sigprocmask(2)) of sigs.
+func sigset(sigs ...syscall.Signal) unix.Sigset_t {
+	var set unix.Sigset_t
+	for _, sig := range sigs {
+		set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+	}
+	return set
 }
 
 func init() {
@@ -233,11 +244,14 @@ func Unprepare() {
 	// What rawHandler wrote before it was uninstalled reaches s.c (the
 	// reader may be waiting for room in it) before drained is closed.
 	var again []syscall.Signal
+	take := func(sig os.Signal) {
+		taken(sig)
+		again = append(again, sig.(syscall.Signal))
+	}
 	for drained := uninstallRaw(); drained != nil; {
 		select {
 		case sig := <-s.c:
-			taken(sig)
-			again = append(again, sig.(syscall.Signal))
+			take(sig)
 		case <-drained:
 			drained = nil
 		}
@@ -245,15 +259,8 @@ func Unprepare() {
 	setRoute(nil, false)
 	signal.Stop(s.c)
 	signal.Stop(s.chld)
-	for {
-		select {
-		case sig := <-s.c:
-			taken(sig)
-			again = append(again, sig.(syscall.Signal))
-			continue
-		default:
-		}
-		break
+	for len(s.c) > 0 {
+		take(<-s.c)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -452,8 +459,7 @@ func restoreAction(sig syscall.Signal, act kernelSigaction) {
 // death) takes effect before the syscall returns: a stop holds the
 // thread until the process is continued.
 func raiseDefault(sig syscall.Signal) {
-	var set, old unix.Sigset_t
-	set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+	set, old := sigset(sig), unix.Sigset_t{}
 	unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, &old)
 	unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
 	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
