@@ -1,6 +1,9 @@
 package cmdline
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // notRun are the words that make ipcguard do something other than a
 // guarded run, and the options that print and exit or sweep first.
@@ -23,13 +26,7 @@ func takesValue(a string) bool {
 	if !ok || strings.Contains(name, "=") {
 		return false
 	}
-	name = strings.TrimPrefix(name, "-")
-	for _, o := range RunValueOptions {
-		if o == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(RunValueOptions, strings.TrimPrefix(name, "-"))
 }
 
 // IsGuardedRun reports whether args (os.Args) surely ask for a guarded run
