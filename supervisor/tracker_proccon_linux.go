@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,7 +87,12 @@ func (t *procConTracker) open() error {
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
 	unix.ClockGettime(unix.CLOCK_REALTIME, &real)
 	t.off = real.Nano() - mono.Nano()
-	const seq = 1
+	// The kernel multicasts its answer to every listener of the group
+	// (drivers/connector/cn_proc.c, cn_proc_ack), and ignores our request
+	// without a word outside the initial namespaces: the answer to another
+	// process's request must not pass for ours. A sequence number of our
+	// own tells them apart (its answer carries seq+1).
+	seq := rand.Uint32()>>1 | 1
 	if err := t.send(seq, procCnMcastListen); err != nil {
 		return fmt.Errorf("proc connector listen: %w", err)
 	}
